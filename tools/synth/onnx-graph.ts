@@ -36,16 +36,10 @@ interface LazyInitializer {
   data: () => TensorData;
 }
 
-function valueInfo(name: string, elemType: number, dims: Dim[]): onnx.IValueInfoProto {
-  return {
-    name,
-    type: {
-      tensorType: {
-        elemType,
-        shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) },
-      },
-    },
-  };
+/** `dims: null` leaves the shape unspecified (an empty list would mean a scalar). */
+function valueInfo(name: string, elemType: number, dims: Dim[] | null): onnx.IValueInfoProto {
+  const shape = dims === null ? undefined : { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) };
+  return { name, type: { tensorType: { elemType, shape } } };
 }
 
 function toAttributeProto(name: string, a: Attr): onnx.IAttributeProto {
@@ -109,7 +103,7 @@ export class GraphBuilder {
   }
 
   /** Declares a graph output; `from` is the value to expose under `name` (an Identity is added if they differ). */
-  output(name: string, elemType: number, dims: Dim[], from: string = name): void {
+  output(name: string, elemType: number, dims: Dim[] | null, from: string = name): void {
     if (from !== name) this.nodes.push({ opType: 'Identity', input: [from], output: [name], name: this.names.next('Identity') });
     this.outputs.push(valueInfo(name, elemType, dims));
   }
@@ -157,6 +151,17 @@ export class GraphBuilder {
    * value to use: the initializer itself, or a Cast of it when weights are stored as float16.
    */
   weight(name: string, dims: number[], data: () => Float32Array): string {
+    // Both branches of an If ask for the same weights; declare each once.
+    const known = this.weightValues.get(name);
+    if (known !== undefined) return known;
+    const value = this.declareWeight(name, dims, data);
+    this.weightValues.set(name, value);
+    return value;
+  }
+
+  private readonly weightValues = new Map<string, string>();
+
+  private declareWeight(name: string, dims: number[], data: () => Float32Array): string {
     if (!this.fp16Weights) {
       this.lazyInits.push({ name, dataType: DataType.FLOAT, dims, data });
       return name;
