@@ -227,7 +227,7 @@ export async function beamGenerate(m: ReferenceModel, enc: Encoded, p: BeamParam
   const lp = p.lengthPenalty ?? 1;
   const maxLength = 1 + p.maxNewTokens;
   let ids: number[][] = Array.from({ length: B * K }, () => [DECODER_START]);
-  let beamScores = Array.from({ length: B * K }, (_, r) => (r % K === 0 ? 0 : -1e9));
+  let beamScores: number[] = Array.from({ length: B * K }, (_, r) => (r % K === 0 ? 0 : -1e9));
   const hyps = Array.from({ length: B }, () => new Hypotheses(K, lp, p.earlyStopping));
   const done = new Array<boolean>(B).fill(false);
   const rowItem = ids.map((_, r) => Math.floor(r / K));

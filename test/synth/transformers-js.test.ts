@@ -7,7 +7,7 @@
 import { strict as assert } from 'node:assert';
 import { basename, dirname } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { AutoProcessor, Florence2ForConditionalGeneration, RawImage, env } from '@huggingface/transformers';
+import { Florence2ForConditionalGeneration, Florence2Processor, RawImage, env } from '@huggingface/transformers';
 import { CAR_SCRIPT, carTiny, randomTiny } from '../helpers/synth-models';
 import { encodeInputs, greedyGenerate, loadReferenceModel } from '../helpers/reference-generation';
 import { tokenizeScript } from '../../tools/synth/build';
@@ -34,7 +34,7 @@ async function loadTjs(dir: string) {
   env.localModelPath = dirname(dir) + '/';
   const name = basename(dir);
   const model = await Florence2ForConditionalGeneration.from_pretrained(name, { dtype: 'fp32', device: 'cpu' });
-  const processor = await AutoProcessor.from_pretrained(name);
+  const processor = (await Florence2Processor.from_pretrained(name)) as Florence2Processor;
   return { model, processor };
 }
 
