@@ -170,7 +170,8 @@ function checkSize(size: ImageSize, task: string | undefined): void {
   for (const k of ['width', 'height'] as const) {
     const v = size[k];
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-      throw new PromptError('size', `\`size.${k}\` must be a finite number > 0. Given: ${String(v)}`, task);
+      const forTask = task === undefined ? '' : ` (task ${task})`;
+      throw new PromptError('size', `\`size.${k}\` must be a finite number > 0${forTask}. Given: ${String(v)}`, task);
     }
   }
 }
@@ -180,29 +181,27 @@ function checkSize(size: ImageSize, task: string | undefined): void {
  * @throws PromptError naming `region` (or `size` for a bad image size).
  */
 export function validatePixelRegion(region: PixelRegion, size: ImageSize, task?: string): void {
+  const forTask = task === undefined ? '' : ` for task ${task}`;
   if (typeof size !== 'object' || size === null) {
-    throw new PromptError('size', '`size` must be an object {width, height}.', task);
+    throw new PromptError('size', `\`size\`${forTask} must be an object {width, height}.`, task);
   }
   checkSize(size, task);
   if (typeof region !== 'object' || region === null) {
-    throw new PromptError('region', '`region` must be an object {x1, y1, x2, y2}.', task);
+    throw new PromptError('region', `\`region\`${forTask} must be an object {x1, y1, x2, y2}.`, task);
   }
   for (const k of ['x1', 'y1', 'x2', 'y2'] as const) {
     const v = region[k];
     if (typeof v !== 'number' || !Number.isFinite(v)) {
-      throw new PromptError('region', `\`region.${k}\` must be a finite number. Given: ${String(v)}`, task);
+      throw new PromptError('region', `\`region.${k}\`${forTask} must be a finite number. Given: ${String(v)}`, task);
     }
   }
   const { x1, y1, x2, y2 } = region;
+  const given = `Given: [${x1}, ${y1}, ${x2}, ${y2}]`;
   if (x1 > x2 || y1 > y2) {
-    throw new PromptError('region', `\`region\` must have x1 <= x2 and y1 <= y2. Given: [${x1}, ${y1}, ${x2}, ${y2}]`, task);
+    throw new PromptError('region', `\`region\`${forTask} must have x1 <= x2 and y1 <= y2. ${given}`, task);
   }
   if (x1 < 0 || y1 < 0 || x2 > size.width || y2 > size.height) {
-    throw new PromptError(
-      'region',
-      `\`region\` must lie inside the image [0, ${size.width}] × [0, ${size.height}]. Given: [${x1}, ${y1}, ${x2}, ${y2}]`,
-      task,
-    );
+    throw new PromptError('region', `\`region\`${forTask} must lie inside the image [0, ${size.width}] × [0, ${size.height}]. ${given}`, task);
   }
 }
 
