@@ -1,0 +1,68 @@
+/**
+ * florence2-server's library API: load a Florence-2 ONNX folder (onnx-community layout) and run any
+ * of the 15 tasks on images, with the reference's prompts, generation and post-processing.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { OrtBackend, OrtBackendOptions } from './runtime/ort-backend';
+import { FlorenceTokenizer } from './florence/tokenizer';
+import { ModelConfig, readModelConfig } from './florence/model-config';
+import { PreprocessOptions, ResampleMode, preprocessOptionsFromConfig, readPreprocessorConfig, DEFAULT_MAX_PIXELS } from './florence/preprocess';
+import { PipelineParts, RunOptions, RunRequest, RunResult, runBatch } from './florence/pipeline';
+
+export { constructPrompt, constructRegionPrompt, PromptError } from './florence/prompts';
+export { postProcess, postProcessWithScores } from './florence/postprocess';
+export type { PostProcessResult, ScoredPostProcessResult, BoxesResult, QuadBoxesResult, PolygonsResult, OpenVocabularyResult } from './florence/postprocess';
+export { TASKS, TASK_TOKENS, isTaskToken } from './florence/tasks';
+export type { TaskToken } from './florence/tasks';
+export { GenerationStopped } from './florence/generation/loop';
+export { ImageDecodeError } from './florence/preprocess';
+export { ModelLoadError } from './runtime/ort-backend';
+export { ModelConfigError } from './florence/model-config';
+export type { RunRequest, RunResult, RunOptions, GenerationOverrides, StageTimings } from './florence/pipeline';
+
+export interface LoadOptions extends OrtBackendOptions {
+  /** Resize like PIL (bit-exact with the Python reference, default) or with sharp (faster). */
+  resample?: ResampleMode;
+  /** Images with more pixels are rejected before decoding. */
+  maxPixels?: number;
+}
+
+/** A loaded Florence-2 model. */
+export class Florence2 {
+  private constructor(
+    readonly dir: string,
+    readonly config: ModelConfig,
+    private readonly backend: OrtBackend,
+    private readonly parts: PipelineParts,
+  ) {}
+
+  /** Opens `dir`: configs, tokenizer and the four ONNX sessions (dtype per module), checked at load. */
+  static async load(dir: string, options: LoadOptions = {}): Promise<Florence2> {
+    const config = readModelConfig(dir);
+    const tokenizer = FlorenceTokenizer.fromDir(dir);
+    const pre = readPreprocessorConfig(JSON.parse(readFileSync(join(dir, 'preprocessor_config.json'), 'utf8')));
+    const preprocess: PreprocessOptions = { ...preprocessOptionsFromConfig(pre, { resample: options.resample ?? 'pil' }), maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS };
+    const backend = await OrtBackend.open(dir, config.dims, options);
+    return new Florence2(dir, config, backend, { backend, tokenizer, preprocess, generation: config.generation, encoderMaxPositions: config.encoderMaxPositions });
+  }
+
+  /** Runs one request. */
+  async run(request: RunRequest, options: RunOptions = {}): Promise<RunResult> {
+    return (await runBatch(this.parts, [request], options))[0];
+  }
+
+  /** Runs several requests as one batch (one generation loop; the same generation settings for all). */
+  runBatch(requests: readonly RunRequest[], options: RunOptions = {}): Promise<RunResult[]> {
+    return runBatch(this.parts, requests, options);
+  }
+
+  /** The ONNX files in use, per module. */
+  get files(): Readonly<Record<string, string>> {
+    return this.backend.files;
+  }
+
+  async release(): Promise<void> {
+    await this.backend.release();
+  }
+}
