@@ -21,20 +21,9 @@
  *   regexes spell it `[^\n]` to keep Python's semantics.
  */
 import { TASKS, type PostProcessType, type TaskToken } from './tasks';
+import { type ImageSize, dequantizeBin } from './geometry';
 
-/** Size of the original image in pixels (not the 768×768 model input). */
-export interface ImageSize {
-  width: number;
-  height: number;
-}
-
-/** A box in pixel coordinates of the original image: top-left (x1, y1), bottom-right (x2, y2). */
-export interface Region {
-  x1: number;
-  y1: number;
-  x2: number;
-  y2: number;
-}
+export type { ImageSize } from './geometry';
 
 /** Result of a `pure_text` task (captions, OCR, REGION_TO_*): the text, `<loc_N>` tokens kept verbatim. */
 export type TextResult = string;
@@ -122,45 +111,10 @@ export interface TokenPiece {
   logprob: number;
 }
 
-const BINS = 1000;
 
 // ---------------------------------------------------------------------------------------------
 // Quantization (contract §7.1)
 // ---------------------------------------------------------------------------------------------
-
-/**
- * Bin index → pixel coordinate at the bin centre: `((bin + 0.5) / bins) * size`.
- * Written as transformers.js does, in float64; results match the TJS test expectations (and the
- * contract §8 numbers) to 1e-4. RC computes `(bin + 0.5) * (size / bins)` in float32.
- */
-export function dequantizeBin(bin: number, size: number, bins: number = BINS): number {
-  return ((bin + 0.5) / bins) * size;
-}
-
-/**
- * Pixel coordinate → bin index: `clamp(floor(x / (size / bins)), 0, bins - 1)` (RC `BoxQuantizer`
- * mode `floor`). Throws `RangeError` for a non-finite coordinate or a size that is not > 0.
- */
-export function quantizeCoordinate(x: number, size: number, bins: number = BINS): number {
-  if (!Number.isFinite(x)) throw new RangeError(`coordinate must be a finite number, got ${String(x)}`);
-  checkExtent(size, 'size');
-  const bin = Math.floor(x / (size / bins));
-  return Math.min(Math.max(bin, 0), bins - 1);
-}
-
-/**
- * Pixel region → the `<loc_x1><loc_y1><loc_x2><loc_y2>` string used in region prompts
- * (e.g. 800×1200, `[750, 1121, 851, 1239]` → `<loc_937><loc_934><loc_999><loc_999>`).
- */
-export function regionToLocTokens(region: Region, size: ImageSize): string {
-  const bins = [
-    quantizeCoordinate(region.x1, size.width),
-    quantizeCoordinate(region.y1, size.height),
-    quantizeCoordinate(region.x2, size.width),
-    quantizeCoordinate(region.y2, size.height),
-  ];
-  return bins.map((b) => `<loc_${b}>`).join('');
-}
 
 function checkExtent(v: number, name: string): void {
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {

@@ -11,11 +11,8 @@
  */
 import sharp from 'sharp';
 
-/** A width/height pair in pixels. */
-export interface ImageSize {
-  width: number;
-  height: number;
-}
+import type { ImageSize } from './geometry';
+export type { ImageSize } from './geometry';
 
 /** A decoded image: tightly packed 8-bit sRGB, row-major HWC, 3 channels, no alpha. */
 export interface DecodedImage {

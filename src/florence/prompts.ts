@@ -13,6 +13,7 @@
  * - Pixel coordinates are quantized in float64 (RC does it in torch float32, which can differ by
  *   one bin on exact bin edges).
  */
+import { ImageSize, NUM_BINS, PixelRegion, quantizeCoordinate } from './geometry';
 import { TASKS, TASK_TOKENS, isTaskToken, type TaskSpec, type TaskToken } from './tasks';
 
 /** Which request field a {@link PromptError} is about. */
@@ -37,22 +38,8 @@ export class PromptError extends TypeError {
   }
 }
 
-/** A box in pixel coordinates of the original image: top-left (x1, y1), bottom-right (x2, y2). */
-export interface PixelRegion {
-  x1: number;
-  y1: number;
-  x2: number;
-  y2: number;
-}
-
-/** Size of the original image in pixels. */
-export interface ImageSize {
-  width: number;
-  height: number;
-}
-
-/** Number of quantization bins per axis (`<loc_0>` .. `<loc_999>`). */
-export const NUM_BINS = 1000;
+export { NUM_BINS, quantizeCoordinate } from './geometry';
+export type { ImageSize, PixelRegion } from './geometry';
 
 // One region as four location tokens. No leading zeros: `<loc_05>` is not a token.
 const LOC = '<loc_(0|[1-9][0-9]{0,2})>';
@@ -141,15 +128,6 @@ export function constructPrompt(task: TaskToken, input?: string): string {
       return fill(spec.prompt, formatLocRegion(parseLocRegion(given, task)));
     }
   }
-}
-
-/**
- * Quantizes one coordinate: `clamp(floor(v / (extent / 1000)), 0, 999)` (contract §7.1, RC
- * `BoxQuantizer.quantize` with mode `floor`).
- */
-export function quantizeCoordinate(v: number, extent: number): number {
-  const bin = Math.floor(v / (extent / NUM_BINS));
-  return Math.min(Math.max(bin, 0), NUM_BINS - 1);
 }
 
 /**

@@ -1,10 +1,9 @@
 import { strict as assert } from 'node:assert';
+import { dequantizeBin, quantizeCoordinate } from '../../src/florence/geometry';
+import { formatLocRegion, quantizeRegion } from '../../src/florence/prompts';
 import {
-  dequantizeBin,
   postProcess,
   postProcessWithScores,
-  quantizeCoordinate,
-  regionToLocTokens,
   type BoxesResult,
   type OpenVocabularyResult,
   type PolygonsResult,
@@ -375,7 +374,7 @@ describe('florence/postprocess', () => {
         [quantizeCoordinate(750, 800), quantizeCoordinate(1121, 1200), quantizeCoordinate(851, 800), quantizeCoordinate(1239, 1200)],
         [937, 934, 999, 999],
       );
-      assert.equal(regionToLocTokens({ x1: 750, y1: 1121, x2: 851, y2: 1239 }, size), '<loc_937><loc_934><loc_999><loc_999>');
+      assert.equal(formatLocRegion(quantizeRegion({ x1: 750, y1: 1121, x2: 851, y2: 1239 }, size)), '<loc_937><loc_934><loc_999><loc_999>');
       // Dequantized and truncated as HFN does: [750, 1121, 799, 1199].
       assert.deepEqual(
         [dequantizeBin(937, 800), dequantizeBin(934, 1200), dequantizeBin(999, 800), dequantizeBin(999, 1200)].map(Math.trunc),
@@ -398,7 +397,7 @@ describe('florence/postprocess', () => {
     it('rejects non-finite coordinates and non-positive sizes', () => {
       assert.throws(() => quantizeCoordinate(Number.NaN, 640), RangeError);
       assert.throws(() => quantizeCoordinate(10, 0), RangeError);
-      assert.throws(() => regionToLocTokens({ x1: 0, y1: 0, x2: Infinity, y2: 1 }, CAR), RangeError);
+      assert.throws(() => quantizeRegion({ x1: 0, y1: 0, x2: Infinity, y2: 1 }, CAR), RangeError);
       assert.throws(() => postProcess('<OD>', '', { width: 0, height: 480 }), RangeError);
       assert.throws(() => postProcessWithScores('<OD>', [], { width: 640, height: Number.NaN }), RangeError);
     });
