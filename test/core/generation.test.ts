@@ -6,10 +6,11 @@
 import { strict as assert } from 'node:assert';
 import { copyFileSync, mkdtempSync, readdirSync, rmSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { Florence2ForConditionalGeneration, Florence2Processor, RawImage, env } from '@huggingface/transformers';
+import { Florence2Processor, RawImage } from '@huggingface/transformers';
+import { loadTjsModel, loadTjsProcessor, testImage } from '../helpers/tjs';
 import { Florence2, GenerationStopped, ModelLoadError } from '../../src/index';
 import { OrtBackend } from '../../src/runtime/ort-backend';
 import { readModelConfig } from '../../src/florence/model-config';
@@ -18,22 +19,6 @@ import { generate } from '../../src/florence/generation/loop';
 import { carTiny, randomTiny, tinyModel } from '../helpers/synth-models';
 import { beamGenerate, encodeInputs as refEncode, loadReferenceModel } from '../helpers/reference-generation';
 
-env.allowRemoteModels = false;
-env.useFSCache = false;
-env.useBrowserCache = false;
-
-function testImage(width: number, height: number, seed: number): RawImage {
-  const data = new Uint8ClampedArray(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const i = (y * width + x) * 3;
-      data[i] = (x * 255) / width + seed * 40;
-      data[i + 1] = (y * 255) / height;
-      data[i + 2] = ((x + y * seed) >> 3) % 2 ? 230 : 20;
-    }
-  }
-  return new RawImage(data, width, height, 3);
-}
 
 const png = (width: number, height: number) => sharp({ create: { width, height, channels: 3, background: { r: 90, g: 140, b: 200 } } }).png().toBuffer();
 
@@ -62,8 +47,7 @@ describe('inference core', function () {
     before(async () => {
       dir = await randomTiny();
       backend = await OrtBackend.open(dir, readModelConfig(dir).dims);
-      env.localModelPath = dirname(dir) + '/';
-      processor = (await Florence2Processor.from_pretrained(basename(dir))) as Florence2Processor;
+      processor = await loadTjsProcessor(dir);
     });
     after(async () => backend.release());
 
@@ -95,8 +79,7 @@ describe('inference core', function () {
     });
 
     it('greedy ids equal transformers.js token for token (several tasks and images, batch sizes 1 and 3)', async () => {
-      env.localModelPath = dirname(dir) + '/';
-      const model = await Florence2ForConditionalGeneration.from_pretrained(basename(dir), { dtype: 'fp32', device: 'cpu' });
+      const model = await loadTjsModel(dir);
       const cases: [RawImage[], string[]][] = [
         [[testImage(640, 480, 1)], ['<OD>']],
         [[testImage(320, 200, 3)], ['<DENSE_REGION_CAPTION>']],

@@ -5,36 +5,17 @@
  * (transformers.js decodes greedily even when asked for beams, so it is compared greedy to greedy.)
  */
 import { strict as assert } from 'node:assert';
-import { basename, dirname } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { Florence2ForConditionalGeneration, Florence2Processor, RawImage, env } from '@huggingface/transformers';
+import { RawImage } from '@huggingface/transformers';
+import { loadTjsModel, loadTjsProcessor, testImage } from '../helpers/tjs';
 import { CAR_SCRIPT, carTiny, randomTiny } from '../helpers/synth-models';
 import { encodeInputs, greedyGenerate, loadReferenceModel } from '../helpers/reference-generation';
 import { tokenizeScript } from '../../tools/synth/build';
 
-env.allowRemoteModels = false;
-env.useFSCache = false;
-env.useBrowserCache = false;
-
-/** A deterministic test image with structure (gradients and stripes) so images differ meaningfully. */
-function testImage(width: number, height: number, seed: number): RawImage {
-  const data = new Uint8ClampedArray(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const i = (y * width + x) * 3;
-      data[i] = (x * 255) / width + seed * 40;
-      data[i + 1] = (y * 255) / height;
-      data[i + 2] = ((x + y * seed) >> 3) % 2 ? 230 : 20;
-    }
-  }
-  return new RawImage(data, width, height, 3);
-}
 
 async function loadTjs(dir: string) {
-  env.localModelPath = dirname(dir) + '/';
-  const name = basename(dir);
-  const model = await Florence2ForConditionalGeneration.from_pretrained(name, { dtype: 'fp32', device: 'cpu' });
-  const processor = (await Florence2Processor.from_pretrained(name)) as Florence2Processor;
+  const model = await loadTjsModel(dir);
+  const processor = await loadTjsProcessor(dir);
   return { model, processor };
 }
 
