@@ -1,0 +1,59 @@
+/**
+ * Benchmark model folders: random synthetic models built on demand under `.cache/bench-models/`
+ * (gitignored) and reused while their synthetic.json still describes what we would build.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { BUILDER_VERSION, buildModel } from '../tools/synth/build';
+import type { SizeName } from '../tools/synth/sizes';
+
+export const BENCH_MODELS_DIR = resolve(__dirname, '..', '.cache', 'bench-models');
+
+interface SyntheticJson {
+  builder_version?: string;
+  size?: string;
+  seed?: number;
+  dtypes?: string[];
+  script?: string | null;
+  script_ids?: number[] | null;
+  files?: { name: string; bytes: number }[];
+}
+
+/** Why a cached folder cannot be reused, or null when it matches a random fp32 build of `size`/`seed`. */
+export function cacheMismatch(dir: string, size: SizeName, seed: number): string | null {
+  const file = join(dir, 'synthetic.json');
+  if (!existsSync(file)) return 'no synthetic.json';
+  let meta: SyntheticJson;
+  try {
+    meta = JSON.parse(readFileSync(file, 'utf8')) as SyntheticJson;
+  } catch {
+    return 'unreadable synthetic.json';
+  }
+  if (meta.builder_version !== BUILDER_VERSION) return `builder version ${meta.builder_version} ≠ ${BUILDER_VERSION}`;
+  if (meta.size !== size) return `size ${meta.size} ≠ ${size}`;
+  if (meta.seed !== seed) return `seed ${meta.seed} ≠ ${seed}`;
+  if (meta.script !== null || (meta.script_ids ?? null) !== null) return 'scripted, not random';
+  if (!meta.dtypes?.includes('fp32')) return 'no fp32 graphs';
+  for (const f of meta.files ?? []) {
+    const p = join(dir, f.name);
+    if (!existsSync(p) || statSync(p).size !== f.bytes) return `${f.name} missing or of another size`;
+  }
+  for (const name of ['vision_encoder', 'embed_tokens', 'encoder_model', 'decoder_model_merged']) {
+    if (!existsSync(join(dir, 'onnx', `${name}.onnx`))) return `onnx/${name}.onnx missing`;
+  }
+  return null;
+}
+
+/** The folder of a random synthetic model of `size`, built (or rebuilt) when the cache does not match. */
+export async function benchModel(size: SizeName, seed: number, log: (line: string) => void): Promise<string> {
+  const dir = join(BENCH_MODELS_DIR, `${size}-random-seed${seed}`);
+  const why = cacheMismatch(dir, size, seed);
+  if (why === null) {
+    log(`model ${size}: reusing ${dir}`);
+    return dir;
+  }
+  log(`model ${size}: building into ${dir} (${existsSync(dir) ? why : 'not cached'})${size === 'tiny' ? '' : ', about 20 s'}`);
+  const r = await buildModel({ size, seed, out: dir, dtypes: ['fp32'], force: true });
+  log(`model ${size}: built in ${r.seconds.toFixed(1)} s`);
+  return r.dir;
+}
