@@ -1,0 +1,26 @@
+// Original file: proto/florence2/v1/florence2.proto
+
+
+/**
+ * A text line and its quadrilateral, corners clockwise from the top-left.
+ */
+export interface QuadBox {
+  /**
+   * x1, y1, x2, y2, x3, y3, x4, y4.
+   */
+  'points'?: (number | string)[];
+  'text'?: (string);
+  'score'?: (number | string);
+}
+
+/**
+ * A text line and its quadrilateral, corners clockwise from the top-left.
+ */
+export interface QuadBox__Output {
+  /**
+   * x1, y1, x2, y2, x3, y3, x4, y4.
+   */
+  'points': (number)[];
+  'text': (string);
+  'score': (number);
+}
