@@ -1,0 +1,58 @@
+/**
+ * One error class per gRPC status the server emits. grpc-js sends `code` and `details` of an error
+ * passed to a callback as the call's status, so handlers can pass these through as they are.
+ */
+import { status } from '@grpc/grpc-js';
+
+export abstract class ServiceError extends Error {
+  abstract readonly code: status;
+  /** Sent to the client as the status details. */
+  get details(): string {
+    return this.message;
+  }
+  /** Whether a client may retry the same request. */
+  get retryable(): boolean {
+    return false;
+  }
+}
+
+/** A request field is missing, malformed or beyond a limit. The message names the field. */
+export class InvalidArgumentError extends ServiceError {
+  readonly code = status.INVALID_ARGUMENT;
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message.includes(`\`${field}\``) ? message : `\`${field}\`: ${message}`);
+    this.name = 'InvalidArgumentError';
+  }
+}
+
+/** Admission bounds reached: retry later. */
+export class ResourceExhaustedError extends ServiceError {
+  readonly code = status.RESOURCE_EXHAUSTED;
+  override get retryable() {
+    return true;
+  }
+}
+
+export class DeadlineExceededError extends ServiceError {
+  readonly code = status.DEADLINE_EXCEEDED;
+}
+
+export class CancelledError extends ServiceError {
+  readonly code = status.CANCELLED;
+}
+
+/** Not ready, draining, or a worker died mid-request: retry, possibly elsewhere. */
+export class UnavailableError extends ServiceError {
+  readonly code = status.UNAVAILABLE;
+  override get retryable() {
+    return true;
+  }
+}
+
+/** Only for the unexpected; the message sent to clients carries the request id, the log the cause. */
+export class InternalError extends ServiceError {
+  readonly code = status.INTERNAL;
+}

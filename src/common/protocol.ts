@@ -1,0 +1,113 @@
+/**
+ * What crosses the server ↔ worker boundary (structured clone: plain data only). Errors cross as
+ * data, never as thrown class instances, so their kind survives the thread boundary.
+ */
+import type { TaskToken } from '../florence/tasks';
+import type { PixelRegion } from '../florence/geometry';
+import type { ScoredPostProcessResult } from '../florence/postprocess';
+
+/** What a worker thread is started with (Piscina workerData). */
+export interface WorkerInit {
+  /** The model folder. */
+  modelDir: string;
+  /** e.g. "cpu:0", "cuda:1": the pool's device, for logs and results. */
+  device: string;
+  /** onnxruntime execution provider for this device. */
+  provider: 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
+  /** Device index for cuda/tensorrt. */
+  deviceId: number;
+  /** Fall back to CPU when the provider cannot be loaded. */
+  allowCpuFallback: boolean;
+  intraOpNumThreads: number;
+  /** Per-module dtypes, e.g. { decoder_model_merged: 'q4' }; missing modules: fp32. */
+  dtype: Record<string, string>;
+  resample: 'pil' | 'sharp';
+  maxPixels: number;
+  /** Cooperative cancel flags, one Int32 per slot; a task reads `flags[task.cancelSlot]` between decoder steps. */
+  cancelFlags: SharedArrayBuffer;
+  /** Enables test-only behaviour (a request can ask the worker to crash). Never on in production. */
+  testHooks: boolean;
+}
+
+/** One request of a batch. */
+export interface WorkerRequest {
+  image: Uint8Array;
+  task: TaskToken;
+  text?: string;
+  region?: PixelRegion;
+}
+
+/** A batch of requests sharing generation settings: one pipeline call in the worker. */
+export interface WorkerTask {
+  kind: 'run';
+  requests: WorkerRequest[];
+  numBeams?: number;
+  maxNewTokens?: number;
+  /** Index into the cancel flags: non-zero there means stop (1 = cancelled, 2 = deadline). */
+  cancelSlot: number;
+  /** Test hook: exit the worker thread while the task runs. */
+  crash?: boolean;
+}
+
+/** Asks a worker for its model facts (used once, for GetModelInfo). */
+export interface WorkerInfoTask {
+  kind: 'info';
+}
+
+export const CANCEL_NONE = 0;
+export const CANCEL_BY_CLIENT = 1;
+export const CANCEL_BY_DEADLINE = 2;
+
+export interface WorkerTimings {
+  preprocess: number;
+  vision: number;
+  encoder: number;
+  decoder: number;
+  postprocess: number;
+  total: number;
+}
+
+export interface WorkerResultItem {
+  task: TaskToken;
+  result: ScoredPostProcessResult;
+  text: string;
+  imageSize: { width: number; height: number };
+  promptTokens: number;
+  generatedTokens: number;
+}
+
+export type WorkerErrorKind = 'invalid_argument' | 'cancelled' | 'deadline_exceeded' | 'internal';
+
+export type WorkerResult =
+  | { ok: true; items: WorkerResultItem[]; timings: WorkerTimings; device: string }
+  | {
+      ok: false;
+      error: {
+        kind: WorkerErrorKind;
+        message: string;
+        field?: string;
+        /**
+         * Set when the worker itself is unusable (its model failed to load when piscina replaced a
+         * dead worker), so it can serve nothing: the pool answers UNAVAILABLE, not INTERNAL.
+         */
+        workerFailed?: boolean;
+      };
+    };
+
+export interface WorkerModelInfo {
+  name: string;
+  files: Record<string, string>;
+  defaultNumBeams: number;
+  defaultMaxNewTokens: number;
+  maxPositions: number;
+  provider: string;
+}
+
+/**
+ * What a worker posts on its `parentPort` (piscina re-emits it as the pool's 'message' event) once its
+ * init has ended: 'ready' after the model loaded and the warm-up generation ran, 'init-failed'
+ * otherwise. Tagged with `florence2` so other messages are told apart.
+ */
+export type WorkerLifecycleMessage =
+  | { florence2: 'ready'; threadId: number; device: string; info: WorkerModelInfo; fallback: boolean; warmupMs: number }
+  | { florence2: 'init-failed'; threadId: number; device: string; message: string };

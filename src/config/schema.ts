@@ -1,0 +1,558 @@
+/**
+ * Every setting of `florence2 serve`, in one table: key, flag, environment variable, type, default,
+ * range and a one-line doc. `load.ts` reads flags, environment and the optional JSON file against
+ * this table; `helpText()` prints it. Adding a setting means adding a `Config` field and a row here.
+ */
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { DTYPE_SUFFIX, MODULES, type Dtype, type ModuleName } from '../runtime/model-files';
+import { LOG_LEVELS, type LogLevel } from '../common/logger';
+
+/** onnxruntime execution providers a device pool can use. */
+export type Provider = 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
+
+/** One device pool, parsed from a `--devices` item. */
+export interface DeviceSpec {
+  /** Normalised name, `provider:index` (`cpu` → `cpu:0`, `webgpu` → `webgpu:0`); used in logs and metric labels. */
+  readonly name: string;
+  /** Execution provider of the pool. */
+  readonly provider: Provider;
+  /** Device index (GPU ordinal for cuda/tensorrt; pool number for cpu; 0 for webgpu). */
+  readonly deviceId: number;
+}
+
+/** The dtype (ONNX file variant) of each of the four model modules. */
+export type DtypeByModule = Readonly<Record<ModuleName, Dtype>>;
+
+/** The validated, deep-frozen server configuration (see {@link SETTINGS} for flags, env vars and defaults). */
+export interface Config {
+  /** Absolute path of the Florence-2 model folder (`config.json`, `onnx/*.onnx`, tokenizer files). Required. */
+  readonly model: string;
+  /** Address the gRPC server binds. */
+  readonly host: string;
+  /** gRPC port; 0 lets the OS pick a free port (the bound port is logged). */
+  readonly port: number;
+  /** Port of the /metrics, /livez, /readyz HTTP endpoint; 0 picks a free port, -1 disables it. */
+  readonly metricsPort: number;
+  /** Address the metrics endpoint binds. */
+  readonly metricsHost: string;
+  /** Device pools, in the order given; no duplicates. */
+  readonly devices: readonly DeviceSpec[];
+  /** Worker threads per device pool. */
+  readonly workersPerDevice: number;
+  /** onnxruntime intra-op threads per worker, resolved (the setting's 0 = auto is replaced by the computed value). */
+  readonly intraOpThreads: number;
+  /** When a GPU execution provider cannot load, run that pool on CPU instead of failing the start. */
+  readonly allowCpuFallback: boolean;
+  /** Dtype of every module (a single `--dtype` value applies to all four). */
+  readonly dtype: DtypeByModule;
+  /** Image resize filter: `pil` follows the reference preprocessing, `sharp` is faster. */
+  readonly resample: 'pil' | 'sharp';
+  /** Largest accepted decoded image, in pixels (width × height). */
+  readonly maxImagePixels: number;
+  /** Largest gRPC message received or sent, in bytes. */
+  readonly maxMessageBytes: number;
+  /** Requests running at once per device pool, resolved (the setting's 0 = `workersPerDevice`). */
+  readonly maxInFlightPerDevice: number;
+  /** Requests waiting per device pool beyond the in-flight ones; more are rejected with RESOURCE_EXHAUSTED. */
+  readonly maxQueuePerDevice: number;
+  /** Largest `num_beams` a request may ask for. */
+  readonly maxNumBeams: number;
+  /** Largest `max_new_tokens` a request may ask for. */
+  readonly maxNewTokens: number;
+  /** Longest text input (phrase, expression), in characters. */
+  readonly maxTextChars: number;
+  /** Most classes in one open-vocabulary detection request. */
+  readonly maxClasses: number;
+  /** How long SIGTERM waits for in-flight and queued work before closing, in milliseconds. */
+  readonly shutdownGraceMs: number;
+  /** Minimum level of the JSON log lines written to stderr. */
+  readonly logLevel: LogLevel;
+  /** Absolute path of the JSON config file that was read, or null. */
+  readonly configFile: string | null;
+  /** Test-only behaviour (e.g. a request may ask its worker to crash). Never enable in production. */
+  readonly testHooks: boolean;
+}
+
+/** A setting's key: a `Config` field. */
+export type SettingKey = keyof Config;
+
+/** Result of checking one raw value. */
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** What a parser may need besides the value. */
+export interface ParseContext {
+  /** Folder that relative paths resolve against (the cwd for flags and env, the file's folder for the config file). */
+  baseDir: string;
+}
+
+/** One row of the settings table. */
+export interface Setting<K extends SettingKey = SettingKey> {
+  /** camelCase key; also the key in the JSON config file. */
+  readonly key: K;
+  /** Command-line flag (`--kebab-case`). Boolean settings also accept `--no-<name>`. */
+  readonly flag: string;
+  /** Environment variable (`FLORENCE2_SCREAMING_SNAKE`). */
+  readonly env: string;
+  /** Value type, as shown in help. */
+  readonly type: 'string' | 'path' | 'integer' | 'boolean' | 'enum' | 'devices' | 'dtype';
+  /** Placeholder for the value in help (`N`, `PATH`, ...); empty for booleans. */
+  readonly valueName: string;
+  /** Default value; `undefined` marks a required setting. */
+  readonly default: Config[K] | undefined;
+  /** The default as written in help. */
+  readonly defaultText: string;
+  /** Allowed range or values, as written in help. */
+  readonly range?: string;
+  /** One-line description. */
+  readonly doc: string;
+  /** Left out of `--help` (test-only settings). */
+  readonly hidden?: boolean;
+  /** Checks a raw value: a string from a flag or env var, or any JSON value from the config file. */
+  parse(raw: unknown, ctx: ParseContext): Parsed<Config[K]>;
+}
+
+/** Any row of the table, keyed correctly. */
+export type AnySetting = { [K in SettingKey]: Setting<K> }[SettingKey];
+
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const fail = <T>(error: string): Parsed<T> => ({ ok: false, error });
+
+/** How a rejected raw value is quoted in messages: strings in single quotes, JSON values as JSON. */
+export function shown(raw: unknown): string {
+  return typeof raw === 'string' ? `'${raw}'` : JSON.stringify(raw) ?? String(raw);
+}
+
+function integer(min: number, max: number): (raw: unknown) => Parsed<number> {
+  return (raw) => {
+    let n: number | undefined;
+    if (typeof raw === 'number') n = raw;
+    else if (typeof raw === 'string' && /^\s*[+-]?\d+\s*$/.test(raw)) n = Number(raw);
+    if (n === undefined || !Number.isSafeInteger(n) || n < min || n > max) return fail(`must be an integer in [${min}, ${max}], got ${shown(raw)}`);
+    return ok(n);
+  };
+}
+
+/** Booleans: JSON true/false, or the strings true/false/1/0 (any case). */
+function boolean(raw: unknown): Parsed<boolean> {
+  if (typeof raw === 'boolean') return ok(raw);
+  const s = typeof raw === 'string' ? raw.trim().toLowerCase() : typeof raw === 'number' ? String(raw) : undefined;
+  if (s === 'true' || s === '1') return ok(true);
+  if (s === 'false' || s === '0') return ok(false);
+  return fail(`must be true or false (or 1 or 0), got ${shown(raw)}`);
+}
+
+function oneOf<T extends string>(values: readonly T[]): (raw: unknown) => Parsed<T> {
+  return (raw) =>
+    typeof raw === 'string' && (values as readonly string[]).includes(raw) ? ok(raw as T) : fail(`must be one of ${values.join('|')}, got ${shown(raw)}`);
+}
+
+function nonEmptyString(raw: unknown): Parsed<string> {
+  return typeof raw === 'string' && raw.trim() !== '' ? ok(raw.trim()) : fail(`must be a non-empty string, got ${shown(raw)}`);
+}
+
+function existingDirectory(raw: unknown, ctx: ParseContext): Parsed<string> {
+  const s = nonEmptyString(raw);
+  if (!s.ok) return s;
+  const abs = resolve(ctx.baseDir, s.value);
+  let isDir: boolean;
+  try {
+    isDir = statSync(abs).isDirectory();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return fail(`must be an existing directory, got ${shown(s.value)} (${code === 'ENOENT' ? 'no such file or directory' : (code ?? 'unreadable')})`);
+  }
+  return isDir ? ok(abs) : fail(`must be an existing directory, got ${shown(s.value)} (not a directory)`);
+}
+
+function filePath(raw: unknown, ctx: ParseContext): Parsed<string | null> {
+  const s = nonEmptyString(raw);
+  return s.ok ? ok(resolve(ctx.baseDir, s.value)) : s;
+}
+
+/** The device item forms, for messages. */
+const DEVICE_FORMS = 'cpu, cpu:N, cuda:N, tensorrt:N or webgpu';
+
+/** Highest accepted device index; well above any real host, low enough to catch typos like cuda:10000. */
+const MAX_DEVICE_INDEX = 1023;
+
+/** Parses one `--devices` item; returns a message on failure. */
+export function parseDevice(item: string): DeviceSpec | string {
+  const m = /^([a-z]+)(?::(.*))?$/.exec(item.trim().toLowerCase());
+  const provider = m?.[1];
+  const index = m?.[2];
+  if (!m || (provider !== 'cpu' && provider !== 'cuda' && provider !== 'tensorrt' && provider !== 'webgpu')) {
+    return `unknown device ${shown(item)} (expected ${DEVICE_FORMS})`;
+  }
+  if (provider === 'webgpu') {
+    // onnxruntime-node picks the WebGPU adapter itself; an index would be silently ignored.
+    return index === undefined ? { name: 'webgpu:0', provider, deviceId: 0 } : `${shown(item)}: webgpu takes no device index (use webgpu)`;
+  }
+  if (index === undefined) {
+    // Plain `cpu` is the common case; a GPU without an ordinal is ambiguous on multi-GPU hosts.
+    return provider === 'cpu' ? { name: 'cpu:0', provider, deviceId: 0 } : `${shown(item)} needs a device index (${provider}:N, e.g. ${provider}:0)`;
+  }
+  if (!/^\d+$/.test(index) || Number(index) > MAX_DEVICE_INDEX) {
+    return `${shown(item)}: the device index must be an integer in [0, ${MAX_DEVICE_INDEX}]`;
+  }
+  const deviceId = Number(index);
+  return { name: `${provider}:${deviceId}`, provider, deviceId };
+}
+
+/** A device list: a comma-separated string, or (in the config file) an array of strings. */
+function deviceList(raw: unknown): Parsed<readonly DeviceSpec[]> {
+  let items: string[];
+  if (typeof raw === 'string') items = raw.split(',');
+  else if (Array.isArray(raw) && raw.every((x) => typeof x === 'string')) items = raw as string[];
+  else return fail(`must be a comma-separated list (or an array of strings) of ${DEVICE_FORMS}, got ${shown(raw)}`);
+  const errors: string[] = [];
+  const devices: DeviceSpec[] = [];
+  const seen = new Set<string>();
+  items.forEach((item, i) => {
+    if (item.trim() === '') {
+      errors.push(`item ${i + 1} is empty`);
+      return;
+    }
+    const d = parseDevice(item);
+    if (typeof d === 'string') errors.push(d);
+    else if (seen.has(d.name)) errors.push(`${d.name} is listed more than once`);
+    else {
+      seen.add(d.name);
+      devices.push(d);
+    }
+  });
+  if (errors.length > 0) return fail(`${errors.join('; ')} (got ${shown(raw)})`);
+  if (devices.length === 0) return fail('must name at least one device');
+  return ok(devices);
+}
+
+const DTYPES = Object.keys(DTYPE_SUFFIX) as Dtype[];
+const isDtype = (s: string): s is Dtype => (DTYPES as string[]).includes(s);
+const isModule = (s: string): s is ModuleName => (MODULES as readonly string[]).includes(s);
+
+/**
+ * A dtype: one of {@link DTYPES} for every module, or `module=dtype,...` (modules not named: fp32).
+ * The config file may also give an object `{ "decoder_model_merged": "q4" }`.
+ */
+function dtypeSpec(raw: unknown): Parsed<DtypeByModule> {
+  let pairs: Array<[string, unknown]>;
+  if (typeof raw === 'string') {
+    const s = raw.trim();
+    if (!s.includes('=')) {
+      if (isDtype(s)) return ok(Object.fromEntries(MODULES.map((m) => [m, s])) as Record<ModuleName, Dtype>);
+      return fail(`must be one of ${DTYPES.join('|')} or a list module=dtype (modules: ${MODULES.join(', ')}), got ${shown(raw)}`);
+    }
+    pairs = s.split(',').map((item) => {
+      const eq = item.indexOf('=');
+      return eq < 0 ? [item.trim(), undefined] : [item.slice(0, eq).trim(), item.slice(eq + 1).trim()];
+    });
+  } else if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+    pairs = Object.entries(raw);
+  } else {
+    return fail(`must be a dtype string or an object of module → dtype, got ${shown(raw)}`);
+  }
+  const out = Object.fromEntries(MODULES.map((m) => [m, 'fp32'])) as Record<ModuleName, Dtype>;
+  const errors: string[] = [];
+  const seen = new Set<string>();
+  for (const [module, dtype] of pairs) {
+    if (!isModule(module)) errors.push(`unknown module ${shown(module)} (modules: ${MODULES.join(', ')})`);
+    else if (seen.has(module)) errors.push(`${module} is given more than once`);
+    else if (typeof dtype !== 'string' || !isDtype(dtype)) errors.push(`${module}: dtype must be one of ${DTYPES.join('|')}, got ${shown(dtype ?? '')}`);
+    else {
+      seen.add(module);
+      out[module] = dtype;
+    }
+  }
+  if (errors.length > 0) return fail(`${errors.join('; ')} (got ${shown(raw)})`);
+  return ok(out);
+}
+
+/** Row builder: keeps each row's `default` and `parse` typed by its key. */
+const row = <K extends SettingKey>(s: Setting<K>): Setting<K> => s;
+
+const GIB = 1024 * 1024 * 1024;
+
+/**
+ * The settings table. Precedence per setting: flag > environment > config file > default. Every
+ * supplied value is checked, including ones a higher-precedence source overrides, so a broken env
+ * var or file entry is reported rather than left to bite later.
+ */
+export const SETTINGS: readonly AnySetting[] = [
+  row({
+    key: 'model',
+    flag: '--model',
+    env: 'FLORENCE2_MODEL',
+    type: 'path',
+    valueName: 'PATH',
+    default: undefined,
+    defaultText: 'required',
+    doc: 'Florence-2 model folder (config.json, onnx/*.onnx, tokenizer.json); relative paths in the config file resolve against its folder.',
+    parse: existingDirectory,
+  }),
+  row({
+    key: 'host',
+    flag: '--host',
+    env: 'FLORENCE2_HOST',
+    type: 'string',
+    valueName: 'HOST',
+    default: '0.0.0.0',
+    defaultText: '0.0.0.0',
+    doc: 'Address the gRPC server binds.',
+    parse: nonEmptyString,
+  }),
+  row({
+    key: 'port',
+    flag: '--port',
+    env: 'FLORENCE2_PORT',
+    type: 'integer',
+    valueName: 'N',
+    default: 50051,
+    defaultText: '50051',
+    range: '0..65535',
+    doc: 'gRPC port; 0 picks a free port (logged on start).',
+    parse: integer(0, 65535),
+  }),
+  row({
+    key: 'metricsPort',
+    flag: '--metrics-port',
+    env: 'FLORENCE2_METRICS_PORT',
+    type: 'integer',
+    valueName: 'N',
+    default: 9464,
+    defaultText: '9464',
+    range: '-1..65535',
+    doc: 'HTTP port for /metrics, /livez and /readyz; 0 picks a free port, -1 disables the endpoint.',
+    parse: integer(-1, 65535),
+  }),
+  row({
+    key: 'metricsHost',
+    flag: '--metrics-host',
+    env: 'FLORENCE2_METRICS_HOST',
+    type: 'string',
+    valueName: 'HOST',
+    default: '0.0.0.0',
+    defaultText: '0.0.0.0',
+    doc: 'Address the metrics endpoint binds.',
+    parse: nonEmptyString,
+  }),
+  row({
+    key: 'devices',
+    flag: '--devices',
+    env: 'FLORENCE2_DEVICES',
+    type: 'devices',
+    valueName: 'LIST',
+    default: [{ name: 'cpu:0', provider: 'cpu', deviceId: 0 }],
+    defaultText: 'cpu',
+    range: 'cpu | cpu:N | cuda:N | tensorrt:N | webgpu, comma-separated',
+    doc: 'Device pools, e.g. cuda:0,cuda:1; cpu:0,cpu:1 runs several CPU pools (big CPU hosts, tests).',
+    parse: deviceList,
+  }),
+  row({
+    key: 'workersPerDevice',
+    flag: '--workers-per-device',
+    env: 'FLORENCE2_WORKERS_PER_DEVICE',
+    type: 'integer',
+    valueName: 'N',
+    default: 1,
+    defaultText: '1',
+    range: '1..64',
+    doc: 'Worker threads per device pool; each holds its own copy of the model sessions.',
+    parse: integer(1, 64),
+  }),
+  row({
+    key: 'intraOpThreads',
+    flag: '--intra-op-threads',
+    env: 'FLORENCE2_INTRA_OP_THREADS',
+    type: 'integer',
+    valueName: 'N',
+    default: 0,
+    defaultText: '0 (auto)',
+    range: '0..1024',
+    doc: 'onnxruntime intra-op threads per worker; 0 = max(1, floor(cores / (CPU pools × workers per device))) so workers do not oversubscribe cores (all pools count when none is CPU).',
+    parse: integer(0, 1024),
+  }),
+  row({
+    key: 'allowCpuFallback',
+    flag: '--allow-cpu-fallback',
+    env: 'FLORENCE2_ALLOW_CPU_FALLBACK',
+    type: 'boolean',
+    valueName: '',
+    default: false,
+    defaultText: 'false',
+    doc: 'Run a pool on CPU when its execution provider is unavailable, instead of failing the start.',
+    parse: boolean,
+  }),
+  row({
+    key: 'dtype',
+    flag: '--dtype',
+    env: 'FLORENCE2_DTYPE',
+    type: 'dtype',
+    valueName: 'DTYPE',
+    default: Object.fromEntries(MODULES.map((m) => [m, 'fp32'])) as Record<ModuleName, Dtype>,
+    defaultText: 'fp32',
+    range: `${DTYPES.join('|')}, or module=dtype,... for ${MODULES.join(', ')} (others fp32)`,
+    doc: 'ONNX file variant to load, for all modules or per module.',
+    parse: dtypeSpec,
+  }),
+  row({
+    key: 'resample',
+    flag: '--resample',
+    env: 'FLORENCE2_RESAMPLE',
+    type: 'enum',
+    valueName: 'FILTER',
+    default: 'pil',
+    defaultText: 'pil',
+    range: 'pil|sharp',
+    doc: 'Image resize: pil matches the reference preprocessing, sharp is faster.',
+    parse: oneOf(['pil', 'sharp'] as const),
+  }),
+  row({
+    key: 'maxImagePixels',
+    flag: '--max-image-pixels',
+    env: 'FLORENCE2_MAX_IMAGE_PIXELS',
+    type: 'integer',
+    valueName: 'N',
+    default: 50_000_000,
+    defaultText: '50000000',
+    range: '1..1000000000',
+    doc: 'Largest decoded image accepted (width × height); larger ones get INVALID_ARGUMENT.',
+    parse: integer(1, 1_000_000_000),
+  }),
+  row({
+    key: 'maxMessageBytes',
+    flag: '--max-message-bytes',
+    env: 'FLORENCE2_MAX_MESSAGE_BYTES',
+    type: 'integer',
+    valueName: 'N',
+    default: 64 * 1024 * 1024,
+    defaultText: '67108864 (64 MiB)',
+    // grpc-js takes the limit as a signed 32-bit channel option.
+    range: `1024..${2 * GIB - 1}`,
+    doc: 'Largest gRPC message received or sent, in bytes.',
+    parse: integer(1024, 2 * GIB - 1),
+  }),
+  row({
+    key: 'maxInFlightPerDevice',
+    flag: '--max-in-flight-per-device',
+    env: 'FLORENCE2_MAX_IN_FLIGHT_PER_DEVICE',
+    type: 'integer',
+    valueName: 'N',
+    default: 0,
+    defaultText: '0 (= workers per device)',
+    range: '0..1024',
+    doc: 'Requests running at once per device pool; 0 means one per worker.',
+    parse: integer(0, 1024),
+  }),
+  row({
+    key: 'maxQueuePerDevice',
+    flag: '--max-queue-per-device',
+    env: 'FLORENCE2_MAX_QUEUE_PER_DEVICE',
+    type: 'integer',
+    valueName: 'N',
+    default: 16,
+    defaultText: '16',
+    range: '0..100000',
+    doc: 'Requests waiting per device pool beyond those in flight; more get RESOURCE_EXHAUSTED.',
+    parse: integer(0, 100_000),
+  }),
+  row({
+    key: 'maxNumBeams',
+    flag: '--max-num-beams',
+    env: 'FLORENCE2_MAX_NUM_BEAMS',
+    type: 'integer',
+    valueName: 'N',
+    default: 8,
+    defaultText: '8',
+    range: '1..16',
+    doc: 'Largest num_beams a request may ask for.',
+    parse: integer(1, 16),
+  }),
+  row({
+    key: 'maxNewTokens',
+    flag: '--max-new-tokens',
+    env: 'FLORENCE2_MAX_NEW_TOKENS',
+    type: 'integer',
+    valueName: 'N',
+    default: 1024,
+    defaultText: '1024',
+    range: '1..4096',
+    doc: 'Largest max_new_tokens a request may ask for.',
+    parse: integer(1, 4096),
+  }),
+  row({
+    key: 'maxTextChars',
+    flag: '--max-text-chars',
+    env: 'FLORENCE2_MAX_TEXT_CHARS',
+    type: 'integer',
+    valueName: 'N',
+    default: 2000,
+    defaultText: '2000',
+    range: '1..1000000',
+    doc: 'Longest text input (phrase, expression, class name), in characters.',
+    parse: integer(1, 1_000_000),
+  }),
+  row({
+    key: 'maxClasses',
+    flag: '--max-classes',
+    env: 'FLORENCE2_MAX_CLASSES',
+    type: 'integer',
+    valueName: 'N',
+    default: 32,
+    defaultText: '32',
+    range: '1..1000',
+    doc: 'Most classes in one open-vocabulary detection request.',
+    parse: integer(1, 1000),
+  }),
+  row({
+    key: 'shutdownGraceMs',
+    flag: '--shutdown-grace-ms',
+    env: 'FLORENCE2_SHUTDOWN_GRACE_MS',
+    type: 'integer',
+    valueName: 'MS',
+    default: 30_000,
+    defaultText: '30000',
+    range: '0..3600000',
+    doc: 'On SIGTERM, how long in-flight and queued work may finish before the server closes.',
+    parse: integer(0, 3_600_000),
+  }),
+  row({
+    key: 'logLevel',
+    flag: '--log-level',
+    env: 'FLORENCE2_LOG_LEVEL',
+    type: 'enum',
+    valueName: 'LEVEL',
+    default: 'info',
+    defaultText: 'info',
+    range: LOG_LEVELS.join('|'),
+    doc: 'Minimum level of the JSON log lines on stderr.',
+    parse: oneOf(LOG_LEVELS),
+  }),
+  row({
+    key: 'configFile',
+    flag: '--config',
+    env: 'FLORENCE2_CONFIG',
+    type: 'path',
+    valueName: 'FILE',
+    default: null,
+    defaultText: 'none',
+    doc: 'JSON file of settings keyed by their camelCase names (e.g. {"port": 50051, "devices": ["cuda:0"]}).',
+    parse: filePath,
+  }),
+  row({
+    key: 'testHooks',
+    flag: '--test-hooks',
+    env: 'FLORENCE2_TEST_HOOKS',
+    type: 'boolean',
+    valueName: '',
+    default: false,
+    defaultText: 'false',
+    doc: 'Test-only behaviour (a request may ask its worker to crash). Never enable in production.',
+    hidden: true,
+    parse: boolean,
+  }),
+];
+
+/** The table by key. */
+export const SETTINGS_BY_KEY: Readonly<Record<SettingKey, AnySetting>> = Object.freeze(
+  Object.fromEntries(SETTINGS.map((s) => [s.key, s])) as Record<SettingKey, AnySetting>,
+);

@@ -1,0 +1,265 @@
+/**
+ * Every metric of the server, defined once, on one prom-client registry owned by the main thread.
+ * Workers cannot record (prom-client registries are per thread); they return timings and token
+ * counts in their results, and the server records them here. Label values come from fixed sets
+ * (task tokens, gRPC status names, stages) or from the configured device names, so series stay bounded.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { TASK_TOKENS } from '../florence/tasks';
+
+/** Prefix of every metric name, the Node process metrics included. */
+export const METRIC_PREFIX = 'florence2_';
+
+/** Pipeline stages, as labelled on `florence2_stage_duration_seconds`. */
+export const STAGES = ['preprocess', 'vision', 'encoder', 'decode', 'postprocess'] as const;
+
+/** One of {@link STAGES}. */
+export type Stage = (typeof STAGES)[number];
+
+/** gRPC status names, the only values of the `code` label (anything else is recorded as `UNKNOWN`). */
+export const GRPC_CODE_NAMES = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+] as const;
+
+/** Task label values: each task token without angle brackets, lowercased (`<OD>` → `od`). */
+export const TASK_LABELS: readonly string[] = Object.freeze(TASK_TOKENS.map((t) => t.slice(1, -1).toLowerCase()));
+
+const TASK_LABEL_SET = new Set(TASK_LABELS);
+const CODE_SET = new Set<string>(GRPC_CODE_NAMES);
+
+/**
+ * The `task` label for a task string: `<OD>`, `OD` and `od` all give `od`; anything that is not a
+ * Florence-2 task gives `unknown`, so client input can never create new series.
+ */
+export function taskLabel(task: string): string {
+  const t = task.trim().replace(/^<(.*)>$/, '$1').toLowerCase();
+  return TASK_LABEL_SET.has(t) ? t : 'unknown';
+}
+
+/** The `code` label for a gRPC status name (`ok` → `OK`); unrecognised names give `UNKNOWN`. */
+export function codeLabel(code: string): string {
+  const c = code.trim().toUpperCase();
+  return CODE_SET.has(c) ? c : 'UNKNOWN';
+}
+
+/** Per-stage wall times of one pipeline call, in milliseconds (the worker's timings; extra fields are ignored). */
+export interface StageTimingsMs {
+  preprocess: number;
+  vision: number;
+  encoder: number;
+  decoder: number;
+  postprocess: number;
+}
+
+/** One device pool's state at scrape time. */
+export interface DeviceGauges {
+  /** Device name from the config, e.g. `cuda:0`. */
+  device: string;
+  /** Requests running on the pool. */
+  inFlight: number;
+  /** Requests waiting for the pool. */
+  queued: number;
+  /** Fraction of the last window the pool's workers were busy, 0..1. */
+  busyRatio: number;
+  /** Live workers in the pool. */
+  workers: number;
+}
+
+/** Model identity for `florence2_model_info`. */
+export interface ModelInfoLabels {
+  /** Model name or path. */
+  model: string;
+  /** Dtype summary, e.g. `fp32` or `vision_encoder=fp16,...`. */
+  dtype: string;
+  /** This server's version. */
+  serverVersion: string;
+}
+
+/** Options for {@link Metrics}. */
+export interface MetricsOptions {
+  /** Also export prom-client's Node process metrics (`florence2_process_*`, `florence2_nodejs_*`); default true. */
+  processMetrics?: boolean;
+}
+
+/** Request latency: from a fast caption on a GPU (~5 ms of overhead) to a long CPU generation (~2 min). */
+const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
+/** Queue wait: mostly zero, up to the time a full queue takes to drain. */
+const QUEUE_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** One stage: from a sub-millisecond post-process to a long CPU decode. */
+const STAGE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** A finite, non-negative number, else null (a bad timing must not throw inside request handling). */
+const nonNegative = (x: number): number | null => (Number.isFinite(x) && x >= 0 ? x : null);
+
+/** The server's metrics. Create one per process (tests may create several: each has its own registry). */
+export class Metrics {
+  /** The registry every metric is registered on. */
+  readonly registry: Registry;
+
+  private readonly requests: Counter<'task' | 'code'>;
+  private readonly requestDuration: Histogram<'task'>;
+  private readonly queueWait: Histogram<'device'>;
+  private readonly stageDuration: Histogram<'stage'>;
+  private readonly generatedTokens: Counter<'task'>;
+  private readonly promptTokens: Counter<'task'>;
+  private readonly workerRestarts: Counter<'device'>;
+  private readonly modelInfo: Gauge<'model' | 'dtype' | 'server_version'>;
+  private deviceSource: () => readonly DeviceGauges[] = () => [];
+
+  constructor(options: MetricsOptions = {}) {
+    const registers = [(this.registry = new Registry())];
+    const p = METRIC_PREFIX;
+    this.requests = new Counter({ name: `${p}requests_total`, help: 'Requests finished, by task and gRPC status code.', labelNames: ['task', 'code'], registers });
+    this.requestDuration = new Histogram({
+      name: `${p}request_duration_seconds`,
+      help: 'Time from arrival to response, by task (all status codes).',
+      labelNames: ['task'],
+      buckets: REQUEST_BUCKETS,
+      registers,
+    });
+    this.queueWait = new Histogram({
+      name: `${p}queue_wait_seconds`,
+      help: 'Time a request waited for a worker of its device pool.',
+      labelNames: ['device'],
+      buckets: QUEUE_BUCKETS,
+      registers,
+    });
+    this.stageDuration = new Histogram({
+      name: `${p}stage_duration_seconds`,
+      help: 'Time per pipeline stage of one worker call (preprocess, vision, encoder, decode, postprocess).',
+      labelNames: ['stage'],
+      buckets: STAGE_BUCKETS,
+      registers,
+    });
+    this.generatedTokens = new Counter({ name: `${p}generated_tokens_total`, help: 'Tokens generated by the decoder, by task.', labelNames: ['task'], registers });
+    this.promptTokens = new Counter({ name: `${p}prompt_tokens_total`, help: 'Prompt tokens fed to the encoder, by task.', labelNames: ['task'], registers });
+    this.workerRestarts = new Counter({
+      name: `${p}worker_restarts_total`,
+      help: 'Workers that died and were replaced, by device.',
+      labelNames: ['device'],
+      registers,
+      // Exporting 0 for every device lets rate() and alerts see the series before the first restart.
+      collect: () => {
+        for (const d of this.readDevices()) this.workerRestarts.inc({ device: d.device }, 0);
+      },
+    });
+    this.modelInfo = new Gauge({
+      name: `${p}model_info`,
+      help: 'The served model; always 1, the labels carry the information.',
+      labelNames: ['model', 'dtype', 'server_version'],
+      registers,
+    });
+
+    // Device gauges are read from the scheduler when scraped, so they are never stale between requests.
+    const deviceGauge = (name: string, help: string, pick: (d: DeviceGauges) => number): void => {
+      const gauge: Gauge<'device'> = new Gauge({
+        name: `${p}${name}`,
+        help,
+        labelNames: ['device'],
+        registers,
+        collect: () => {
+          gauge.reset();
+          for (const d of this.readDevices()) {
+            const v = pick(d);
+            if (Number.isFinite(v)) gauge.set({ device: d.device }, v);
+          }
+        },
+      });
+    };
+    deviceGauge('inflight_requests', 'Requests running, by device.', (d) => d.inFlight);
+    deviceGauge('queued_requests', 'Requests waiting for a worker, by device.', (d) => d.queued);
+    deviceGauge('worker_busy_ratio', 'Fraction of time the workers of a device were busy (0..1).', (d) => Math.min(1, Math.max(0, d.busyRatio)));
+    deviceGauge('workers', 'Live worker threads, by device.', (d) => d.workers);
+
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: p });
+  }
+
+  /** Content-Type of {@link metricsText} (Prometheus text exposition format). */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Records one finished request: its task (token or label), gRPC status name and total seconds. */
+  recordRequest(task: string, code: string, seconds: number): void {
+    const t = taskLabel(task);
+    this.requests.inc({ task: t, code: codeLabel(code) });
+    const s = nonNegative(seconds);
+    if (s !== null) this.requestDuration.observe({ task: t }, s);
+  }
+
+  /** Records how long a request waited in a device pool's queue. */
+  recordQueueWait(device: string, seconds: number): void {
+    const s = nonNegative(seconds);
+    if (s !== null) this.queueWait.observe({ device }, s);
+  }
+
+  /** Records the per-stage times (milliseconds) a worker returned; `decoder` is labelled `decode`. */
+  recordStages(timings: StageTimingsMs): void {
+    const byStage: Record<Stage, number> = {
+      preprocess: timings.preprocess,
+      vision: timings.vision,
+      encoder: timings.encoder,
+      decode: timings.decoder,
+      postprocess: timings.postprocess,
+    };
+    for (const stage of STAGES) {
+      const ms = nonNegative(byStage[stage]);
+      if (ms !== null) this.stageDuration.observe({ stage }, ms / 1000);
+    }
+  }
+
+  /** Adds a request's prompt and generated token counts. */
+  recordTokens(task: string, prompt: number, generated: number): void {
+    const t = taskLabel(task);
+    const pr = nonNegative(prompt);
+    const gen = nonNegative(generated);
+    if (pr !== null) this.promptTokens.inc({ task: t }, pr);
+    if (gen !== null) this.generatedTokens.inc({ task: t }, gen);
+  }
+
+  /** Counts a worker of `device` that died and was replaced. */
+  workerRestarted(device: string): void {
+    this.workerRestarts.inc({ device });
+  }
+
+  /** Sets `florence2_model_info{model,dtype,server_version} 1` (replacing any earlier value). */
+  setModelInfo(info: ModelInfoLabels): void {
+    this.modelInfo.reset();
+    this.modelInfo.set({ model: info.model, dtype: info.dtype, server_version: info.serverVersion }, 1);
+  }
+
+  /** Sets where the per-device gauges come from; called at every scrape. */
+  setDeviceGaugesSource(fn: () => ReadonlyArray<DeviceGauges>): void {
+    this.deviceSource = fn;
+  }
+
+  /** The registry in Prometheus text format. */
+  metricsText(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  private readDevices(): readonly DeviceGauges[] {
+    try {
+      return this.deviceSource();
+    } catch {
+      // A failing source leaves the device gauges empty for this scrape rather than failing the whole scrape.
+      return [];
+    }
+  }
+}
