@@ -4,33 +4,15 @@
  */
 import * as ort from 'onnxruntime-node';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { MODULES, ModuleName, DtypeChoice, moduleFile } from './model-files';
 import { DecoderStepInput, DecoderStepOutput, EncoderStates, KvCache, ModelBackend, ModelDims } from '../florence/generation/backend';
 
-/** The export's modules (transformers.js session names). */
-export const MODULES = ['vision_encoder', 'embed_tokens', 'encoder_model', 'decoder_model_merged'] as const;
-export type ModuleName = (typeof MODULES)[number];
-
-/** File suffix per dtype, as transformers.js names the variants (contract §5.1). */
-export const DTYPE_SUFFIX = {
-  fp32: '',
-  fp16: '_fp16',
-  q8: '_quantized',
-  int8: '_int8',
-  uint8: '_uint8',
-  q4: '_q4',
-  q4f16: '_q4f16',
-  bnb4: '_bnb4',
-} as const;
-export type Dtype = keyof typeof DTYPE_SUFFIX;
-
-export function isDtype(s: string): s is Dtype {
-  return Object.prototype.hasOwnProperty.call(DTYPE_SUFFIX, s);
-}
+export { MODULES, DTYPE_SUFFIX, isDtype, moduleFile } from './model-files';
+export type { ModuleName, Dtype } from './model-files';
 
 export interface OrtBackendOptions {
   /** One dtype for every module, or one per module (missing modules: fp32). */
-  dtype?: Dtype | Partial<Record<ModuleName, Dtype>>;
+  dtype?: DtypeChoice;
   executionProviders?: ort.InferenceSession.ExecutionProviderConfig[];
   /** Threads per session for one operator; size it so workers × threads ≤ cores. */
   intraOpNumThreads?: number;
@@ -86,12 +68,6 @@ function checkIo(file: string, session: ort.InferenceSession, module: ModuleName
   if (problems.length > 0) {
     throw new ModelLoadError(`${file} is not a Florence-2 ${module} graph: ${problems.slice(0, 6).join('; ')}${problems.length > 6 ? `; and ${problems.length - 6} more` : ''}`);
   }
-}
-
-/** The file a module loads from, for a dtype choice. */
-export function moduleFile(dir: string, module: ModuleName, dtype: OrtBackendOptions['dtype']): string {
-  const d = typeof dtype === 'string' ? dtype : (dtype?.[module] ?? 'fp32');
-  return join(dir, 'onnx', `${module}${DTYPE_SUFFIX[d]}.onnx`);
 }
 
 interface OrtCache extends KvCache {

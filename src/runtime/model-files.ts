@@ -1,0 +1,32 @@
+/** Which ONNX file each module of a Florence-2 folder loads, by dtype (no onnxruntime import: the server uses it too). */
+import { join } from 'node:path';
+
+/** The export's modules (transformers.js session names). */
+export const MODULES = ['vision_encoder', 'embed_tokens', 'encoder_model', 'decoder_model_merged'] as const;
+export type ModuleName = (typeof MODULES)[number];
+
+/** File suffix per dtype, as transformers.js names the variants (contract §5.1). */
+export const DTYPE_SUFFIX = {
+  fp32: '',
+  fp16: '_fp16',
+  q8: '_quantized',
+  int8: '_int8',
+  uint8: '_uint8',
+  q4: '_q4',
+  q4f16: '_q4f16',
+  bnb4: '_bnb4',
+} as const;
+export type Dtype = keyof typeof DTYPE_SUFFIX;
+
+export function isDtype(s: string): s is Dtype {
+  return Object.prototype.hasOwnProperty.call(DTYPE_SUFFIX, s);
+}
+
+/** One dtype for every module, or one per module (missing modules: fp32). */
+export type DtypeChoice = Dtype | Partial<Record<ModuleName, Dtype>>;
+
+/** The file a module loads from, for a dtype choice. */
+export function moduleFile(dir: string, module: ModuleName, dtype: DtypeChoice | undefined): string {
+  const d = typeof dtype === 'string' ? dtype : (dtype?.[module] ?? 'fp32');
+  return join(dir, 'onnx', `${module}${DTYPE_SUFFIX[d]}.onnx`);
+}

@@ -1,0 +1,191 @@
+/**
+ * The Piscina worker entry: one thread's life. Async init loads the model for the pool's device
+ * (with an explicit CPU fallback when allowed, since onnxruntime never falls back by itself), runs
+ * one warm-up generation, reports 'ready' to the pool and only then hands piscina the handler. The
+ * handler never throws: request failures cross the thread boundary as data (`{ ok: false, error }`).
+ *
+ * Loadable as TypeScript (under `--import tsx`, which piscina workers inherit via execArgv) and as
+ * compiled JS: it is a CommonJS module whose `default` export is a promise of the handler.
+ */
+import { isMainThread, parentPort, threadId, workerData } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import type { InferenceSession } from 'onnxruntime-node';
+import sharp from 'sharp';
+import { Florence2, GenerationStopped, ImageDecodeError, PromptError } from '../index';
+import type { RunResult } from '../index';
+import { MODULES, isDtype } from '../runtime/ort-backend';
+import type { Dtype, ModuleName } from '../runtime/ort-backend';
+import {
+  CANCEL_BY_DEADLINE,
+  CANCEL_NONE,
+  type WorkerInfoTask,
+  type WorkerInit,
+  type WorkerLifecycleMessage,
+  type WorkerModelInfo,
+  type WorkerResult,
+  type WorkerTask,
+  type WorkerTimings,
+} from '../common/protocol';
+
+/** What the handler answers: a run result for 'run', the model facts for 'info'. */
+export type WorkerReply = WorkerResult | WorkerModelInfo;
+
+/** The piscina task handler of this worker. Never rejects. */
+export type WorkerHandler = (task: WorkerTask | WorkerInfoTask) => Promise<WorkerReply>;
+
+/** One JSON log line on stderr (the worker has no logger of its own; the pool's process collects stderr). */
+function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>): void {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, thread: threadId, ...fields })}\n`);
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** onnxruntime execution providers for a device. */
+export function executionProvidersFor(init: Pick<WorkerInit, 'provider' | 'deviceId'>): InferenceSession.ExecutionProviderConfig[] {
+  switch (init.provider) {
+    case 'cuda':
+      return [{ name: 'cuda', deviceId: init.deviceId }];
+    case 'tensorrt':
+      return [{ name: 'tensorrt', deviceId: init.deviceId }];
+    case 'webgpu':
+      return ['webgpu'];
+    case 'cpu':
+      return ['cpu'];
+  }
+}
+
+/** WorkerInit's free-form dtype map → the backend's typed one; a typo must fail the start, not load fp32 silently. */
+function dtypeMap(dtype: Record<string, string>): Partial<Record<ModuleName, Dtype>> {
+  const out: Partial<Record<ModuleName, Dtype>> = {};
+  for (const [module, d] of Object.entries(dtype)) {
+    if (!(MODULES as readonly string[]).includes(module)) throw new Error(`dtype: unknown module "${module}" (one of ${MODULES.join(', ')})`);
+    if (!isDtype(d)) throw new Error(`dtype: unknown dtype "${d}" for ${module}`);
+    out[module as ModuleName] = d;
+  }
+  return out;
+}
+
+/**
+ * Loads the model on the init's device. A provider that cannot load (missing CUDA libraries, no
+ * WebGPU adapter) fails the start with a message naming the device and the provider's error, or,
+ * with `allowCpuFallback`, loads again on CPU and logs a warning.
+ */
+async function loadModel(init: WorkerInit): Promise<{ model: Florence2; provider: string; fallback: boolean }> {
+  const common = { intraOpNumThreads: init.intraOpNumThreads, dtype: dtypeMap(init.dtype), resample: init.resample, maxPixels: init.maxPixels };
+  try {
+    const model = await Florence2.load(init.modelDir, { ...common, executionProviders: executionProvidersFor(init) });
+    return { model, provider: init.provider, fallback: false };
+  } catch (err) {
+    const what = `cannot load the model on ${init.device} with the ${init.provider} execution provider${init.provider === 'cuda' || init.provider === 'tensorrt' ? ` (device ${init.deviceId})` : ''}: ${errorMessage(err)}`;
+    if (init.provider === 'cpu') throw new Error(what);
+    if (!init.allowCpuFallback) throw new Error(`${what}. Set allowCpuFallback to run on CPU instead.`);
+    log('warn', 'execution provider unavailable; falling back to CPU', { device: init.device, provider: init.provider, error: errorMessage(err) });
+    try {
+      const model = await Florence2.load(init.modelDir, { ...common, executionProviders: ['cpu'] });
+      return { model, provider: 'cpu', fallback: true };
+    } catch (cpuErr) {
+      throw new Error(`${what}; the CPU fallback failed too: ${errorMessage(cpuErr)}`);
+    }
+  }
+}
+
+/** One short generation so the first real request does not pay for lazy allocations and kernel setup. */
+async function warmUp(model: Florence2): Promise<void> {
+  // A generated PNG (not raw pixels) so the decode path is warmed as well.
+  const image = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 90, g: 140, b: 200 } } })
+    .png()
+    .toBuffer();
+  await model.run({ image, task: '<CAPTION>' }, { generation: { maxNewTokens: 2 } });
+}
+
+/** A request failure as protocol data: client mistakes name the request field, stops say why. */
+export function toWorkerError(err: unknown, stopFlag: number): Extract<WorkerResult, { ok: false }>['error'] {
+  if (err instanceof PromptError) {
+    // Prompt fields are the request's own names; `size` is the image size a region is quantized against.
+    const field = err.field === 'size' ? 'region' : err.field;
+    return { kind: 'invalid_argument', field, message: err.message };
+  }
+  if (err instanceof ImageDecodeError) return { kind: 'invalid_argument', field: 'image.data', message: err.message };
+  if (err instanceof RangeError && /^(generation\.)?(numBeams|maxNewTokens)\b/.test(err.message)) {
+    return { kind: 'invalid_argument', field: 'options', message: err.message };
+  }
+  if (err instanceof GenerationStopped) {
+    return stopFlag === CANCEL_BY_DEADLINE
+      ? { kind: 'deadline_exceeded', message: `deadline exceeded; ${err.message}` }
+      : { kind: 'cancelled', message: `cancelled by the client; ${err.message}` };
+  }
+  return { kind: 'internal', message: errorMessage(err) };
+}
+
+const ZERO_TIMINGS: WorkerTimings = { preprocess: 0, vision: 0, encoder: 0, decoder: 0, postprocess: 0, total: 0 };
+
+function makeHandler(init: WorkerInit, model: Florence2, info: WorkerModelInfo): WorkerHandler {
+  const flags = new Int32Array(init.cancelFlags);
+  return async (task) => {
+    if (task.kind === 'info') return info;
+    if (!Number.isInteger(task.cancelSlot) || task.cancelSlot < 0 || task.cancelSlot >= flags.length) {
+      return { ok: false, error: { kind: 'internal', message: `cancel slot ${task.cancelSlot} is outside [0, ${flags.length})` } };
+    }
+    // Test hook: end this thread as a native crash would. In a worker thread process.exit ends only
+    // the thread. It runs before any session.run is in flight (terminating mid-run aborts the process).
+    if (init.testHooks && task.crash) process.exit(1);
+    try {
+      const results: RunResult[] = await model.runBatch(task.requests, {
+        generation: { numBeams: task.numBeams, maxNewTokens: task.maxNewTokens },
+        shouldStop: () => Atomics.load(flags, task.cancelSlot) !== CANCEL_NONE,
+      });
+      return {
+        ok: true,
+        items: results.map((r) => ({ task: r.task, result: r.result, text: r.text, imageSize: r.imageSize, promptTokens: r.promptTokens, generatedTokens: r.generatedTokens })),
+        timings: results[0]?.timings ?? ZERO_TIMINGS,
+        device: init.device,
+      };
+    } catch (err) {
+      return { ok: false, error: toWorkerError(err, Atomics.load(flags, task.cancelSlot)) };
+    }
+  };
+}
+
+function post(message: WorkerLifecycleMessage): void {
+  parentPort?.postMessage(message);
+}
+
+/**
+ * 1) load, 2) warm up, 3) report. On failure the worker reports 'init-failed' and serves a handler
+ * that answers every task with `workerFailed`: a rejected export would make piscina retry the file
+ * as an ES module and lose the original error, and an exiting worker would leave queued tasks hanging.
+ */
+async function start(): Promise<WorkerHandler> {
+  const init = workerData as WorkerInit;
+  const t0 = performance.now();
+  try {
+    const { model, provider, fallback } = await loadModel(init);
+    const c = model.config;
+    const info: WorkerModelInfo = {
+      name: c.name,
+      files: { ...model.files },
+      defaultNumBeams: c.generation.numBeams,
+      defaultMaxNewTokens: c.generation.maxNewTokens,
+      maxPositions: c.dims.maxPositions,
+      provider,
+    };
+    const t1 = performance.now();
+    await warmUp(model);
+    const warmupMs = performance.now() - t1;
+    log('info', 'worker ready', { device: init.device, provider, loadMs: Math.round(t1 - t0), warmupMs: Math.round(warmupMs) });
+    post({ florence2: 'ready', threadId, device: init.device, info, fallback, warmupMs });
+    return makeHandler(init, model, info);
+  } catch (err) {
+    const message = `worker on ${init.device} failed to start: ${errorMessage(err)}`;
+    log('error', 'worker failed to start', { device: init.device, error: errorMessage(err) });
+    post({ florence2: 'init-failed', threadId, device: init.device, message });
+    return async () => ({ ok: false, error: { kind: 'internal', message, workerFailed: true } });
+  }
+}
+
+/** Imported outside a worker (e.g. for its helpers), it starts nothing. */
+const notInWorker: WorkerHandler = async () => ({ ok: false, error: { kind: 'internal', message: 'florence.worker must run in a piscina worker thread' } });
+
+export default isMainThread ? Promise.resolve(notInWorker) : start();
