@@ -1,0 +1,35 @@
+/** The `florence2` command. */
+import { serve } from './serve';
+
+const USAGE = `Usage: florence2 <command> [options]
+
+Commands:
+  serve     run the gRPC model server (florence2 serve --help)
+  synth     build a synthetic Florence-2 model folder (florence2 synth --help)
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(rest, process.env);
+    case 'synth': {
+      // The builder is a development tool run from source (tools/ is not compiled into the package).
+      process.stderr.write('florence2 synth: run `npm run synth -- ...` from a checkout (see tools/synth/README.md)\n');
+      return 2;
+    }
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`florence2: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}

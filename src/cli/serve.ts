@@ -1,0 +1,43 @@
+/** `florence2 serve`: load and validate the configuration, start the server, stop gracefully on SIGTERM/SIGINT. */
+import { ConfigError, helpText, isHelpRequested, loadConfig } from '../config/load';
+import { createLogger } from '../common/logger';
+import { startServer } from '../server/main';
+
+export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  if (isHelpRequested(argv)) {
+    process.stdout.write(helpText());
+    return 0;
+  }
+  let config;
+  try {
+    config = loadConfig(argv, env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`florence2 serve: invalid configuration\n${err.problems.map((p) => `  - ${p}`).join('\n')}\n\nSee florence2 serve --help.\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.logLevel });
+  let server;
+  try {
+    server = await startServer(config, logger);
+  } catch (err) {
+    logger.error('failed to start', { err });
+    return 1;
+  }
+  const running = server;
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      running.shutdown(signal).then(
+        () => resolve(0),
+        (err) => {
+          logger.error('shutdown failed', { err });
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

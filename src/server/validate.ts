@@ -1,0 +1,207 @@
+/**
+ * Untrusted proto requests → validated work. Every failure is an InvalidArgumentError naming the
+ * field, the limit and the value. Image headers are read here (not decoded) so oversized or
+ * non-image payloads are refused before they cost a worker anything.
+ */
+import sharp from 'sharp';
+import { InvalidArgumentError } from '../common/errors';
+import type { WorkerRequest } from '../common/protocol';
+import type { TaskToken } from '../florence/tasks';
+import type { PixelRegion } from '../florence/geometry';
+import type { CaptionRequest__Output } from '../generated/florence2/v1/CaptionRequest';
+import type { DetectRequest__Output } from '../generated/florence2/v1/DetectRequest';
+import type { OpenVocabularyRequest__Output } from '../generated/florence2/v1/OpenVocabularyRequest';
+import type { PhraseGroundingRequest__Output } from '../generated/florence2/v1/PhraseGroundingRequest';
+import type { SegmentRequest__Output } from '../generated/florence2/v1/SegmentRequest';
+import type { OcrRequest__Output } from '../generated/florence2/v1/OcrRequest';
+import type { RegionRequest__Output } from '../generated/florence2/v1/RegionRequest';
+import type { RunRequest__Output } from '../generated/florence2/v1/RunRequest';
+import type { Options__Output } from '../generated/florence2/v1/Options';
+import type { Image__Output } from '../generated/florence2/v1/Image';
+import type { Region__Output } from '../generated/florence2/v1/Region';
+
+/** The request limits of a server (from its configuration). */
+export interface RequestLimits {
+  maxImagePixels: number;
+  maxNumBeams: number;
+  maxNewTokens: number;
+  maxTextChars: number;
+  maxClasses: number;
+}
+
+export type Family = 'caption' | 'detect' | 'open_vocabulary' | 'phrase_grounding' | 'segment' | 'ocr' | 'region';
+
+/** A request ready for the scheduler: one worker request per prompt (open vocabulary: one per class). */
+export interface ValidRequest {
+  family: Family;
+  /** The task token, for metrics and logs. */
+  task: TaskToken;
+  requests: WorkerRequest[];
+  /** Open vocabulary: the class asked for by each worker request. */
+  classes?: string[];
+  numBeams?: number;
+  maxNewTokens?: number;
+  includeRawText: boolean;
+  includeScores: boolean;
+}
+
+const CAPTION_TASKS: Record<string, TaskToken> = {
+  CAPTION_DETAIL_UNSPECIFIED: '<CAPTION>',
+  CAPTION_DETAIL_BRIEF: '<CAPTION>',
+  CAPTION_DETAIL_DETAILED: '<DETAILED_CAPTION>',
+  CAPTION_DETAIL_PARAGRAPH: '<MORE_DETAILED_CAPTION>',
+};
+const DETECT_TASKS: Record<string, TaskToken> = {
+  DETECT_KIND_UNSPECIFIED: '<OD>',
+  DETECT_KIND_OBJECTS: '<OD>',
+  DETECT_KIND_DENSE_REGION_CAPTIONS: '<DENSE_REGION_CAPTION>',
+  DETECT_KIND_REGION_PROPOSALS: '<REGION_PROPOSAL>',
+};
+const REGION_TASKS: Record<string, TaskToken> = {
+  REGION_TASK_UNSPECIFIED: '<REGION_TO_CATEGORY>',
+  REGION_TASK_CATEGORY: '<REGION_TO_CATEGORY>',
+  REGION_TASK_DESCRIPTION: '<REGION_TO_DESCRIPTION>',
+  REGION_TASK_OCR: '<REGION_TO_OCR>',
+};
+
+function enumTask(table: Record<string, TaskToken>, value: string | number | undefined, field: string): TaskToken {
+  const task = table[String(value ?? Object.keys(table)[0])];
+  if (!task) throw new InvalidArgumentError(field, `\`${field}\` has no such value: ${JSON.stringify(value)} (allowed: ${Object.keys(table).join(', ')})`);
+  return task;
+}
+
+/** Checks the image bytes and header: present, a known format, within the pixel limit. Decodes no pixels. */
+async function checkImage(image: Image__Output | null | undefined, prefix: string, limits: RequestLimits): Promise<Uint8Array> {
+  const field = `${prefix}image.data`;
+  const data = image?.data;
+  if (!data || data.length === 0) throw new InvalidArgumentError(field, `\`${field}\` is required: the encoded image bytes (JPEG, PNG, WebP, GIF, TIFF or AVIF)`);
+  let meta: sharp.Metadata;
+  try {
+    meta = await sharp(data, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw new InvalidArgumentError(field, `\`${field}\` is not a decodable image: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const { width, height } = meta;
+  if (!width || !height) throw new InvalidArgumentError(field, `\`${field}\` has no image size in its header`);
+  if (width * height > limits.maxImagePixels) {
+    throw new InvalidArgumentError(field, `\`${field}\` is ${width}x${height} = ${width * height} pixels; the limit is ${limits.maxImagePixels} pixels`);
+  }
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+function checkText(value: string | undefined, field: string, limits: RequestLimits): string {
+  const text = (value ?? '').trim();
+  if (text === '') throw new InvalidArgumentError(field, `\`${field}\` is required and must not be blank`);
+  if (text.length > limits.maxTextChars) throw new InvalidArgumentError(field, `\`${field}\` must be at most ${limits.maxTextChars} characters. Given: ${text.length}`);
+  return text;
+}
+
+function checkRegion(region: Region__Output | null | undefined, field: string): PixelRegion {
+  if (!region) throw new InvalidArgumentError(field, `\`${field}\` is required: a box in pixels (x1, y1, x2, y2)`);
+  const { x1, y1, x2, y2 } = region;
+  for (const [k, v] of Object.entries({ x1, y1, x2, y2 })) {
+    if (!Number.isFinite(v)) throw new InvalidArgumentError(field, `\`${field}.${k}\` must be a finite number. Given: ${v}`);
+  }
+  if (x1 > x2 || y1 > y2) throw new InvalidArgumentError(field, `\`${field}\` must have x1 <= x2 and y1 <= y2. Given: (${x1}, ${y1}, ${x2}, ${y2})`);
+  return { x1, y1, x2, y2 };
+}
+
+function checkOptions(o: Options__Output | null | undefined, prefix: string, limits: RequestLimits): Pick<ValidRequest, 'numBeams' | 'maxNewTokens' | 'includeRawText' | 'includeScores'> {
+  const numBeams = o?.num_beams ?? 0;
+  const maxNewTokens = o?.max_new_tokens ?? 0;
+  if (numBeams > limits.maxNumBeams) throw new InvalidArgumentError(`${prefix}options.num_beams`, `\`${prefix}options.num_beams\` must be <= ${limits.maxNumBeams}. Given: ${numBeams}`);
+  if (maxNewTokens > limits.maxNewTokens) throw new InvalidArgumentError(`${prefix}options.max_new_tokens`, `\`${prefix}options.max_new_tokens\` must be <= ${limits.maxNewTokens}. Given: ${maxNewTokens}`);
+  return {
+    numBeams: numBeams === 0 ? undefined : numBeams,
+    // Unset means the server's bound, not the model's full position table.
+    maxNewTokens: maxNewTokens === 0 ? limits.maxNewTokens : maxNewTokens,
+    includeRawText: o?.include_raw_text ?? false,
+    includeScores: o?.include_scores ?? false,
+  };
+}
+
+export async function validateCaption(r: CaptionRequest__Output, limits: RequestLimits, prefix = ''): Promise<ValidRequest> {
+  const task = enumTask(CAPTION_TASKS, r.detail, `${prefix}detail`);
+  const image = await checkImage(r.image, prefix, limits);
+  return { family: 'caption', task, requests: [{ image, task }], ...checkOptions(r.options, prefix, limits) };
+}
+
+export async function validateDetect(r: DetectRequest__Output, limits: RequestLimits, prefix = ''): Promise<ValidRequest> {
+  const task = enumTask(DETECT_TASKS, r.kind, `${prefix}kind`);
+  const image = await checkImage(r.image, prefix, limits);
+  return { family: 'detect', task, requests: [{ image, task }], ...checkOptions(r.options, prefix, limits) };
+}
+
+export async function validateOpenVocabulary(r: OpenVocabularyRequest__Output, limits: RequestLimits, prefix = ''): Promise<ValidRequest> {
+  const field = `${prefix}classes`;
+  const classes = r.classes ?? [];
+  if (classes.length === 0) throw new InvalidArgumentError(field, `\`${field}\` must name at least one class`);
+  if (classes.length > limits.maxClasses) throw new InvalidArgumentError(field, `\`${field}\` must have at most ${limits.maxClasses} entries. Given: ${classes.length}`);
+  const checked = classes.map((c, i) => checkText(c, `${field}[${i}]`, limits));
+  const options = checkOptions(r.options, prefix, limits);
+  const image = await checkImage(r.image, prefix, limits);
+  const task: TaskToken = '<OPEN_VOCABULARY_DETECTION>';
+  return { family: 'open_vocabulary', task, requests: checked.map((text) => ({ image, task, text })), classes: checked, ...options };
+}
+
+export async function validatePhraseGrounding(r: PhraseGroundingRequest__Output, limits: RequestLimits, prefix = ''): Promise<ValidRequest> {
+  const text = checkText(r.caption, `${prefix}caption`, limits);
+  const options = checkOptions(r.options, prefix, limits);
+  const image = await checkImage(r.image, prefix, limits);
+  const task: TaskToken = '<CAPTION_TO_PHRASE_GROUNDING>';
+  return { family: 'phrase_grounding', task, requests: [{ image, task, text }], ...options };
+}
+
+export async function validateSegment(r: SegmentRequest__Output, limits: RequestLimits, prefix = ''): Promise<ValidRequest> {
+  const options = checkOptions(r.options, prefix, limits);
+  if (r.target === 'region') {
+    const region = checkRegion(r.region, `${prefix}region`);
+    const image = await checkImage(r.image, prefix, limits);
+    const task: TaskToken = '<REGION_TO_SEGMENTATION>';
+    return { family: 'segment', task, requests: [{ image, task, region }], ...options };
+  }
+  if (r.target !== 'referring_expression') {
+    throw new InvalidArgumentError(`${prefix}target`, `\`${prefix}target\` is required: set \`referring_expression\` or \`region\``);
+  }
+  const text = checkText(r.referring_expression, `${prefix}referring_expression`, limits);
+  const image = await checkImage(r.image, prefix, limits);
+  const task: TaskToken = '<REFERRING_EXPRESSION_SEGMENTATION>';
+  return { family: 'segment', task, requests: [{ image, task, text }], ...options };
+}
+
+export async function validateOcr(r: OcrRequest__Output, limits: RequestLimits, prefix = ''): Promise<ValidRequest> {
+  const task: TaskToken = r.with_regions ? '<OCR_WITH_REGION>' : '<OCR>';
+  const options = checkOptions(r.options, prefix, limits);
+  const image = await checkImage(r.image, prefix, limits);
+  return { family: 'ocr', task, requests: [{ image, task }], ...options };
+}
+
+export async function validateRegion(r: RegionRequest__Output, limits: RequestLimits, prefix = ''): Promise<ValidRequest> {
+  const task = enumTask(REGION_TASKS, r.task, `${prefix}task`);
+  const region = checkRegion(r.region, `${prefix}region`);
+  const options = checkOptions(r.options, prefix, limits);
+  const image = await checkImage(r.image, prefix, limits);
+  return { family: 'region', task, requests: [{ image, task, region }], ...options };
+}
+
+/** The generic request: exactly one task of the oneof. Field names carry the oneof member (e.g. `detect.image.data`). */
+export function validateRun(r: RunRequest__Output, limits: RequestLimits, prefix = ''): Promise<ValidRequest> {
+  switch (r.task) {
+    case 'caption':
+      return validateCaption(r.caption!, limits, `${prefix}caption.`);
+    case 'detect':
+      return validateDetect(r.detect!, limits, `${prefix}detect.`);
+    case 'open_vocabulary':
+      return validateOpenVocabulary(r.open_vocabulary!, limits, `${prefix}open_vocabulary.`);
+    case 'phrase_grounding':
+      return validatePhraseGrounding(r.phrase_grounding!, limits, `${prefix}phrase_grounding.`);
+    case 'segment':
+      return validateSegment(r.segment!, limits, `${prefix}segment.`);
+    case 'ocr':
+      return validateOcr(r.ocr!, limits, `${prefix}ocr.`);
+    case 'region':
+      return validateRegion(r.region!, limits, `${prefix}region.`);
+    default:
+      return Promise.reject(new InvalidArgumentError(`${prefix}task`, `\`${prefix}task\` is required: set one of caption, detect, open_vocabulary, phrase_grounding, segment, ocr, region`));
+  }
+}
