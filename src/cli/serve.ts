@@ -19,6 +19,15 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     throw err;
   }
   const logger = createLogger({ level: config.logLevel });
+  // Signals may arrive while workers are still loading: remember them and shut down once started
+  // (workers must not be torn down in the middle of creating their sessions).
+  let stopSignal: string | null = null;
+  let onStop: (signal: string) => void = (signal) => {
+    stopSignal = signal;
+    logger.info('stop requested during startup; stopping once workers are up', { signal });
+  };
+  process.once('SIGTERM', () => onStop('SIGTERM'));
+  process.once('SIGINT', () => onStop('SIGINT'));
   let server;
   try {
     server = await startServer(config, logger);
@@ -28,7 +37,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   }
   const running = server;
   return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
+    onStop = (signal: string) => {
       running.shutdown(signal).then(
         () => resolve(0),
         (err) => {
@@ -37,7 +46,6 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
         },
       );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    if (stopSignal !== null) onStop(stopSignal);
   });
 }

@@ -5,6 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import sharp from 'sharp';
 import { call, healthStatus, ServerProcess, startServerProcess } from '../helpers/server-process';
 import { carTiny, randomTiny } from '../helpers/synth-models';
@@ -122,6 +123,31 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
     assert.equal(info.tasks.length, 15);
     assert.equal(info.node_version, process.versions.node);
     assert.match(info.onnxruntime_version, /^1\.\d+/);
+  });
+
+  it('server reflection lists the Florence2 and health services and serves their descriptors', async () => {
+    const reflectionProto = require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto');
+    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(reflectionProto, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true })) as any;
+    const client = new pkg.grpc.reflection.v1.ServerReflection(s.address, grpc.credentials.createInsecure());
+    const ask = (req: object) =>
+      new Promise<any>((resolve, reject) => {
+        const st = client.ServerReflectionInfo();
+        st.on('data', (m: unknown) => {
+          resolve(m);
+          st.end();
+        });
+        st.on('error', reject);
+        st.write(req);
+      });
+    try {
+      const list = await ask({ list_services: '' });
+      const names = list.list_services_response.service.map((x: { name: string }) => x.name).sort();
+      assert.deepEqual(names, ['florence2.v1.Florence2', 'grpc.health.v1.Health']);
+      const file = await ask({ file_containing_symbol: 'florence2.v1.Florence2' });
+      assert.ok(file.file_descriptor_response.file_descriptor_proto.length >= 1);
+    } finally {
+      client.close();
+    }
   });
 
   it('Stream answers every request with its id, and an error for a bad one without ending the stream', async () => {
