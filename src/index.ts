@@ -22,7 +22,7 @@ export { ModelConfigError } from './florence/model-config';
 export type { RunRequest, RunResult, RunOptions, GenerationOverrides, StageTimings } from './florence/pipeline';
 
 export interface LoadOptions extends OrtBackendOptions {
-  /** Resize like PIL (bit-exact with the Python reference, default) or with sharp (faster). */
+  /** Resize like PIL (bit-exact with the Python reference, default) or with libvips (close to it; see README). */
   resample?: ResampleMode;
   /** Images with more pixels are rejected before decoding. */
   maxPixels?: number;

@@ -46,7 +46,7 @@ export interface Config {
   readonly allowCpuFallback: boolean;
   /** Dtype of every module (a single `--dtype` value applies to all four). */
   readonly dtype: DtypeByModule;
-  /** Image resize filter: `pil` follows the reference preprocessing, `sharp` is faster. */
+  /** Image resize: `pil` is bit-exact with the reference preprocessing; `sharp` uses libvips, corrected to PIL's sample positions. */
   readonly resample: 'pil' | 'sharp';
   /** Largest accepted decoded image, in pixels (width × height). */
   readonly maxImagePixels: number;
@@ -403,7 +403,7 @@ export const SETTINGS: readonly AnySetting[] = [
     default: 'pil',
     defaultText: 'pil',
     range: 'pil|sharp',
-    doc: 'Image resize: pil matches the reference preprocessing, sharp is faster.',
+    doc: 'Image resize: pil is bit-exact with the reference preprocessing; sharp uses libvips (within 0.3 grey levels of it on photos, not faster when enlarging).',
     parse: oneOf(['pil', 'sharp'] as const),
   }),
   row({

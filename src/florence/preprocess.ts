@@ -398,7 +398,7 @@ export interface PreprocessorConfig {
   resample: 3;
 }
 
-/** Resize back end: `'pil'` = bit-exact with the Python reference, `'sharp'` = libvips (faster). */
+/** Resize back end: `'pil'` = bit-exact with the Python reference, `'sharp'` = libvips, corrected to PIL's sample positions. */
 export type ResampleMode = 'pil' | 'sharp';
 
 /** Options for {@link preprocess}. */
