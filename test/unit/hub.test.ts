@@ -1,0 +1,395 @@
+/**
+ * Model downloads against a loopback fake of the Hub (test/helpers/fake-hub.ts) serving a tiny
+ * synthetic model: full download (the folder loads), resume after a cut connection, checksum
+ * mismatch, offline mode, the token and redirects, dtype selection, HTTP errors, locks, and the
+ * `florence2 models` command.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join, relative, sep } from 'node:path';
+import { Florence2 } from '../../src/index';
+import {
+  ChecksumError,
+  HubHttpError,
+  LockedError,
+  MANIFEST,
+  NetworkError,
+  OfflineError,
+  defaultDtypes,
+  listModels,
+  modelPath,
+  parseDtypeArg,
+  readManifest,
+  removeModel,
+  resolveModel,
+  type DownloadProgress,
+  type ResolveSpec,
+} from '../../src/hub';
+import { models } from '../../src/cli/models';
+import { FakeHub } from '../helpers/fake-hub';
+import { randomTiny } from '../helpers/synth-models';
+
+const REPO = 'onnx-community/Florence-2-base-ft';
+const FP32_ONNX = ['onnx/decoder_model_merged.onnx', 'onnx/embed_tokens.onnx', 'onnx/encoder_model.onnx', 'onnx/vision_encoder.onnx'];
+const CONFIGS = ['added_tokens.json', 'config.json', 'generation_config.json', 'merges.txt', 'preprocessor_config.json', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.json'];
+
+const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+/** Every file under `dir`, as repository-style paths. */
+function tree(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).split(sep).join('/'))
+    .sort();
+}
+
+/** Collects what a CLI run writes. */
+function capture(tty = false) {
+  const out = { stdout: '', stderr: '' };
+  const io = {
+    stdout: { write: (s: string) => (out.stdout += s) },
+    stderr: { write: (s: string) => (out.stderr += s), isTTY: tty, columns: 120 },
+  };
+  return { out, io };
+}
+
+describe('hub: model download', function () {
+  let source: string;
+  let hub: FakeHub;
+  let home: string;
+  const homes: string[] = [];
+
+  /** resolveModel against the fake with a fresh environment (no HF_TOKEN/offline from the shell). */
+  const resolve = (extra: Partial<ResolveSpec> = {}) => resolveModel({ name: 'base-ft', home, endpoint: hub.endpoint, env: {}, retryDelayMs: 5, timeoutMs: 10_000, ...extra });
+  const modelDir = () => join(home, 'models', 'onnx-community--Florence-2-base-ft', 'main');
+
+  before(async () => {
+    source = await randomTiny(); // fp32 + fp16 graphs, plus decoder_model.onnx and synthetic.json that a pull must skip
+    hub = await FakeHub.start({ repos: [{ id: REPO, dir: source }, { id: 'acme/tiny', dir: source }] });
+  });
+  after(async () => {
+    await hub?.close();
+    for (const h of homes) rmSync(h, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    home = mkdtempSync(join(tmpdir(), 'florence2-hub-'));
+    homes.push(home);
+    hub.faults = {};
+    hub.log.length = 0;
+  });
+
+  it('downloads a complete, loadable folder with a manifest, and then serves it from the cache', async () => {
+    const events: DownloadProgress[] = [];
+    const r = await resolve({ onProgress: (p) => events.push({ ...p }) });
+    assert.equal(r.downloaded, true);
+    assert.equal(r.dir, modelDir());
+    assert.equal(r.commit, hub.commitOf(REPO));
+    assert.deepEqual(r.dtype, defaultDtypes('cpu'));
+
+    // Exactly the files the server needs: no fp16 variants, no plain decoder, no synthetic.json.
+    assert.deepEqual(tree(r.dir), [MANIFEST, ...CONFIGS, ...FP32_ONNX].sort());
+    for (const f of [...CONFIGS, ...FP32_ONNX]) {
+      assert.equal(statSync(join(r.dir, f)).size, statSync(join(source, f)).size, f);
+      assert.equal(sha256(join(r.dir, f)), sha256(join(source, f)), f);
+    }
+    // Nothing else left in the repository folder: no .partial, no lock.
+    assert.deepEqual(readdirSync(join(home, 'models', 'onnx-community--Florence-2-base-ft')), ['main']);
+
+    const m = await readManifest(r.dir);
+    assert.ok(m);
+    assert.equal(m.repo, REPO);
+    assert.equal(m.revision, 'main');
+    assert.equal(m.commit, hub.commitOf(REPO));
+    assert.ok(!Number.isNaN(Date.parse(m.completedAt)));
+    assert.deepEqual(Object.keys(m.files).sort(), [...CONFIGS, ...FP32_ONNX].sort());
+    assert.deepEqual(m.files['onnx/encoder_model.onnx'], { ...hub.fileInfo(REPO, 'onnx/encoder_model.onnx'), verified: true });
+    assert.equal(m.files['config.json'].verified, false); // small git file: size only
+    assert.deepEqual(m.dtypes, { vision_encoder: ['fp32'], embed_tokens: ['fp32'], encoder_model: ['fp32'], decoder_model_merged: ['fp32'] });
+
+    // LFS files: the Hub answers 302 (HEAD and GET), the bytes come from the CDN host.
+    const lfs = hub.requestsFor('onnx/vision_encoder.onnx');
+    assert.deepEqual(lfs.map((q) => `${q.server} ${q.method} ${q.status}`), ['hub HEAD 302', 'hub GET 302', 'cdn GET 200']);
+    assert.ok(lfs.every((q) => q.url.includes(hub.commitOf(REPO)) || q.server === 'cdn'), 'files are fetched at the pinned commit');
+    assert.deepEqual(hub.requestsFor('config.json').map((q) => `${q.server} ${q.method} ${q.status}`), ['hub HEAD 200', 'hub GET 200']);
+
+    // Progress: per file and overall, ending at the total.
+    const total = [...CONFIGS, ...FP32_ONNX].reduce((a, f) => a + statSync(join(source, f)).size, 0);
+    const last = events[events.length - 1];
+    assert.equal(last.event, 'done');
+    assert.equal(last.bytes, total);
+    assert.equal(last.total, total);
+    assert.equal(events.filter((e) => e.event === 'done').length, CONFIGS.length + FP32_ONNX.length);
+
+    const model = await Florence2.load(r.dir);
+    try {
+      assert.deepEqual(Object.values(model.files).map((f) => relative(r.dir, f).split(sep).join('/')).sort(), FP32_ONNX);
+    } finally {
+      await model.release();
+    }
+
+    // Second call: the cache, and not one request.
+    hub.log.length = 0;
+    const again = await resolve();
+    assert.deepEqual(again, { ...r, downloaded: false });
+    assert.equal(hub.log.length, 0);
+    assert.equal(await modelPath('base-ft', home), r.dir);
+  });
+
+  it('resumes with Range from the cut point when the connection drops mid-file', async () => {
+    const file = 'onnx/decoder_model_merged.onnx';
+    const cut = 1_000_003;
+    assert.ok(hub.fileInfo(REPO, file).size > 2 * cut);
+    hub.faults.cutAfter = { file, bytes: cut };
+    const r = await resolve({ retries: 2 });
+    const gets = hub.requestsFor(file, { server: 'cdn', method: 'GET' });
+    assert.equal(gets.length, 2);
+    assert.equal(gets[0].range, undefined);
+    assert.equal(gets[1].range, `bytes=${cut}-`);
+    assert.equal(gets[1].status, 206);
+    assert.equal(sha256(join(r.dir, file)), hub.fileInfo(REPO, file).sha256);
+  });
+
+  it('resumes an interrupted pull in a later run, keeping the files already complete', async () => {
+    const file = 'onnx/decoder_model_merged.onnx';
+    const cut = 777_777;
+    hub.faults.cutAfter = { file, bytes: cut };
+    await assert.rejects(resolve({ retries: 0 }), (e: Error) => e instanceof NetworkError && e.message.includes(file));
+    const partial = `${modelDir()}.partial`;
+    // The cut file stays as a resumable .incomplete of exactly the bytes received; no usable folder.
+    assert.equal(statSync(join(partial, `${file}.incomplete`)).size, cut);
+    assert.equal(existsSync(modelDir()), false);
+    assert.equal(await modelPath('base-ft', home), null);
+    assert.equal(existsSync(`${modelDir()}.lock`), false);
+    assert.deepEqual((await listModels(home)).map((m) => m.state), ['partial']);
+
+    hub.log.length = 0;
+    const starts: DownloadProgress[] = [];
+    const r = await resolve({ onProgress: (p) => p.event === 'start' && starts.push({ ...p }) });
+    assert.equal(r.downloaded, true);
+    const gets = hub.requestsFor(file, { server: 'cdn', method: 'GET' });
+    assert.deepEqual(gets.map((g) => g.range), [`bytes=${cut}-`]);
+    // Progress counts the resumed bytes from the start.
+    assert.equal(starts.find((p) => p.file === file)?.fileBytes, cut);
+    assert.equal(starts.find((p) => p.file === 'onnx/embed_tokens.onnx')?.fileBytes, hub.fileInfo(REPO, 'onnx/embed_tokens.onnx').size);
+    assert.equal(sha256(join(r.dir, file)), hub.fileInfo(REPO, file).sha256);
+    // Files finished in the first run are re-verified from disk, not fetched again.
+    assert.deepEqual(hub.requestsFor('onnx/embed_tokens.onnx', { method: 'GET' }), []);
+    assert.equal(existsSync(partial), false);
+  });
+
+  it('starts over when the server ignores Range (200 instead of 206)', async () => {
+    const file = 'onnx/embed_tokens.onnx';
+    hub.faults.cutAfter = { file, bytes: 500_000 };
+    hub.faults.ignoreRange = true;
+    const r = await resolve();
+    const gets = hub.requestsFor(file, { server: 'cdn', method: 'GET' });
+    assert.deepEqual(gets.map((g) => [g.range, g.status]), [[undefined, 200], ['bytes=500000-', 200]]);
+    assert.equal(sha256(join(r.dir, file)), hub.fileInfo(REPO, file).sha256);
+  });
+
+  it('rejects a checksum mismatch naming the file and both hashes, leaving nothing in the cache', async () => {
+    const file = 'onnx/encoder_model.onnx';
+    hub.faults.corrupt = { file };
+    const want = hub.fileInfo(REPO, file).sha256;
+    await assert.rejects(resolve(), (e: Error) => {
+      assert.ok(e instanceof ChecksumError, String(e));
+      assert.equal(e.file, file);
+      assert.match(e.message, new RegExp(`${file}: sha256 mismatch: expected ${want}, got [0-9a-f]{64}`));
+      return true;
+    });
+    // No folder, no partial, no manifest, no lock.
+    assert.deepEqual(tree(join(home, 'models')), []);
+    assert.equal(existsSync(join(home, 'models', 'onnx-community--Florence-2-base-ft')), false);
+    assert.deepEqual(await listModels(home), []);
+  });
+
+  it('offline: an uncached model fails with how to serve a local folder or pull it, without a request', async () => {
+    for (const env of [{ FLORENCE2_OFFLINE: '1' }, { HF_HUB_OFFLINE: '1' }]) {
+      await assert.rejects(resolve({ env }), (e: Error) => {
+        assert.ok(e instanceof OfflineError, String(e));
+        assert.match(e.message, /not in the cache/);
+        assert.match(e.message, /--model DIR/);
+        assert.match(e.message, /florence2 models pull base-ft/);
+        return true;
+      });
+    }
+    await assert.rejects(resolve({ offline: true, name: 'acme/tiny', revision: 'v2' }), /florence2 models pull acme\/tiny --revision v2/);
+    assert.equal(hub.log.length, 0);
+    assert.equal(existsSync(join(home, 'models')), false);
+  });
+
+  it('offline: a cached model resolves; a dtype it lacks is an OfflineError naming the files', async () => {
+    const r = await resolve();
+    hub.log.length = 0;
+    const offline = await resolve({ env: { FLORENCE2_OFFLINE: 'true' }, endpoint: 'http://127.0.0.1:9' });
+    assert.equal(offline.dir, r.dir);
+    assert.equal(offline.downloaded, false);
+    await assert.rejects(resolve({ offline: true, dtype: 'fp16' }), (e: Error) => e instanceof OfflineError && e.message.includes('onnx/vision_encoder_fp16.onnx'));
+    assert.equal(hub.log.length, 0);
+  });
+
+  it('sends HF_TOKEN as a Bearer token to the Hub only, never to the CDN host a redirect leads to', async () => {
+    const secure = await FakeHub.start({ repos: [{ id: REPO, dir: source }], token: 'hf_secret' });
+    try {
+      assert.notEqual(new URL(secure.cdnOrigin).host, new URL(secure.endpoint).host);
+      await assert.rejects(resolveModel({ name: 'base-ft', home, endpoint: secure.endpoint, env: {} }), (e: Error) => {
+        assert.ok(e instanceof HubHttpError && e.status === 401, String(e));
+        assert.match(e.message, /HF_TOKEN/);
+        return true;
+      });
+      secure.log.length = 0;
+      const r = await resolveModel({ name: 'base-ft', home, env: { HF_ENDPOINT: `${secure.endpoint}/`, HF_TOKEN: 'hf_secret' } });
+      assert.equal(r.downloaded, true);
+      const hubRequests = secure.log.filter((q) => q.server === 'hub');
+      const cdnRequests = secure.log.filter((q) => q.server === 'cdn');
+      assert.ok(hubRequests.length > 0 && cdnRequests.length > 0);
+      assert.ok(hubRequests.every((q) => q.authorization === 'Bearer hf_secret'));
+      assert.ok(cdnRequests.every((q) => q.authorization === undefined));
+      await assert.rejects(resolveModel({ name: 'large', home, endpoint: secure.endpoint, env: {}, token: 'wrong' }), /HF_TOKEN was rejected/);
+    } finally {
+      await secure.close();
+    }
+  });
+
+  it('fetches the ONNX file of the dtype chosen per module, and adds another dtype to a cached folder', async () => {
+    const r = await resolve({ dtype: parseDtypeArg('vision_encoder=fp16,embed_tokens=fp16') });
+    const onnx = tree(r.dir).filter((f) => f.startsWith('onnx/'));
+    assert.deepEqual(onnx, ['onnx/decoder_model_merged.onnx', 'onnx/embed_tokens_fp16.onnx', 'onnx/encoder_model.onnx', 'onnx/vision_encoder_fp16.onnx']);
+    assert.deepEqual(await resolve({ device: 'cuda' }).then((x) => x.downloaded), false); // the cuda default is that table
+
+    hub.log.length = 0;
+    const all = await resolve({ dtype: 'fp16' });
+    assert.equal(all.downloaded, true);
+    const fetched = hub.log.filter((q) => q.file !== undefined && (q.server === 'cdn' || q.status === 200)).map((q) => q.file);
+    assert.deepEqual([...new Set(fetched)].sort(), ['onnx/decoder_model_merged_fp16.onnx', 'onnx/encoder_model_fp16.onnx']);
+    const m = await readManifest(r.dir);
+    assert.deepEqual(m?.dtypes, { vision_encoder: ['fp16'], embed_tokens: ['fp16'], encoder_model: ['fp32', 'fp16'], decoder_model_merged: ['fp32', 'fp16'] });
+    const model = await Florence2.load(r.dir, { dtype: 'fp16' });
+    await model.release();
+
+    await assert.rejects(resolve({ dtype: 'q4' }), /onnx\/vision_encoder_q4\.onnx \(dtype q4 of vision_encoder; this repository has fp32, fp16\)/);
+  });
+
+  it('names the missing file on a 404 and the repository when it does not exist, leaving nothing behind', async () => {
+    hub.faults.notFound = ['onnx/encoder_model.onnx'];
+    await assert.rejects(resolve(), (e: Error) => {
+      assert.ok(e instanceof HubHttpError && e.status === 404, String(e));
+      assert.match(e.message, /onnx\/encoder_model\.onnx not found in onnx-community\/Florence-2-base-ft/);
+      return true;
+    });
+    assert.equal(hub.log.filter((q) => q.status === 404).length, 1, 'no retry on 404');
+    assert.deepEqual(tree(join(home, 'models')), []);
+    await assert.rejects(resolve({ name: 'acme/missing' }), /repository acme\/missing not found/);
+    await assert.rejects(resolve({ revision: 'nope' }), /revision nope of onnx-community\/Florence-2-base-ft not found/);
+  });
+
+  it('retries 5xx answers with backoff, and gives up after the bound', async () => {
+    hub.faults.unavailable = { file: 'config.json', times: 2 };
+    const r = await resolve({ retries: 2 });
+    assert.equal(r.downloaded, true);
+    assert.deepEqual(hub.requestsFor('config.json', { method: 'GET' }).map((q) => q.status), [503, 503, 200]);
+
+    rmSync(join(home, 'models'), { recursive: true });
+    hub.faults.unavailable = { file: 'config.json', times: 5 };
+    await assert.rejects(resolve({ retries: 1 }), (e: Error) => e instanceof HubHttpError && e.status === 503);
+  });
+
+  it('refuses a pull while a live process holds the lock, and replaces a stale lock', async () => {
+    const root = join(home, 'models', 'onnx-community--Florence-2-base-ft');
+    mkdirSync(root, { recursive: true });
+    writeFileSync(join(root, 'main.lock'), JSON.stringify({ pid: process.pid, host: hostname(), startedAt: new Date().toISOString() }));
+    await assert.rejects(resolve(), (e: Error) => e instanceof LockedError && e.message.includes(`pid ${process.pid}`));
+    await assert.rejects(removeModel('base-ft', home), LockedError);
+    // Above Linux's highest pid: no such process.
+    writeFileSync(join(root, 'main.lock'), JSON.stringify({ pid: 4_194_304 + 17, host: hostname(), startedAt: new Date().toISOString() }));
+    assert.equal((await resolve()).downloaded, true);
+    assert.equal(existsSync(join(root, 'main.lock')), false);
+  });
+
+  it('runs concurrent pulls of one model in this process one after the other', async () => {
+    const [a, b] = await Promise.all([resolve(), resolve()]);
+    assert.equal(a.dir, b.dir);
+    assert.deepEqual([a.downloaded, b.downloaded].sort(), [false, true]);
+  });
+
+  describe('florence2 models', () => {
+    const env = () => ({ FLORENCE2_HOME: home, HF_ENDPOINT: hub.endpoint });
+
+    it('pull, list, path and rm with their exit codes', async () => {
+      let c = capture();
+      assert.equal(await models(['pull', 'base-ft'], env(), c.io), 0, c.out.stderr);
+      assert.equal(c.out.stdout, `${modelDir()}\n`);
+      assert.match(c.out.stderr, /\[1\/\d+\] /);
+      assert.match(c.out.stderr, /pulled onnx-community\/Florence-2-base-ft \(revision main/);
+
+      c = capture();
+      assert.equal(await models(['pull', 'base-ft'], env(), c.io), 0);
+      assert.match(c.out.stderr, /already cached/);
+
+      c = capture();
+      assert.equal(await models(['list'], env(), c.io), 0);
+      assert.match(c.out.stdout, /^NAME\s+REVISION\s+COMMIT/);
+      assert.match(c.out.stdout, new RegExp(`base-ft\\s+main\\s+${hub.commitOf(REPO).slice(0, 12)}\\s+complete`));
+
+      c = capture();
+      assert.equal(await models(['list', '--json'], env(), c.io), 0);
+      const listed = JSON.parse(c.out.stdout);
+      assert.equal(listed.length, 1);
+      assert.equal(listed[0].repo, REPO);
+      assert.equal(listed[0].dir, modelDir());
+
+      c = capture();
+      assert.equal(await models(['path', 'base-ft'], env(), c.io), 0);
+      assert.equal(c.out.stdout, `${modelDir()}\n`);
+      c = capture();
+      assert.equal(await models(['path', 'large'], env(), c.io), 1);
+      assert.match(c.out.stderr, /not in the cache.*florence2 models pull large/);
+
+      c = capture();
+      assert.equal(await models(['rm', 'base-ft'], env(), c.io), 0);
+      assert.equal(c.out.stdout, `removed ${modelDir()}\n`);
+      assert.equal(existsSync(join(home, 'models', 'onnx-community--Florence-2-base-ft')), false);
+      assert.equal(await models(['path', 'base-ft'], env(), capture().io), 1);
+      assert.equal(await models(['rm', 'base-ft'], env(), capture().io), 1);
+    });
+
+    it('exit 3 offline, 1 on a checksum failure, 2 on usage errors; --help everywhere', async () => {
+      let c = capture();
+      assert.equal(await models(['pull', 'base-ft', '--offline'], env(), c.io), 3);
+      assert.match(c.out.stderr, /--model DIR/);
+      assert.equal(await models(['pull', 'base-ft'], { ...env(), HF_HUB_OFFLINE: '1' }, capture().io), 3);
+
+      hub.faults.corrupt = { file: 'tokenizer.json' };
+      c = capture();
+      assert.equal(await models(['pull', 'base-ft'], env(), c.io), 1);
+      assert.match(c.out.stderr, /tokenizer\.json: sha256 mismatch/);
+      assert.equal(c.out.stdout, '');
+      hub.faults = {};
+
+      for (const argv of [[], ['frobnicate'], ['pull'], ['pull', 'base-ft', 'extra'], ['pull', 'no such'], ['pull', 'base-ft', '--dtype', 'fp64'], ['pull', 'base-ft', '--dtype', 'vision=fp16'], ['pull', 'base-ft', '--device', 'tpu'], ['pull', 'base-ft', '--bogus'], ['list', 'x'], ['path'], ['rm'], ['pull', 'base-ft', '--revision']]) {
+        c = capture();
+        assert.equal(await models(argv, env(), c.io), 2, `${argv.join(' ')}: ${c.out.stderr}`);
+        assert.ok(c.out.stderr.length > 0);
+      }
+      for (const argv of [['--help'], ['pull', '--help'], ['list', '-h'], ['path', '--help'], ['rm', '--help']]) {
+        c = capture();
+        assert.equal(await models(argv, env(), c.io), 0);
+        assert.match(c.out.stdout, /^Usage: florence2 models/);
+        assert.match(c.out.stdout, /Exit codes:/);
+      }
+      assert.deepEqual(hub.log.filter((q) => q.method === 'GET' && q.server === 'cdn' && q.file !== 'tokenizer.json'), []);
+    });
+
+    it('draws a progress bar on a terminal', async () => {
+      const c = capture(true);
+      assert.equal(await models(['pull', 'acme/tiny', '--dtype', 'fp16'], env(), c.io), 0, c.out.stderr);
+      assert.match(c.out.stderr, /\r\x1b\[2K\[[#.]+\] /);
+      assert.match(c.out.stderr, /100%/);
+      assert.equal(c.out.stdout, `${join(home, 'models', 'acme--tiny', 'main')}\n`);
+      assert.ok(existsSync(join(home, 'models', 'acme--tiny', 'main', 'onnx', 'decoder_model_merged_fp16.onnx')));
+    });
+  });
+});
