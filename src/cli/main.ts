@@ -1,10 +1,12 @@
 /** The `florence2` command. */
 import { serve } from './serve';
+import { models } from './models';
 
 const USAGE = `Usage: florence2 <command> [options]
 
 Commands:
   serve     run the gRPC model server (florence2 serve --help)
+  models    download, list, locate and remove cached models (florence2 models --help)
   synth     build a synthetic Florence-2 model folder (florence2 synth --help)
 `;
 
@@ -13,6 +15,8 @@ export async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       return serve(rest, process.env);
+    case 'models':
+      return models(rest, process.env);
     case 'synth': {
       // The builder is a development tool run from source (tools/ is not compiled into the package).
       process.stderr.write('florence2 synth: run `npm run synth -- ...` from a checkout (see tools/synth/README.md)\n');

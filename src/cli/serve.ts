@@ -2,6 +2,35 @@
 import { ConfigError, helpText, isHelpRequested, loadConfig } from '../config/load';
 import { createLogger } from '../common/logger';
 import { startServer } from '../server/main';
+import { HUB_MODEL_PREFIX } from '../config/schema';
+import { NetworkError, OfflineError, resolveModel } from '../hub';
+import type { Config } from '../config/load';
+import type { Logger } from '../common/logger';
+
+/** Exit code when the model is not cached and the Hub may not be reached (offline). */
+const EXIT_OFFLINE = 3;
+
+/** A Hub model name in the configuration → its cached folder, downloaded first if needed. */
+async function localModel(config: Config, env: NodeJS.ProcessEnv, logger: Logger): Promise<Config> {
+  if (!config.model.startsWith(HUB_MODEL_PREFIX)) return config;
+  const name = config.model.slice(HUB_MODEL_PREFIX.length);
+  let lastLog = 0;
+  const resolved = await resolveModel({
+    name,
+    dtype: config.dtype,
+    device: config.devices[0]?.provider,
+    env,
+    onProgress: (p) => {
+      const now = Date.now();
+      if (p.event !== 'progress' || now - lastLog > 5000) {
+        lastLog = now;
+        logger.info('downloading model', { model: name, file: p.file, event: p.event, bytes: p.bytes, total: p.total });
+      }
+    },
+  });
+  logger.info(resolved.downloaded ? 'model downloaded' : 'model found in cache', { model: name, dir: resolved.dir, commit: resolved.commit });
+  return Object.freeze({ ...config, model: resolved.dir });
+}
 
 export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (isHelpRequested(argv)) {
@@ -19,6 +48,25 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     throw err;
   }
   const logger = createLogger({ level: config.logLevel });
+  try {
+    config = await localModel(config, env, logger);
+  } catch (err) {
+    if (err instanceof OfflineError) {
+      process.stderr.write(`florence2 serve: ${err.message}\n`);
+      return EXIT_OFFLINE;
+    }
+    if (err instanceof NetworkError) {
+      // No route to the Hub is this machine being offline: say what to do instead.
+      process.stderr.write(
+        `florence2 serve: cannot download ${config.model.slice(HUB_MODEL_PREFIX.length)}: ${err.message}\n` +
+          'Either serve a model folder you already have: florence2 serve --model DIR (or FLORENCE2_MODEL=DIR),\n' +
+          'or set HF_ENDPOINT to a reachable Hub mirror; FLORENCE2_OFFLINE=1 skips the network entirely.\n',
+      );
+      return EXIT_OFFLINE;
+    }
+    logger.error('cannot get the model', { err });
+    return 1;
+  }
   // Signals may arrive while workers are still loading: remember them and shut down once started
   // (workers must not be torn down in the middle of creating their sessions).
   let stopSignal: string | null = null;

@@ -3,6 +3,7 @@
  * range and a one-line doc. `load.ts` reads flags, environment and the optional JSON file against
  * this table; `helpText()` prints it. Adding a setting means adding a `Config` field and a row here.
  */
+import { DEFAULT_MODEL, repoId } from '../hub/names';
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DTYPE_SUFFIX, MODULES, type Dtype, type ModuleName } from '../runtime/model-files';
@@ -165,6 +166,36 @@ function existingDirectory(raw: unknown, ctx: ParseContext): Parsed<string> {
   return isDir ? ok(abs) : fail(`must be an existing directory, got ${shown(s.value)} (not a directory)`);
 }
 
+/** Prefix of a `model` value that names a Hub model rather than a folder (resolved by `serve`). */
+export const HUB_MODEL_PREFIX = 'hub:';
+
+/**
+ * A model folder, or a Hub model name (`base-ft`, `owner/name`): an existing directory wins; a
+ * value that does not exist and reads as a Hub name becomes `hub:<name>`; a path-like value that
+ * does not exist is an error (a typo must not turn into a download).
+ */
+function modelLocation(raw: unknown, ctx: ParseContext): Parsed<string> {
+  const s = nonEmptyString(raw);
+  if (!s.ok) return s;
+  if (s.value.startsWith(HUB_MODEL_PREFIX)) return ok(s.value);
+  const abs = resolve(ctx.baseDir, s.value);
+  let exists = true;
+  try {
+    statSync(abs);
+  } catch {
+    exists = false;
+  }
+  if (!exists) {
+    try {
+      repoId(s.value);
+      return ok(`${HUB_MODEL_PREFIX}${s.value}`);
+    } catch {
+      // not a Hub name either: report it as the missing folder it looks like
+    }
+  }
+  return existingDirectory(raw, ctx);
+}
+
 function filePath(raw: unknown, ctx: ParseContext): Parsed<string | null> {
   const s = nonEmptyString(raw);
   return s.ok ? ok(resolve(ctx.baseDir, s.value)) : s;
@@ -283,11 +314,11 @@ export const SETTINGS: readonly AnySetting[] = [
     flag: '--model',
     env: 'FLORENCE2_MODEL',
     type: 'path',
-    valueName: 'PATH',
-    default: undefined,
-    defaultText: 'required',
-    doc: 'Florence-2 model folder (config.json, onnx/*.onnx, tokenizer.json); relative paths in the config file resolve against its folder.',
-    parse: existingDirectory,
+    valueName: 'PATH|NAME',
+    default: `${HUB_MODEL_PREFIX}${DEFAULT_MODEL}`,
+    defaultText: `${DEFAULT_MODEL} (downloaded from the Hub on first use; see florence2 models --help)`,
+    doc: 'Florence-2 model folder (config.json, onnx/*.onnx, tokenizer.json), or a Hub model: base, base-ft, large, large-ft or owner/name (cached under FLORENCE2_HOME). Relative paths in the config file resolve against its folder.',
+    parse: modelLocation,
   }),
   row({
     key: 'host',

@@ -74,9 +74,12 @@ describe('config/load', () => {
       });
     });
 
-    it('requires the model, and an existing directory', () => {
-      oneProblem(() => loadConfig([], {}), /^model: required; set --model PATH, FLORENCE2_MODEL, or "model" in the config file$/);
+    it('defaults to the Hub model base-ft; takes Hub names; a missing path is an error, not a download', () => {
+      assert.equal(loadConfig([], {}).model, 'hub:base-ft');
+      assert.equal(loadConfig(['--model', 'large-ft'], {}, { cwd: tmp }).model, 'hub:large-ft');
+      assert.equal(loadConfig(['--model', 'someone/Florence-2-custom'], {}, { cwd: tmp }).model, 'hub:someone/Florence-2-custom');
       oneProblem(() => loadConfig(['--model', join(tmp, 'nope')], {}), /^--model: must be an existing directory, got '.*nope' \(no such file or directory\)$/);
+      oneProblem(() => loadConfig(['--model', './nope'], {}, { cwd: tmp }), /^--model: must be an existing directory/);
       const f = file({});
       oneProblem(() => loadConfig(['--model', f], {}), /^--model: must be an existing directory, got '.*' \(not a directory\)$/);
     });
@@ -186,13 +189,12 @@ describe('config/load', () => {
         /^config file .*\.json: unknown key 'prot' \(did you mean port\?\)$/,
         /^config file .*\.json: logLevel: must be one of debug\|info\|warn\|error, got 'loud'$/,
         /^config file .*\.json: maxNewTokens: must be an integer in \[1, 4096\], got 5000$/,
-        /^model: required/,
       ];
       for (const re of expected) assert.ok(error.problems.some((p) => re.test(p)), `no problem matches ${re}:\n${error.problems.join('\n')}`);
       assert.equal(error.problems.length, expected.length, error.problems.join('\n'));
       // The message lists them all too.
       for (const p of error.problems) assert.ok(error.message.includes(p));
-      assert.match(error.message, /^invalid configuration \(12 problems\):\n {2}- /);
+      assert.match(error.message, /^invalid configuration \(11 problems\):\n {2}- /);
     });
 
     it('checks values that a higher-precedence source overrides', () => {
