@@ -1,0 +1,219 @@
+/**
+ * Friendly types ↔ the generated proto types. The generated input types check what we send; the
+ * `__Output` types (loaded with defaults: true) check what we read.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Box__Output } from '../generated/florence2/v1/Box';
+import type { CaptionDetail as ProtoCaptionDetail } from '../generated/florence2/v1/CaptionDetail';
+import type { DetectKind as ProtoDetectKind } from '../generated/florence2/v1/DetectKind';
+import type { ModelInfo__Output } from '../generated/florence2/v1/ModelInfo';
+import type { Options } from '../generated/florence2/v1/Options';
+import type { QuadBox__Output } from '../generated/florence2/v1/QuadBox';
+import type { Region as ProtoRegion } from '../generated/florence2/v1/Region';
+import type { RegionTask as ProtoRegionTask } from '../generated/florence2/v1/RegionTask';
+import type { ResponseMeta__Output } from '../generated/florence2/v1/ResponseMeta';
+import type { RunRequest } from '../generated/florence2/v1/RunRequest';
+import type { RunResponse__Output } from '../generated/florence2/v1/RunResponse';
+import type { SegmentInstance__Output } from '../generated/florence2/v1/SegmentInstance';
+import type { SegmentRequest } from '../generated/florence2/v1/SegmentRequest';
+import type { CaptionResponse__Output } from '../generated/florence2/v1/CaptionResponse';
+import type { DetectResponse__Output } from '../generated/florence2/v1/DetectResponse';
+import type { OpenVocabularyResponse__Output } from '../generated/florence2/v1/OpenVocabularyResponse';
+import type { SegmentResponse__Output } from '../generated/florence2/v1/SegmentResponse';
+import type { OcrResponse__Output } from '../generated/florence2/v1/OcrResponse';
+import type { RegionResponse__Output } from '../generated/florence2/v1/RegionResponse';
+import type {
+  Box,
+  CaptionDetail,
+  CaptionResult,
+  DetectKind,
+  DetectResult,
+  GenerationOptions,
+  ImageInput,
+  ModelInfo,
+  OcrResult,
+  OpenVocabularyResult,
+  PhraseGroundingResult,
+  QuadBox,
+  RegionInput,
+  RegionResult,
+  RegionTask,
+  ResponseMeta,
+  SegmentInstance,
+  SegmentResult,
+  SegmentTarget,
+  TaskRequest,
+  TaskResult,
+} from './types';
+
+/** Bytes for the request: a file path is read; bytes are sent as they are (no copy). */
+export async function readImage(image: ImageInput): Promise<Buffer> {
+  if (typeof image === 'string') return readFile(image);
+  if (Buffer.isBuffer(image)) return image;
+  if (image instanceof Uint8Array) return Buffer.from(image.buffer, image.byteOffset, image.byteLength);
+  throw new TypeError('image must be a Buffer, a Uint8Array or a file path');
+}
+
+const CAPTION_DETAIL: Record<CaptionDetail, ProtoCaptionDetail> = {
+  brief: 'CAPTION_DETAIL_BRIEF',
+  detailed: 'CAPTION_DETAIL_DETAILED',
+  paragraph: 'CAPTION_DETAIL_PARAGRAPH',
+};
+const DETECT_KIND: Record<DetectKind, ProtoDetectKind> = {
+  objects: 'DETECT_KIND_OBJECTS',
+  dense_region_captions: 'DETECT_KIND_DENSE_REGION_CAPTIONS',
+  region_proposals: 'DETECT_KIND_REGION_PROPOSALS',
+};
+const REGION_TASK: Record<RegionTask, ProtoRegionTask> = {
+  category: 'REGION_TASK_CATEGORY',
+  description: 'REGION_TASK_DESCRIPTION',
+  ocr: 'REGION_TASK_OCR',
+};
+
+function pick<K extends string, V>(table: Record<K, V>, value: K | undefined, fallback: K, what: string): V {
+  const key = value ?? fallback;
+  if (!Object.prototype.hasOwnProperty.call(table, key)) throw new TypeError(`${what} must be one of ${Object.keys(table).join(', ')}; got ${JSON.stringify(value)}`);
+  return table[key];
+}
+
+export const captionDetail = (d: CaptionDetail | undefined) => pick(CAPTION_DETAIL, d, 'brief', 'detail');
+export const detectKind = (k: DetectKind | undefined) => pick(DETECT_KIND, k, 'objects', 'kind');
+export const regionTask = (t: RegionTask | undefined) => pick(REGION_TASK, t, 'category', 'task');
+
+/** A region object or tuple → the proto Region. */
+export function toRegion(r: RegionInput): ProtoRegion {
+  if (Array.isArray(r)) {
+    const [x1, y1, x2, y2] = r as readonly number[];
+    return { x1, y1, x2, y2 };
+  }
+  const o = r as ProtoRegion & { x1: number; y1: number; x2: number; y2: number };
+  return { x1: o.x1, y1: o.y1, x2: o.x2, y2: o.y2 };
+}
+
+/** camelCase options → proto Options (unset stays unset so the server applies its defaults). */
+export function toOptions(o: GenerationOptions | undefined): Options {
+  const out: Options = {};
+  if (o?.numBeams !== undefined) out.num_beams = o.numBeams;
+  if (o?.maxNewTokens !== undefined) out.max_new_tokens = o.maxNewTokens;
+  if (o?.includeRawText !== undefined) out.include_raw_text = o.includeRawText;
+  if (o?.includeScores !== undefined) out.include_scores = o.includeScores;
+  return out;
+}
+
+/** The oneof target of a SegmentRequest. */
+export function segmentTarget(t: SegmentTarget): Pick<SegmentRequest, 'referring_expression' | 'region'> {
+  if (t.referringExpression !== undefined) return { referring_expression: t.referringExpression };
+  if (t.region !== undefined) return { region: toRegion(t.region) };
+  throw new TypeError('segment needs { referringExpression } or { region }');
+}
+
+/** A friendly request → the proto RunRequest, reading the image if it is a path. */
+export async function toRunRequest(req: TaskRequest): Promise<RunRequest> {
+  const image = { data: await readImage(req.image) };
+  const options = toOptions(req.options);
+  switch (req.family) {
+    case 'caption':
+      return { caption: { image, detail: captionDetail(req.detail), options } };
+    case 'detect':
+      return { detect: { image, kind: detectKind(req.kind), options } };
+    case 'open_vocabulary':
+      return { open_vocabulary: { image, classes: [...req.classes], options } };
+    case 'phrase_grounding':
+      return { phrase_grounding: { image, caption: req.caption, options } };
+    case 'segment':
+      return { segment: { image, ...segmentTarget(req), options } };
+    case 'ocr':
+      return { ocr: { image, with_regions: req.withRegions ?? false, options } };
+    case 'region':
+      return { region: { image, region: toRegion(req.region), task: regionTask(req.task), options } };
+    default:
+      throw new TypeError(`unknown request family ${JSON.stringify((req as { family?: unknown }).family)}`);
+  }
+}
+
+export function fromMeta(m: ResponseMeta__Output | null | undefined): ResponseMeta {
+  const t = m?.timings;
+  return {
+    timings: {
+      queueMs: t?.queue_ms ?? 0,
+      preprocessMs: t?.preprocess_ms ?? 0,
+      visionMs: t?.vision_ms ?? 0,
+      encoderMs: t?.encoder_ms ?? 0,
+      decodeMs: t?.decode_ms ?? 0,
+      postprocessMs: t?.postprocess_ms ?? 0,
+      totalMs: t?.total_ms ?? 0,
+    },
+    promptTokens: m?.prompt_tokens ?? 0,
+    generatedTokens: m?.generated_tokens ?? 0,
+    rawText: m?.raw_text ?? '',
+    imageWidth: m?.image_width ?? 0,
+    imageHeight: m?.image_height ?? 0,
+    requestId: m?.request_id ?? '',
+    device: m?.device ?? '',
+  };
+}
+
+const fromBox = (b: Box__Output): Box => ({ x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2, label: b.label, score: b.score });
+const fromQuad = (q: QuadBox__Output): QuadBox => ({ points: [...q.points], text: q.text, score: q.score });
+const fromInstance = (i: SegmentInstance__Output): SegmentInstance => ({ polygons: i.polygons.map((p) => [...p.coords]), label: i.label, score: i.score });
+
+export const fromCaption = (r: CaptionResponse__Output): CaptionResult => ({ family: 'caption', text: r.text, meta: fromMeta(r.meta) });
+export const fromDetect = (r: DetectResponse__Output): DetectResult => ({ family: 'detect', boxes: r.boxes.map(fromBox), meta: fromMeta(r.meta) });
+export const fromOpenVocabulary = (r: OpenVocabularyResponse__Output): OpenVocabularyResult => ({
+  family: 'open_vocabulary',
+  boxes: r.boxes.map(fromBox),
+  instances: r.instances.map(fromInstance),
+  meta: fromMeta(r.meta),
+});
+export const fromPhraseGrounding = (r: DetectResponse__Output): PhraseGroundingResult => ({ family: 'phrase_grounding', boxes: r.boxes.map(fromBox), meta: fromMeta(r.meta) });
+export const fromSegment = (r: SegmentResponse__Output): SegmentResult => ({ family: 'segment', instances: r.instances.map(fromInstance), meta: fromMeta(r.meta) });
+export const fromOcr = (r: OcrResponse__Output): OcrResult => ({ family: 'ocr', text: r.text, lines: r.lines.map(fromQuad), meta: fromMeta(r.meta) });
+export const fromRegion = (r: RegionResponse__Output): RegionResult => ({ family: 'region', text: r.text, meta: fromMeta(r.meta) });
+
+/** A RunResponse → the friendly result of whichever family it carries. */
+export function fromRunResponse(r: RunResponse__Output): TaskResult {
+  switch (r.result) {
+    case 'caption':
+      return fromCaption(r.caption!);
+    case 'detect':
+      return fromDetect(r.detect!);
+    case 'open_vocabulary':
+      return fromOpenVocabulary(r.open_vocabulary!);
+    case 'phrase_grounding':
+      return fromPhraseGrounding(r.phrase_grounding!);
+    case 'segment':
+      return fromSegment(r.segment!);
+    case 'ocr':
+      return fromOcr(r.ocr!);
+    case 'region':
+      return fromRegion(r.region!);
+    default:
+      // A newer server with a family this client does not know.
+      throw new TypeError(`the server answered with an unknown result ${JSON.stringify(r.result)}`);
+  }
+}
+
+export function fromModelInfo(m: ModelInfo__Output): ModelInfo {
+  const l = m.limits;
+  return {
+    model: m.model,
+    path: m.path,
+    files: { ...m.files },
+    devices: m.devices.map((d) => ({ name: d.name, provider: d.provider, workers: d.workers })),
+    limits: {
+      // uint64 arrives as a decimal string (longs: String); every real limit fits a double.
+      maxImagePixels: Number(l?.max_image_pixels ?? 0),
+      maxMessageBytes: Number(l?.max_message_bytes ?? 0),
+      maxNumBeams: l?.max_num_beams ?? 0,
+      maxNewTokens: l?.max_new_tokens ?? 0,
+      maxTextChars: l?.max_text_chars ?? 0,
+      maxClasses: l?.max_classes ?? 0,
+    },
+    defaultNumBeams: m.default_num_beams,
+    defaultMaxNewTokens: m.default_max_new_tokens,
+    tasks: [...m.tasks],
+    serverVersion: m.server_version,
+    onnxruntimeVersion: m.onnxruntime_version,
+    nodeVersion: m.node_version,
+  };
+}
