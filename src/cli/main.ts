@@ -2,6 +2,7 @@
 import { serve } from './serve';
 import { models } from './models';
 import { predict } from './predict';
+import { annotate } from './annotate';
 
 const USAGE = `Usage: florence2 <command> [options]
 
@@ -9,6 +10,7 @@ Commands:
   serve     run the gRPC model server (florence2 serve --help)
   models    download, list, locate and remove cached models (florence2 models --help)
   predict   run a task on images through a server (florence2 predict --help)
+  annotate  turn a folder of images into a YOLO / YOLO-seg / COCO dataset (florence2 annotate --help)
   synth     build a synthetic Florence-2 model folder (florence2 synth --help)
 `;
 
@@ -21,6 +23,8 @@ export async function main(argv: string[]): Promise<number> {
       return models(rest, process.env);
     case 'predict':
       return predict(rest, process.env);
+    case 'annotate':
+      return annotate(rest, process.env);
     case 'synth': {
       // The builder is a development tool run from source (tools/ is not compiled into the package).
       process.stderr.write('florence2 synth: run `npm run synth -- ...` from a checkout (see tools/synth/README.md)\n');

@@ -1,0 +1,63 @@
+/** Annotation through a florence2 server gives the same dataset as annotation in process. */
+import { strict as assert } from 'node:assert';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { AutoAnnotator } from '../../src/annotate';
+import { startServerProcess, ServerProcess } from '../helpers/server-process';
+import { tinyModel } from '../helpers/synth-models';
+import { writeImage } from './helpers';
+
+/** Every file under `dir` (relative path → content), skipping run state and timing-bearing files. */
+function tree(dir: string, rel = ''): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+    const p = path.join(rel, e.name);
+    if (e.name === '.annotate') continue;
+    if (e.isDirectory()) Object.assign(out, tree(dir, p));
+    else out[p] = readFileSync(path.join(dir, p)).toString('base64');
+  }
+  return out;
+}
+
+describe('annotate: remote backend (florence2 server)', function () {
+  let server: ServerProcess;
+  let model: string;
+  let work: string;
+  before(async () => {
+    model = await tinyModel({ name: 'tiny-annotate-two', script: 'car<loc_100><loc_100><loc_400><loc_400>person<loc_500><loc_200><loc_700><loc_900>', seed: 2 });
+    server = await startServerProcess(['--model', model]);
+    await server.serving;
+    work = mkdtempSync(path.join(tmpdir(), 'annotate-remote-'));
+    await writeImage(path.join(work, 'in', 'a.png'), 320, 240);
+    await writeImage(path.join(work, 'in', 'b.jpg'), 200, 300, 'jpeg');
+  });
+  after(async () => {
+    await server?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('writes the same YOLO and COCO dataset as the embedded backend', async () => {
+    const options = (outputDir: string) => ({ data: path.join(work, 'in'), outputDir, classes: ['person', 'car'], format: ['yolo', 'coco'] as ('yolo' | 'coco')[] });
+    const remote = new AutoAnnotator({ server: server.address });
+    const embedded = new AutoAnnotator({ model });
+    try {
+      const r = await remote.annotate(options(path.join(work, 'remote')));
+      const e = await embedded.annotate(options(path.join(work, 'embedded')));
+      assert.equal(r.failed, 0);
+      assert.deepEqual(r.objectsPerClass, { person: 2, car: 2 });
+      assert.deepEqual(r.objectsPerClass, e.objectsPerClass);
+    } finally {
+      await remote.close();
+      await embedded.close();
+    }
+    const a = tree(path.join(work, 'remote'));
+    const b = tree(path.join(work, 'embedded'));
+    const differing = Object.keys({ ...a, ...b }).filter((k) => a[k] !== b[k] && k !== 'data.yaml');
+    assert.deepEqual(differing, [], 'files differing between remote and embedded runs');
+    // car is class 1 (classes order), box (100.5..400.5)/1000 of the image
+    const label = readFileSync(path.join(work, 'remote', 'labels', 'a.txt'), 'utf8').trim().split('\n');
+    assert.equal(label.length, 2);
+    assert.ok(label.some((l) => l.startsWith('1 0.2505')), label.join('\n'));
+  });
+});
