@@ -1,6 +1,6 @@
 /** Annotation through a florence2 server gives the same dataset as annotation in process. */
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AutoAnnotator } from '../../src/annotate';
@@ -38,7 +38,7 @@ describe('annotate: remote backend (florence2 server)', function () {
   });
 
   it('writes the same YOLO and COCO dataset as the embedded backend', async () => {
-    const options = (outputDir: string) => ({ data: path.join(work, 'in'), outputDir, classes: ['person', 'car'], format: ['yolo', 'coco'] as ('yolo' | 'coco')[] });
+    const options = (outputDir: string) => ({ data: path.join(work, 'in'), outputDir, classes: ['person', 'car'], format: ['yolo', 'coco'] as ('yolo' | 'coco')[], saveVisuals: true });
     const remote = new AutoAnnotator({ server: server.address });
     const embedded = new AutoAnnotator({ model });
     try {
@@ -56,6 +56,8 @@ describe('annotate: remote backend (florence2 server)', function () {
     const differing = Object.keys({ ...a, ...b }).filter((k) => a[k] !== b[k] && k !== 'data.yaml');
     assert.deepEqual(differing, [], 'files differing between remote and embedded runs');
     // car is class 1 (classes order), box (100.5..400.5)/1000 of the image
+    // FLORENCE2_DOCS_VISUAL=path keeps one visual of this run (the README shows it).
+    if (process.env.FLORENCE2_DOCS_VISUAL) copyFileSync(path.join(work, 'remote', 'visuals', 'a.png'), process.env.FLORENCE2_DOCS_VISUAL);
     const label = readFileSync(path.join(work, 'remote', 'labels', 'a.txt'), 'utf8').trim().split('\n');
     assert.equal(label.length, 2);
     assert.ok(label.some((l) => l.startsWith('1 0.2505')), label.join('\n'));
