@@ -1,29 +1,10 @@
-/**
- * Florence-2 task tokens and friendly names → client requests. Kept here rather than imported from
- * the inference code so the client stays a thin gRPC package (a test checks the two lists agree).
- */
+/** Florence-2 task tokens and friendly names → client requests. */
 import type { GenerationOptions, ImageInput, RegionInput, TaskRequest } from './types';
 
-/** The 15 task tokens the server serves. */
-export const TASK_TOKENS = [
-  '<OCR>',
-  '<OCR_WITH_REGION>',
-  '<CAPTION>',
-  '<DETAILED_CAPTION>',
-  '<MORE_DETAILED_CAPTION>',
-  '<OD>',
-  '<DENSE_REGION_CAPTION>',
-  '<REGION_PROPOSAL>',
-  '<CAPTION_TO_PHRASE_GROUNDING>',
-  '<REFERRING_EXPRESSION_SEGMENTATION>',
-  '<REGION_TO_SEGMENTATION>',
-  '<OPEN_VOCABULARY_DETECTION>',
-  '<REGION_TO_CATEGORY>',
-  '<REGION_TO_DESCRIPTION>',
-  '<REGION_TO_OCR>',
-] as const;
-
-export type TaskToken = (typeof TASK_TOKENS)[number];
+// The task catalogue is plain data with no runtime dependencies, so the client shares it.
+export { TASK_TOKENS } from '../florence/tasks';
+export type { TaskToken } from '../florence/tasks';
+import { TASK_TOKENS, type TaskToken } from '../florence/tasks';
 
 /** Friendly task names (CLI `--task`) and their tokens. */
 export const TASK_NAMES = {

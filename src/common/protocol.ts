@@ -5,6 +5,7 @@
 import type { TaskToken } from '../florence/tasks';
 import type { PixelRegion } from '../florence/geometry';
 import type { ScoredPostProcessResult } from '../florence/postprocess';
+import type { StageTimings } from '../florence/pipeline';
 
 /** What a worker thread is started with (Piscina workerData). */
 export interface WorkerInit {
@@ -58,14 +59,8 @@ export const CANCEL_NONE = 0;
 export const CANCEL_BY_CLIENT = 1;
 export const CANCEL_BY_DEADLINE = 2;
 
-export interface WorkerTimings {
-  preprocess: number;
-  vision: number;
-  encoder: number;
-  decoder: number;
-  postprocess: number;
-  total: number;
-}
+/** Per-stage milliseconds of a batch, as the pipeline measures them. */
+export type WorkerTimings = StageTimings;
 
 export interface WorkerResultItem {
   task: TaskToken;
