@@ -5,7 +5,7 @@ import type { ResponseMeta as _florence2_v1_ResponseMeta, ResponseMeta__Output a
 
 export interface OcrResponse {
   /**
-   * The text (lines concatenated as the model emits them; without regions only).
+   * The text: without regions as the model emits it (lines run together); with regions the lines joined by newlines.
    */
   'text'?: (string);
   /**
@@ -17,7 +17,7 @@ export interface OcrResponse {
 
 export interface OcrResponse__Output {
   /**
-   * The text (lines concatenated as the model emits them; without regions only).
+   * The text: without regions as the model emits it (lines run together); with regions the lines joined by newlines.
    */
   'text': (string);
   /**
