@@ -26,9 +26,9 @@ export async function main(argv: string[]): Promise<number> {
     case 'annotate':
       return annotate(rest, process.env);
     case 'synth': {
-      // The builder is a development tool run from source (tools/ is not compiled into the package).
-      process.stderr.write('florence2 synth: run `npm run synth -- ...` from a checkout (see tools/synth/README.md)\n');
-      return 2;
+      // Loaded on demand: the builder is a development tool with its own dependencies (onnx-proto).
+      const { synthMain } = await import('../../tools/synth/cli.js');
+      return synthMain(rest);
     }
     case undefined:
     case '-h':

@@ -42,8 +42,15 @@ export interface BuildResult {
   seconds: number;
 }
 
-/** Where the vendored tokenizer and configs live (see vendor/florence2/SOURCE.md). */
-export const VENDOR_DIR = resolve(__dirname, '../../vendor/florence2');
+/** Where the vendored tokenizer and configs live (see vendor/florence2/SOURCE.md), found upwards so it works from tools/ and dist/tools/. */
+export const VENDOR_DIR = findUp(join('vendor', 'florence2', 'tokenizer.json'));
+
+function findUp(relative: string): string {
+  for (let dir = __dirname; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, relative))) return dirname(join(dir, relative));
+    if (dirname(dir) === dir) throw new Error(`cannot find ${relative} above ${__dirname}`);
+  }
+}
 export const ONNX_OPSET = 17;
 export const ONNX_IR_VERSION = 8;
 export const BUILDER_VERSION = '1';

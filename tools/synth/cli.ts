@@ -88,11 +88,13 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
+/** Runs the builder CLI; resolves with the exit code (0 ok, 1 unexpected failure, 2 usage or impossible script). */
+export function synthMain(argv: string[]): Promise<number> {
+  return main(argv).catch((err: unknown) => {
     const known = err instanceof ScriptError || (err instanceof Error && /exists and is not empty|Unknown option|argument/.test(err.message));
     process.stderr.write(`error: ${err instanceof Error ? (known ? err.message : err.stack) : String(err)}\n`);
-    process.exit(known ? 2 : 1);
-  },
-);
+    return known ? 2 : 1;
+  });
+}
+
+if (require.main === module) synthMain(process.argv.slice(2)).then((code) => process.exit(code));
