@@ -2,6 +2,7 @@
  * Deterministic benchmark images: gradients, a checkerboard and seeded noise, encoded as PNG with
  * sharp. The same bytes go to every implementation.
  */
+import { Rng } from '../tools/synth/rng';
 import sharp from 'sharp';
 
 export interface BenchImage {
@@ -11,17 +12,11 @@ export interface BenchImage {
   png: Buffer;
 }
 
-/** mulberry32: a small seeded PRNG, enough for reproducible noise. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Reproducible noise from the synth tool's seeded generator. */
+const mulberry32 = (seed: number): (() => number) => {
+  const rng = new Rng(seed, 'bench-image');
+  return () => rng.next();
+};
 
 async function makeImage(width: number, height: number, seed: number): Promise<BenchImage> {
   const rand = mulberry32(seed);

@@ -1,13 +1,8 @@
 /** Samples, medians and the markdown table of the benchmark. */
+import type { StageTimings } from '../src/florence/pipeline';
 
-/** One image through one implementation, in milliseconds. */
-export interface Sample {
-  preprocess: number;
-  vision: number;
-  encoder: number;
-  decoder: number;
-  postprocess: number;
-  total: number;
+/** One image through one implementation: stage times in milliseconds, as the pipeline reports them. */
+export interface Sample extends StageTimings {
   /** Generated tokens, decoder start token excluded. */
   tokens: number;
   /** Output ids, decoder start token first. */

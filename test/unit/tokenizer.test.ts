@@ -1,3 +1,4 @@
+import { Rng } from '../../tools/synth/rng';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -60,16 +61,10 @@ const DECODE_EXAMPLES: Array<[number[], string]> = [
   ],
 ];
 
-/** Small deterministic PRNG (mulberry32) so fuzz cases are reproducible. */
+/** Seeded generator (the synth tool's) so fuzz cases are reproducible. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed, 'tokenizer-fuzz');
+  return () => rng.next();
 }
 
 function tempDir(parent: string, name: string, files: Record<string, string>): string {
