@@ -161,9 +161,15 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
           call.end();
         }
       };
-      const fail = (id: string, e: ServiceError) => {
-        if (!closed) call.write({ request_id: id, error: { code: e.code, message: e.message } });
+      // Backpressure: while the client does not read our responses, stop reading its requests.
+      const send = (msg: StreamResponse) => {
+        if (closed) return;
+        if (!call.write(msg)) {
+          call.pause();
+          call.once('drain', () => call.resume());
+        }
       };
+      const fail = (id: string, e: ServiceError) => send({ request_id: id, error: { code: e.code, message: e.message } });
       call.on('data', (msg: StreamRequest__Output) => {
         const id = msg.request_id;
         if (!id) return fail('', new InvalidArgumentError('request_id', '`request_id` is required on every stream request'));
@@ -179,9 +185,7 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
           prefix: 'request.',
         })
           .then(
-            (result) => {
-              if (!closed) call.write({ request_id: id, result });
-            },
+            (result) => send({ request_id: id, result }),
             (e: ServiceError) => fail(id, e),
           )
           .finally(() => {

@@ -59,9 +59,14 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
   let s: ServerProcess;
   let image: Buffer;
 
+  let healthWhileStarting: { status: string; servingLogged: boolean };
   before(async () => {
     image = await png(640, 480);
     s = await startServerProcess(['--model', await carTiny(), '--devices', 'cpu:0,cpu:1', '--max-image-pixels', '4000000', '--test-hooks']);
+    // Asked as soon as the port is bound, while the workers are still loading.
+    const status = await healthStatus(s, 'florence2.v1.Florence2');
+    healthWhileStarting = { status, servingLogged: s.logs.some((l) => l.msg === 'serving') };
+    await s.serving;
   });
   after(async () => {
     const code = await s?.stop();
@@ -69,9 +74,9 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
   });
 
   it('reports NOT_SERVING until every worker is warm, then SERVING', async () => {
-    const first = await healthStatus(s, 'florence2.v1.Florence2');
-    if (!s.logs.some((l) => l.msg === 'serving')) assert.equal(first, 'NOT_SERVING');
-    await s.serving;
+    // Loading and warming two workers takes seconds, far longer than one health call after bind.
+    assert.equal(healthWhileStarting.servingLogged, false, 'workers were already warm when health was first asked');
+    assert.equal(healthWhileStarting.status, 'NOT_SERVING');
     assert.equal(await healthStatus(s), 'SERVING');
     assert.equal(await healthStatus(s, 'florence2.v1.Florence2'), 'SERVING');
   });
@@ -168,6 +173,25 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
     assert.equal(bad.error!.code, grpc.status.INVALID_ARGUMENT);
     assert.match(bad.error!.message, /`request\.caption\.image\.data`/);
     for (const g of got.filter((x) => x.request_id !== 'bad')) assert.equal(g.result!.detect!.boxes[0].label, 'car');
+  });
+
+  it('Stream loses nothing when the client reads slowly (the server pauses reading while responses back up)', async () => {
+    const stream = s.client.Stream();
+    const ids: string[] = [];
+    stream.pause();
+    const done = new Promise<void>((res, rej) => {
+      stream.on('data', (m: StreamResponse__Output) => ids.push(m.request_id));
+      stream.on('end', () => res());
+      stream.on('error', rej);
+    });
+    // Invalid requests fail at validation, so responses pile up faster than any inference could.
+    for (let i = 0; i < 300; i++) stream.write({ request_id: `x${i}`, request: { detect: { image: { data: Buffer.from('nope') } } } });
+    stream.end();
+    await new Promise((r) => setTimeout(r, 500));
+    stream.resume();
+    await done;
+    assert.equal(ids.length, 300);
+    assert.equal(new Set(ids).size, 300);
   });
 
   it('both device pools receive work', async () => {
