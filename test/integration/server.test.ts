@@ -295,6 +295,8 @@ describe('gRPC server (random model: long generations, one pool, small queue)', 
     assert.ok(Date.now() - started < 6000, 'the cancelled generation stopped promptly');
     const text = await scrape(s.metricsPort);
     assert.ok((sample(text, 'florence2_requests_total', { code: 'DEADLINE_EXCEEDED' }) ?? 0) >= 2);
+    // The cancelling client never sees a status; the server records the request as CANCELLED.
+    assert.equal(sample(text, 'florence2_requests_total', { task: 'od', code: 'CANCELLED' }), 1);
   });
 
   it('answers RESOURCE_EXHAUSTED at once beyond the in-flight and queue bounds', async () => {
