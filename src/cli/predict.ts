@@ -5,6 +5,7 @@
  * Exit codes scripts can rely on: 0 every image succeeded, 1 some image failed (the others were
  * still processed), 2 usage error, 3 server unreachable (or not a Florence-2 server).
  */
+import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
@@ -27,6 +28,9 @@ export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif
 const DEFAULT_CONCURRENCY = 4;
 const DEFAULT_DEADLINE_MS = 300_000;
 const PROBE_DEADLINE_MS = 10_000;
+/** A server loading a real model from disk and warming up can take a minute before it serves. */
+const DEFAULT_WAIT_MS = 60_000;
+const WAIT_POLL_MS = 250;
 
 const USAGE = `Usage: florence2 predict --server HOST:PORT --task TASK [options] IMAGE|FOLDER...
 
@@ -47,6 +51,8 @@ Options:
   --save-visuals DIR       write DIR/<image name>.png with the result drawn on the image
   --concurrency N          images in flight at once (default ${DEFAULT_CONCURRENCY})
   --deadline-ms N          deadline per image, retries included (default ${DEFAULT_DEADLINE_MS})
+  --wait-ms N              wait up to N ms for a server that is still loading its model to report
+                           SERVING (default ${DEFAULT_WAIT_MS}; 0 = do not wait)
   --tls                    connect with TLS (system roots)
   --ca FILE                connect with TLS, trusting this CA certificate (PEM)
   --no-progress            no progress on stderr
@@ -77,6 +83,7 @@ interface Settings {
   saveVisuals: string | undefined;
   concurrency: number;
   deadlineMs: number;
+  waitMs: number;
   credentials: CredentialsInput;
   progress: boolean;
   paths: string[];
@@ -123,9 +130,27 @@ export async function predict(argv: string[], env: NodeJS.ProcessEnv, io: Predic
       io.stderr.write(`florence2 predict: cannot use the server at ${settings.server}: ${(err as Error).message}\n`);
       return EXIT_UNREACHABLE;
     }
+    const status = await waitUntilServing(client, settings.waitMs);
+    if (status !== 'SERVING') {
+      io.stderr.write(`florence2 predict: the server at ${settings.server} is not serving (health ${status}) after ${settings.waitMs} ms (--wait-ms)\n`);
+      return EXIT_UNREACHABLE;
+    }
     return await runAll(client, settings, images, io);
   } finally {
     client.close();
+  }
+}
+
+/** Polls the service's health until SERVING or `waitMs` passes; returns the last status seen. */
+async function waitUntilServing(client: Florence2Client, waitMs: number): Promise<string> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    const status = await client.health('florence2.v1.Florence2', { deadlineMs: PROBE_DEADLINE_MS }).catch((err: { code?: number }) =>
+      // A server (or proxy) without the health service cannot say; its requests will tell.
+      err.code === grpc.status.UNIMPLEMENTED ? 'SERVING' : 'UNREACHABLE',
+    );
+    if (status === 'SERVING' || Date.now() + WAIT_POLL_MS > until) return status;
+    await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
   }
 }
 
@@ -157,6 +182,7 @@ function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings {
         'save-visuals': { type: 'string' },
         concurrency: { type: 'string' },
         'deadline-ms': { type: 'string' },
+        'wait-ms': { type: 'string' },
         tls: { type: 'boolean' },
         ca: { type: 'string' },
         'no-progress': { type: 'boolean' },
@@ -210,6 +236,12 @@ function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings {
   if (maxNew !== undefined) generation.maxNewTokens = maxNew;
   const concurrency = positiveInt(v.concurrency, '--concurrency', problems) ?? DEFAULT_CONCURRENCY;
   const deadlineMs = positiveInt(v['deadline-ms'], '--deadline-ms', problems) ?? DEFAULT_DEADLINE_MS;
+  let waitMs = DEFAULT_WAIT_MS;
+  if (v['wait-ms'] !== undefined) {
+    const w = Number(v['wait-ms']);
+    if (!Number.isInteger(w) || w < 0) problems.push(`--wait-ms must be an integer >= 0, got ${JSON.stringify(v['wait-ms'])}`);
+    else waitMs = w;
+  }
 
   let credentials: CredentialsInput = 'insecure';
   if (v.ca !== undefined) {
@@ -231,6 +263,7 @@ function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings {
     saveVisuals: v['save-visuals'],
     concurrency,
     deadlineMs,
+    waitMs,
     credentials,
     progress: !v['no-progress'],
     paths: parsed.positionals,

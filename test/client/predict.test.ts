@@ -66,6 +66,20 @@ describe('florence2 predict', function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('waits for a server that is still loading its model, then predicts', async () => {
+    const warming = await startServerProcess(['--model', await carTiny(), '--devices', 'cpu:0,cpu:1']);
+    try {
+      const servingAtStart = warming.logs.some((l) => l.msg === 'serving');
+      const r = await run(['--server', warming.address, '--task', 'od', '--no-progress', a]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /car {2}\(34\.2, 160\.1\)-\(597\.4, 371\.8\)/);
+      // Two workers take seconds to load: predict started before the server was serving.
+      assert.equal(servingAtStart, false);
+    } finally {
+      await warming.stop();
+    }
+  });
+
   it('--json on a folder: one document, results in name order, the corrupt file under failures, exit 1', async () => {
     const r = await run(['--server', s.address, '--task', 'od', '--json', folder]);
     assert.equal(r.code, 1, r.stderr);
