@@ -172,6 +172,22 @@ function topCandidates(rows: Float32Array[], beamScores: number[], k: number, V:
   return top;
 }
 
+/**
+ * The first beam step: every beam of an image holds only the decoder start token, so the decoder
+ * runs once per image (not once per beam: the cross-attention keys and values over ~590 encoder
+ * states are the costly part) and its logits are copied to the image's beam rows. The returned
+ * cache has one row per image.
+ */
+async function firstBeamStep(backend: ModelBackend, encoder: EncoderStates, ids: number[][], K: number): Promise<DecoderStepOutput> {
+  const B = encoder.batch;
+  const V = backend.dims.vocabSize;
+  const items = Array.from({ length: B }, (_, b) => b);
+  const out = await backend.decode({ tokens: lastTokens(items.map((b) => ids[b * K])), rowItems: items, encoder, cache: null });
+  const logits = new Float32Array(B * K * V);
+  for (let r = 0; r < B * K; r++) logits.set(out.logits.subarray(Math.floor(r / K) * V, (Math.floor(r / K) + 1) * V), r * V);
+  return { logits, cache: out.cache };
+}
+
 async function beamSearch(backend: ModelBackend, encoder: EncoderStates, p: GenerationParams, options: GenerateOptions): Promise<GenerationOutput> {
   const K = p.numBeams;
   const B = encoder.batch;
@@ -192,7 +208,7 @@ async function beamSearch(backend: ModelBackend, encoder: EncoderStates, p: Gene
   while (true) {
     if (options.shouldStop?.()) throw new GenerationStopped(steps);
     const curLength = ids[0].length;
-    const out = await backend.decode({ tokens: lastTokens(ids), rowItems, encoder, cache });
+    const out = cache === null ? await firstBeamStep(backend, encoder, ids, K) : await backend.decode({ tokens: lastTokens(ids), rowItems, encoder, cache });
     steps += 1;
     const scores = ids.map((rowIds, r) => {
       const s = out.logits.subarray(r * V, (r + 1) * V);
@@ -240,7 +256,8 @@ async function beamSearch(backend: ModelBackend, encoder: EncoderStates, p: Gene
     logprobs = nextLogprobs;
     beamScores = nextScores;
     if (done.every(Boolean) || ids[0].length >= maxLength) break;
-    cache = backend.selectRows(out.cache, sources, rowItems);
+    // After the first step the cache has one row per image (see firstBeamStep): map beam rows to it.
+    cache = backend.selectRows(out.cache, steps === 1 ? sources.map((r) => Math.floor(r / K)) : sources, rowItems);
   }
 
   const sequences: GeneratedSequence[] = hyps.map((h, b) => {
