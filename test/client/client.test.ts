@@ -3,6 +3,7 @@
  * method and `run`, model info and health, typed errors from the server (field names, deadline,
  * a worker crash), and the stream (ids matched, errors per id, bounded in-flight, early break).
  */
+import { near, rejects } from '../helpers/assertions';
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,21 +27,6 @@ const CAR_TEXT = 'car<loc_53><loc_333><loc_933><loc_774>';
 export const OCR_LINES_SCRIPT = 'HELLO<loc_100><loc_200><loc_500><loc_200><loc_500><loc_300><loc_100><loc_300>WORLD<loc_600><loc_700><loc_900><loc_700><loc_900><loc_800><loc_600><loc_800>';
 
 const png = (width: number, height: number) => sharp({ create: { width, height, channels: 3, background: { r: 120, g: 90, b: 200 } } }).png().toBuffer();
-
-function near(actual: number[], expected: number[], tol = 1e-3): void {
-  assert.equal(actual.length, expected.length, `${actual} vs ${expected}`);
-  actual.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) <= tol, `${actual} vs ${expected}`));
-}
-
-async function rejects<E extends Error>(p: Promise<unknown>, type: new (...args: never[]) => E): Promise<E> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof type, `expected ${type.name}, got ${(err as Error)?.constructor?.name}: ${(err as Error)?.message}`);
-    return err as E;
-  }
-  assert.fail(`expected ${type.name}, the call succeeded`);
-}
 
 describe('Florence2Client against a server (scripted car model)', function () {
   let s: ServerProcess;

@@ -3,6 +3,7 @@
  * UNAVAILABLE then success, INVALID_ARGUMENT never retried, the deadline bounds retries, abort,
  * a stream whose call breaks, and TLS (server-only and mutual) with openssl-made certificates.
  */
+import { rejects } from '../helpers/assertions';
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import {
@@ -24,16 +25,6 @@ import type { StreamRequest__Output } from '../../src/generated/florence2/v1/Str
 import type { StreamResponse } from '../../src/generated/florence2/v1/StreamResponse';
 
 const IMAGE = Buffer.from('not decoded by the fake server');
-
-async function rejects<E extends Florence2Error>(p: Promise<unknown>, type: new (...args: never[]) => E): Promise<E> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof type, `expected ${type.name}, got ${(err as Error)?.constructor?.name}: ${(err as Error)?.message}`);
-    return err as E;
-  }
-  assert.fail(`expected ${type.name}, the call succeeded`);
-}
 
 describe('client errors', () => {
   it('fromStatus maps each documented status to its class, with code, details and attempts', () => {

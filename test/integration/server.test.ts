@@ -3,6 +3,7 @@
  * each error status with its field, deadlines and cancellation, overload, health across start and
  * SIGTERM, two device pools, metrics, and a worker crash.
  */
+import { near } from '../helpers/assertions';
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -22,11 +23,6 @@ import type { StreamResponse__Output } from '../../src/generated/florence2/v1/St
 const CAR_BOX_640x480 = [34.24, 160.08, 597.44, 371.76];
 
 const png = (width: number, height: number, shade = 120) => sharp({ create: { width, height, channels: 3, background: { r: shade, g: 90, b: 200 } } }).png().toBuffer();
-
-function near(actual: number[], expected: number[], tol = 1e-3): void {
-  assert.equal(actual.length, expected.length, `${actual} vs ${expected}`);
-  actual.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) <= tol, `${actual} vs ${expected}`));
-}
 
 async function rejectsWith(p: Promise<unknown>, code: grpc.status, detail?: RegExp): Promise<grpc.ServiceError> {
   try {

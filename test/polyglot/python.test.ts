@@ -8,6 +8,7 @@
  * Debian packages; where /usr/bin/python3 cannot import them the suite is skipped with the reason.
  */
 import { strict as assert } from 'node:assert';
+import { near } from '../helpers/assertions';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,11 +56,6 @@ function pythonMissing(): string | null {
 function protoc(includeDir: string, file: string, outDir: string): void {
   const r = runPython(['-m', 'grpc_tools.protoc', '-I', includeDir, `--python_out=${outDir}`, `--grpc_python_out=${outDir}`, file]);
   assert.equal(r.status, 0, `grpc_tools.protoc ${file} failed:\n${r.stdout}${r.stderr}`);
-}
-
-function near(actual: number[], expected: number[], tol = 1e-3): void {
-  assert.equal(actual.length, expected.length, `${actual} vs ${expected}`);
-  actual.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) <= tol, `${actual} vs ${expected}`));
 }
 
 describe('polyglot: Python client (python3-grpcio, stubs from python3-grpc-tools)', function () {
