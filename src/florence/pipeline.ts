@@ -102,12 +102,16 @@ export async function encodeInputs(
   attentionMask: BigInt64Array,
   encoderMaxPositions: number,
   task?: TaskToken,
+  imageOf?: readonly number[],
 ): Promise<{ states: EncoderStates; visionMs: number }> {
   const D = backend.dims.dModel;
-  const [B, , H, W] = pixelDims;
+  const [images, , H, W] = pixelDims;
+  // `imageOf[b]` is the image of prompt row b: one image may serve several prompts (open vocabulary).
+  const rowImage = imageOf ?? Array.from({ length: images }, (_, i) => i);
+  const B = rowImage.length;
   const T = ids.length / B;
   const t0 = performance.now();
-  const { features, tokens: N } = await backend.encodeImages(pixelValues, B, H, W);
+  const { features, tokens: N } = await backend.encodeImages(pixelValues, images, H, W);
   const visionMs = performance.now() - t0;
   const S = N + T;
   if (S > encoderMaxPositions) {
@@ -117,7 +121,8 @@ export async function encodeInputs(
   const embeds = new Float32Array(B * S * D);
   const mask = new BigInt64Array(B * S);
   for (let b = 0; b < B; b++) {
-    embeds.set(features.subarray(b * N * D, (b + 1) * N * D), b * S * D);
+    const i = rowImage[b];
+    embeds.set(features.subarray(i * N * D, (i + 1) * N * D), b * S * D);
     embeds.set(text.subarray(b * T * D, (b + 1) * T * D), (b * S + N) * D);
     mask.fill(1n, b * S, b * S + N);
     mask.set(attentionMask.subarray(b * T, (b + 1) * T), b * S + N);
@@ -134,18 +139,19 @@ export async function runBatch(parts: PipelineParts, requests: readonly RunReque
   const gen = resolveGeneration(parts.generation, options.generation, backend.dims.maxPositions);
 
   // 1) images and prompts
-  const batch = await preprocessBatch(
-    requests.map((r) => r.image),
-    parts.preprocess,
-  );
-  const prompts = requests.map((r, i) => promptFor(r, batch.originalSizes[i]));
+  // The same image object in several requests (e.g. one prompt per class) is decoded and encoded once.
+  const unique = [...new Set(requests.map((r) => r.image))];
+  const imageOf = requests.map((r) => unique.indexOf(r.image));
+  const batch = await preprocessBatch(unique, parts.preprocess);
+  const sizeOf = (i: number) => batch.originalSizes[imageOf[i]];
+  const prompts = requests.map((r, i) => promptFor(r, sizeOf(i)));
   const encoded = tokenizer.encodeBatch(prompts);
   const [B, T] = encoded.dims;
   const promptLengths = Array.from({ length: B }, (_, b) => encoded.attentionMask.subarray(b * T, (b + 1) * T).reduce((s, m) => s + Number(m), 0));
   const t1 = performance.now();
 
   // 2) vision encoder, prompt embeddings, encoder over [image ; prompt]
-  const encoder = await encodeInputs(backend, batch.pixelValues, batch.dims, encoded.ids, encoded.attentionMask, parts.encoderMaxPositions, requests[0].task);
+  const encoder = await encodeInputs(backend, batch.pixelValues, batch.dims, encoded.ids, encoded.attentionMask, parts.encoderMaxPositions, requests[0].task, imageOf);
   const t3 = performance.now();
 
   // 3) generation
@@ -158,10 +164,10 @@ export async function runBatch(parts: PipelineParts, requests: readonly RunReque
     const scored = pieces.map((p, k) => ({ text: p, logprob: k === 0 ? 0 : seq.logprobs[k - 1] ?? 0 }));
     return {
       task: requests[i].task,
-      result: postProcessWithScores(requests[i].task, scored, batch.originalSizes[i]),
+      result: postProcessWithScores(requests[i].task, scored, sizeOf(i)),
       text: pieces.join(''),
       tokenIds: seq.ids,
-      imageSize: batch.originalSizes[i],
+      imageSize: sizeOf(i),
       promptTokens: promptLengths[i],
       generatedTokens: seq.ids.length - 1,
     };

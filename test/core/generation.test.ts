@@ -4,7 +4,7 @@
  * scripted models.
  */
 import { strict as assert } from 'node:assert';
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, cpSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -14,7 +14,9 @@ import { loadTjsModel, loadTjsProcessor, testImage } from '../helpers/tjs';
 import { Florence2, GenerationStopped, ModelLoadError } from '../../src/index';
 import { OrtBackend } from '../../src/runtime/ort-backend';
 import { readModelConfig } from '../../src/florence/model-config';
-import { encodeInputs } from '../../src/florence/pipeline';
+import { encodeInputs, runBatch } from '../../src/florence/pipeline';
+import { FlorenceTokenizer } from '../../src/florence/tokenizer';
+import { preprocessOptionsFromConfig, readPreprocessorConfig } from '../../src/florence/preprocess';
 import { generate } from '../../src/florence/generation/loop';
 import { carTiny, randomTiny, tinyModel } from '../helpers/synth-models';
 import { beamGenerate, encodeInputs as refEncode, loadReferenceModel } from '../helpers/reference-generation';
@@ -165,6 +167,36 @@ describe('inference core', function () {
         }
       });
     }
+
+    it('one image shared by several requests (one prompt per class) is preprocessed and encoded once', async () => {
+      const dir = await carTiny();
+      const config = readModelConfig(dir);
+      const backend = await OrtBackend.open(dir, config.dims);
+      const visionBatches: number[] = [];
+      const counting = Object.create(backend) as OrtBackend;
+      counting.encodeImages = (pixels, batch, h, w) => {
+        visionBatches.push(batch);
+        return backend.encodeImages(pixels, batch, h, w);
+      };
+      try {
+        const pre = readPreprocessorConfig(JSON.parse(readFileSync(join(dir, 'preprocessor_config.json'), 'utf8')));
+        const parts = { backend: counting, tokenizer: FlorenceTokenizer.fromDir(dir), preprocess: preprocessOptionsFromConfig(pre), generation: config.generation, encoderMaxPositions: config.encoderMaxPositions };
+        const shared = await png(640, 480);
+        const other = await png(320, 960);
+        const results = await runBatch(parts, [
+          { image: shared, task: '<OPEN_VOCABULARY_DETECTION>', text: 'car' },
+          { image: other, task: '<OD>' },
+          { image: shared, task: '<OPEN_VOCABULARY_DETECTION>', text: 'a wheel' },
+        ]);
+        assert.deepEqual(visionBatches, [2]);
+        assert.deepEqual(results.map((r) => r.imageSize), [{ width: 640, height: 480 }, { width: 320, height: 960 }, { width: 640, height: 480 }]);
+        assert.deepEqual(results.map((r) => r.promptTokens), [9, 13, 10]);
+        close((results[1].result as { bboxes: number[][] }).bboxes, [[17.12, 320.16, 298.72, 743.52]]);
+        close((results[2].result as { bboxes: number[][] }).bboxes, [[34.24, 160.08, 597.44, 371.76]]);
+      } finally {
+        await backend.release();
+      }
+    });
 
     it('runs a batch of images of different sizes in one call, each scaled to its own size', async () => {
       const model = await Florence2.load(await carTiny());
