@@ -3,6 +3,7 @@
  * `__Output` types (loaded with defaults: true) check what we read.
  */
 import { readFile } from 'node:fs/promises';
+import { selectorTasks, type SelectorFamily, type SelectorProto, type SelectorValue } from '../florence/tasks';
 import type { Box__Output } from '../generated/florence2/v1/Box';
 import type { CaptionDetail as ProtoCaptionDetail } from '../generated/florence2/v1/CaptionDetail';
 import type { DetectKind as ProtoDetectKind } from '../generated/florence2/v1/DetectKind';
@@ -54,31 +55,19 @@ export async function readImage(image: ImageInput): Promise<Buffer> {
   throw new TypeError('image must be a Buffer, a Uint8Array or a file path');
 }
 
-const CAPTION_DETAIL: Record<CaptionDetail, ProtoCaptionDetail> = {
-  brief: 'CAPTION_DETAIL_BRIEF',
-  detailed: 'CAPTION_DETAIL_DETAILED',
-  paragraph: 'CAPTION_DETAIL_PARAGRAPH',
-};
-const DETECT_KIND: Record<DetectKind, ProtoDetectKind> = {
-  objects: 'DETECT_KIND_OBJECTS',
-  dense_region_captions: 'DETECT_KIND_DENSE_REGION_CAPTIONS',
-  region_proposals: 'DETECT_KIND_REGION_PROPOSALS',
-};
-const REGION_TASK: Record<RegionTask, ProtoRegionTask> = {
-  category: 'REGION_TASK_CATEGORY',
-  description: 'REGION_TASK_DESCRIPTION',
-  ocr: 'REGION_TASK_OCR',
-};
-
-function pick<K extends string, V>(table: Record<K, V>, value: K | undefined, fallback: K, what: string): V {
-  const key = value ?? fallback;
-  if (!Object.prototype.hasOwnProperty.call(table, key)) throw new TypeError(`${what} must be one of ${Object.keys(table).join(', ')}; got ${JSON.stringify(value)}`);
-  return table[key];
+/** A selector family's client spelling → proto enum name, from the task catalogue; unset picks the family's default. */
+function selector<F extends SelectorFamily>(family: F, what: string): (value: SelectorValue<F> | undefined) => SelectorProto<F> {
+  const choices = selectorTasks(family);
+  return (value) => {
+    const found = value === undefined ? choices[0] : choices.find((c) => c.value === value);
+    if (!found) throw new TypeError(`${what} must be one of ${choices.map((c) => c.value).join(', ')}; got ${JSON.stringify(value)}`);
+    return found.proto;
+  };
 }
 
-export const captionDetail = (d: CaptionDetail | undefined) => pick(CAPTION_DETAIL, d, 'brief', 'detail');
-export const detectKind = (k: DetectKind | undefined) => pick(DETECT_KIND, k, 'objects', 'kind');
-export const regionTask = (t: RegionTask | undefined) => pick(REGION_TASK, t, 'category', 'task');
+export const captionDetail: (d: CaptionDetail | undefined) => ProtoCaptionDetail = selector('caption', 'detail');
+export const detectKind: (k: DetectKind | undefined) => ProtoDetectKind = selector('detect', 'kind');
+export const regionTask: (t: RegionTask | undefined) => ProtoRegionTask = selector('region', 'task');
 
 /** A region object or tuple → the proto Region. */
 export function toRegion(r: RegionInput): ProtoRegion {

@@ -1,60 +1,25 @@
-/** Florence-2 task tokens and friendly names → client requests. */
+/** Florence-2 task tokens and friendly names → client requests; every fact comes from the shared catalogue. */
 import type { GenerationOptions, ImageInput, RegionInput, TaskRequest } from './types';
+import { TASKS, TASK_NAMES, TASK_TOKENS, isTaskToken, type RequestInput, type TaskName, type TaskToken } from '../florence/tasks';
 
-// The task catalogue is plain data with no runtime dependencies, so the client shares it.
-export { TASK_TOKENS } from '../florence/tasks';
-export type { TaskToken } from '../florence/tasks';
-import { TASK_TOKENS, type TaskToken } from '../florence/tasks';
-
-/** Friendly task names (CLI `--task`) and their tokens. */
-export const TASK_NAMES = {
-  caption: '<CAPTION>',
-  'detailed-caption': '<DETAILED_CAPTION>',
-  'more-detailed-caption': '<MORE_DETAILED_CAPTION>',
-  od: '<OD>',
-  'dense-region-caption': '<DENSE_REGION_CAPTION>',
-  'region-proposal': '<REGION_PROPOSAL>',
-  'phrase-grounding': '<CAPTION_TO_PHRASE_GROUNDING>',
-  'referring-segmentation': '<REFERRING_EXPRESSION_SEGMENTATION>',
-  'region-segmentation': '<REGION_TO_SEGMENTATION>',
-  'open-vocabulary': '<OPEN_VOCABULARY_DETECTION>',
-  'region-category': '<REGION_TO_CATEGORY>',
-  'region-description': '<REGION_TO_DESCRIPTION>',
-  'region-ocr': '<REGION_TO_OCR>',
-  ocr: '<OCR>',
-  'ocr-with-region': '<OCR_WITH_REGION>',
-} as const satisfies Record<string, TaskToken>;
-
-export type TaskName = keyof typeof TASK_NAMES;
+export { TASK_TOKENS, TASK_NAMES };
+export type { TaskToken, TaskName };
 
 /** What a task needs besides the image. */
-export type TaskInputKind = 'none' | 'text' | 'classes' | 'region';
+export type TaskInputKind = RequestInput;
 
 /** The input each task takes. */
-export const TASK_INPUT: Readonly<Record<TaskToken, TaskInputKind>> = {
-  '<OCR>': 'none',
-  '<OCR_WITH_REGION>': 'none',
-  '<CAPTION>': 'none',
-  '<DETAILED_CAPTION>': 'none',
-  '<MORE_DETAILED_CAPTION>': 'none',
-  '<OD>': 'none',
-  '<DENSE_REGION_CAPTION>': 'none',
-  '<REGION_PROPOSAL>': 'none',
-  '<CAPTION_TO_PHRASE_GROUNDING>': 'text',
-  '<REFERRING_EXPRESSION_SEGMENTATION>': 'text',
-  '<REGION_TO_SEGMENTATION>': 'region',
-  '<OPEN_VOCABULARY_DETECTION>': 'classes',
-  '<REGION_TO_CATEGORY>': 'region',
-  '<REGION_TO_DESCRIPTION>': 'region',
-  '<REGION_TO_OCR>': 'region',
-};
+export const TASK_INPUT: Readonly<Record<TaskToken, TaskInputKind>> = Object.freeze(
+  Object.fromEntries(TASK_TOKENS.map((t) => [t, TASKS[t].requestInput])) as Record<TaskToken, TaskInputKind>,
+);
 
 /** A task token (`<OD>`, case-insensitive, brackets optional) or a friendly name (`od`) → the token; undefined if unknown. */
 export function resolveTask(nameOrToken: string): TaskToken | undefined {
   const s = nameOrToken.trim();
-  if (Object.prototype.hasOwnProperty.call(TASK_NAMES, s.toLowerCase())) return TASK_NAMES[s.toLowerCase() as TaskName];
+  const name = s.toLowerCase();
+  if (Object.prototype.hasOwnProperty.call(TASK_NAMES, name)) return TASK_NAMES[name as TaskName];
   const token = `<${s.replace(/^<|>$/g, '').toUpperCase()}>`;
-  return (TASK_TOKENS as readonly string[]).includes(token) ? (token as TaskToken) : undefined;
+  return isTaskToken(token) ? token : undefined;
 }
 
 /** The inputs of a task given by token. */
@@ -77,42 +42,31 @@ export class TaskInputError extends Error {
 
 /** A task token and its inputs → the request for {@link Florence2Client.run}; throws TaskInputError when an input is missing. */
 export function requestForTask(task: TaskToken, image: ImageInput, inputs: TaskInputs = {}, options?: GenerationOptions): TaskRequest {
-  const need = (what: keyof TaskInputs) => {
+  const spec = TASKS[task];
+  const need = <K extends keyof TaskInputs>(what: K): NonNullable<TaskInputs[K]> => {
     const v = inputs[what];
-    if (v === undefined || (typeof v === 'string' && v.trim() === '') || (Array.isArray(v) && v.length === 0)) throw new TaskInputError(`${task} needs ${what === 'classes' ? 'classes' : `a ${what}`}`);
-    return v;
+    if (v === undefined || (typeof v === 'string' && v.trim() === '') || (Array.isArray(v) && v.length === 0)) {
+      throw new TaskInputError(`${task} needs ${what === 'classes' ? 'classes' : `a ${what}`}`);
+    }
+    return v as NonNullable<TaskInputs[K]>;
   };
   const base = { image, ...(options ? { options } : {}) };
-  switch (task) {
-    case '<CAPTION>':
-      return { ...base, family: 'caption', detail: 'brief' };
-    case '<DETAILED_CAPTION>':
-      return { ...base, family: 'caption', detail: 'detailed' };
-    case '<MORE_DETAILED_CAPTION>':
-      return { ...base, family: 'caption', detail: 'paragraph' };
-    case '<OD>':
-      return { ...base, family: 'detect', kind: 'objects' };
-    case '<DENSE_REGION_CAPTION>':
-      return { ...base, family: 'detect', kind: 'dense_region_captions' };
-    case '<REGION_PROPOSAL>':
-      return { ...base, family: 'detect', kind: 'region_proposals' };
-    case '<CAPTION_TO_PHRASE_GROUNDING>':
-      return { ...base, family: 'phrase_grounding', caption: need('text') as string };
-    case '<REFERRING_EXPRESSION_SEGMENTATION>':
-      return { ...base, family: 'segment', referringExpression: need('text') as string };
-    case '<REGION_TO_SEGMENTATION>':
-      return { ...base, family: 'segment', region: need('region') as RegionInput };
-    case '<OPEN_VOCABULARY_DETECTION>':
-      return { ...base, family: 'open_vocabulary', classes: need('classes') as readonly string[] };
-    case '<REGION_TO_CATEGORY>':
-      return { ...base, family: 'region', region: need('region') as RegionInput, task: 'category' };
-    case '<REGION_TO_DESCRIPTION>':
-      return { ...base, family: 'region', region: need('region') as RegionInput, task: 'description' };
-    case '<REGION_TO_OCR>':
-      return { ...base, family: 'region', region: need('region') as RegionInput, task: 'ocr' };
-    case '<OCR>':
-      return { ...base, family: 'ocr', withRegions: false };
-    case '<OCR_WITH_REGION>':
-      return { ...base, family: 'ocr', withRegions: true };
+  switch (spec.family) {
+    case 'caption':
+      return { ...base, family: 'caption', detail: spec.selector!.value as TaskRequestOf<'caption'>['detail'] };
+    case 'detect':
+      return { ...base, family: 'detect', kind: spec.selector!.value as TaskRequestOf<'detect'>['kind'] };
+    case 'region':
+      return { ...base, family: 'region', region: need('region'), task: spec.selector!.value as TaskRequestOf<'region'>['task'] };
+    case 'phrase_grounding':
+      return { ...base, family: 'phrase_grounding', caption: need('text') };
+    case 'segment':
+      return spec.requestInput === 'region' ? { ...base, family: 'segment', region: need('region') } : { ...base, family: 'segment', referringExpression: need('text') };
+    case 'open_vocabulary':
+      return { ...base, family: 'open_vocabulary', classes: need('classes') };
+    case 'ocr':
+      return { ...base, family: 'ocr', withRegions: spec.postProcess === 'ocr' };
   }
 }
+
+type TaskRequestOf<F extends TaskRequest['family']> = Extract<TaskRequest, { family: F }>;

@@ -4,6 +4,7 @@
  * orientation, origin at the top-left.
  */
 import type * as grpc from '@grpc/grpc-js';
+import type { SelectorValue, TaskFamily } from '../florence/tasks';
 
 /** An encoded image (JPEG, PNG, WebP, GIF, TIFF, AVIF) as bytes, or the path of such a file. */
 export type ImageInput = Buffer | Uint8Array | string;
@@ -46,15 +47,15 @@ export interface GenerationOptions {
 /** Options of every task method. */
 export type RequestOptions = CallOptions & GenerationOptions;
 
-export type CaptionDetail = 'brief' | 'detailed' | 'paragraph';
-export type DetectKind = 'objects' | 'dense_region_captions' | 'region_proposals';
-export type RegionTask = 'category' | 'description' | 'ocr';
+export type CaptionDetail = SelectorValue<'caption'>;
+export type DetectKind = SelectorValue<'detect'>;
+export type RegionTask = SelectorValue<'region'>;
 
 /** What Segment segments: a referring expression or a region. */
 export type SegmentTarget = { referringExpression: string; region?: undefined } | { region: RegionInput; referringExpression?: undefined };
 
 /** The task families: the oneof names of RunRequest / RunResponse. */
-export type TaskFamily = 'caption' | 'detect' | 'open_vocabulary' | 'phrase_grounding' | 'segment' | 'ocr' | 'region';
+export type { TaskFamily };
 
 interface RequestBase {
   image: ImageInput;

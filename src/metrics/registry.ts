@@ -5,7 +5,8 @@
  * (task tokens, gRPC status names, stages) or from the configured device names, so series stay bounded.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { TASK_TOKENS } from '../florence/tasks';
+import { TASKS, TASK_TOKENS } from '../florence/tasks';
+import type { StageTimings } from '../florence/pipeline';
 
 /** Prefix of every metric name, the Node process metrics included. */
 export const METRIC_PREFIX = 'florence2_';
@@ -37,8 +38,8 @@ export const GRPC_CODE_NAMES = [
   'UNAUTHENTICATED',
 ] as const;
 
-/** Task label values: each task token without angle brackets, lowercased (`<OD>` → `od`). */
-export const TASK_LABELS: readonly string[] = Object.freeze(TASK_TOKENS.map((t) => t.slice(1, -1).toLowerCase()));
+/** Task label values, from the catalogue: each task token without angle brackets, lowercased (`<OD>` → `od`). */
+export const TASK_LABELS: readonly string[] = Object.freeze(TASK_TOKENS.map((t) => TASKS[t].label));
 
 const TASK_LABEL_SET = new Set(TASK_LABELS);
 const CODE_SET = new Set<string>(GRPC_CODE_NAMES);
@@ -56,15 +57,6 @@ export function taskLabel(task: string): string {
 export function codeLabel(code: string): string {
   const c = code.trim().toUpperCase();
   return CODE_SET.has(c) ? c : 'UNKNOWN';
-}
-
-/** Per-stage wall times of one pipeline call, in milliseconds (the worker's timings; extra fields are ignored). */
-export interface StageTimingsMs {
-  preprocess: number;
-  vision: number;
-  encoder: number;
-  decoder: number;
-  postprocess: number;
 }
 
 /** One device pool's state at scrape time. */
@@ -210,7 +202,7 @@ export class Metrics {
   }
 
   /** Records the per-stage times (milliseconds) a worker returned; `decoder` is labelled `decode`. */
-  recordStages(timings: StageTimingsMs): void {
+  recordStages(timings: StageTimings): void {
     const byStage: Record<Stage, number> = {
       preprocess: timings.preprocess,
       vision: timings.vision,

@@ -14,9 +14,9 @@ import type { StreamRequest__Output } from '../generated/florence2/v1/StreamRequ
 import type { StreamResponse } from '../generated/florence2/v1/StreamResponse';
 import type { ModelInfo } from '../generated/florence2/v1/ModelInfo';
 import type { Scheduler } from './scheduler';
+import type { TaskFamily } from '../florence/tasks';
 import { encodeResponse } from './encode';
 import {
-  Family,
   RequestLimits,
   ValidRequest,
   validateCaption,
@@ -42,7 +42,7 @@ export interface ServiceDeps {
 }
 
 /** The request field that carries the text of each family, for errors the worker reports as `text`. */
-const TEXT_FIELD: Partial<Record<Family, string>> = {
+const TEXT_FIELD: Partial<Record<TaskFamily, string>> = {
   phrase_grounding: 'caption',
   open_vocabulary: 'classes',
   segment: 'referring_expression',

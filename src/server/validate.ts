@@ -6,7 +6,7 @@
 import sharp from 'sharp';
 import { InvalidArgumentError } from '../common/errors';
 import type { WorkerRequest } from '../common/protocol';
-import type { TaskToken } from '../florence/tasks';
+import { SELECTOR_FIELDS, selectorTasks, type SelectorFamily, type TaskFamily, type TaskToken } from '../florence/tasks';
 import type { PixelRegion } from '../florence/geometry';
 import type { CaptionRequest__Output } from '../generated/florence2/v1/CaptionRequest';
 import type { DetectRequest__Output } from '../generated/florence2/v1/DetectRequest';
@@ -29,11 +29,10 @@ export interface RequestLimits {
   maxClasses: number;
 }
 
-export type Family = 'caption' | 'detect' | 'open_vocabulary' | 'phrase_grounding' | 'segment' | 'ocr' | 'region';
 
 /** A request ready for the scheduler: one worker request per prompt (open vocabulary: one per class). */
 export interface ValidRequest {
-  family: Family;
+  family: TaskFamily;
   /** The task token, for metrics and logs. */
   task: TaskToken;
   requests: WorkerRequest[];
@@ -45,26 +44,25 @@ export interface ValidRequest {
   includeScores: boolean;
 }
 
-const CAPTION_TASKS: Record<string, TaskToken> = {
-  CAPTION_DETAIL_UNSPECIFIED: '<CAPTION>',
-  CAPTION_DETAIL_BRIEF: '<CAPTION>',
-  CAPTION_DETAIL_DETAILED: '<DETAILED_CAPTION>',
-  CAPTION_DETAIL_PARAGRAPH: '<MORE_DETAILED_CAPTION>',
-};
-const DETECT_TASKS: Record<string, TaskToken> = {
-  DETECT_KIND_UNSPECIFIED: '<OD>',
-  DETECT_KIND_OBJECTS: '<OD>',
-  DETECT_KIND_DENSE_REGION_CAPTIONS: '<DENSE_REGION_CAPTION>',
-  DETECT_KIND_REGION_PROPOSALS: '<REGION_PROPOSAL>',
-};
-const REGION_TASKS: Record<string, TaskToken> = {
-  REGION_TASK_UNSPECIFIED: '<REGION_TO_CATEGORY>',
-  REGION_TASK_CATEGORY: '<REGION_TO_CATEGORY>',
-  REGION_TASK_DESCRIPTION: '<REGION_TO_DESCRIPTION>',
-  REGION_TASK_OCR: '<REGION_TO_OCR>',
+/**
+ * A selector family's enum value → its task, from the catalogue. `<prefix>UNSPECIFIED` (and an unset
+ * field) picks the default; proto3 JSON may also send the enum's number, which grpc-js passes through.
+ */
+function selectorTable(family: SelectorFamily): Record<string, TaskToken> {
+  const tasks = selectorTasks(family);
+  const table: Record<string, TaskToken> = { [`${SELECTOR_FIELDS[family].enumPrefix}UNSPECIFIED`]: tasks[0].token };
+  for (const t of tasks) table[t.proto] = t.token;
+  return table;
+}
+const SELECTOR_TABLES: Record<SelectorFamily, Record<string, TaskToken>> = {
+  caption: selectorTable('caption'),
+  detect: selectorTable('detect'),
+  region: selectorTable('region'),
 };
 
-function enumTask(table: Record<string, TaskToken>, value: string | number | undefined, field: string): TaskToken {
+function selectedTask(family: SelectorFamily, value: string | number | undefined, prefix: string): TaskToken {
+  const table = SELECTOR_TABLES[family];
+  const field = `${prefix}${SELECTOR_FIELDS[family].field}`;
   const task = table[String(value ?? Object.keys(table)[0])];
   if (!task) throw new InvalidArgumentError(field, `\`${field}\` has no such value: ${JSON.stringify(value)} (allowed: ${Object.keys(table).join(', ')})`);
   return task;
@@ -121,13 +119,13 @@ function checkOptions(o: Options__Output | null | undefined, prefix: string, lim
 }
 
 export async function validateCaption(r: CaptionRequest__Output, limits: RequestLimits, prefix = ''): Promise<ValidRequest> {
-  const task = enumTask(CAPTION_TASKS, r.detail, `${prefix}detail`);
+  const task = selectedTask('caption', r.detail, prefix);
   const image = await checkImage(r.image, prefix, limits);
   return { family: 'caption', task, requests: [{ image, task }], ...checkOptions(r.options, prefix, limits) };
 }
 
 export async function validateDetect(r: DetectRequest__Output, limits: RequestLimits, prefix = ''): Promise<ValidRequest> {
-  const task = enumTask(DETECT_TASKS, r.kind, `${prefix}kind`);
+  const task = selectedTask('detect', r.kind, prefix);
   const image = await checkImage(r.image, prefix, limits);
   return { family: 'detect', task, requests: [{ image, task }], ...checkOptions(r.options, prefix, limits) };
 }
@@ -177,7 +175,7 @@ export async function validateOcr(r: OcrRequest__Output, limits: RequestLimits, 
 }
 
 export async function validateRegion(r: RegionRequest__Output, limits: RequestLimits, prefix = ''): Promise<ValidRequest> {
-  const task = enumTask(REGION_TASKS, r.task, `${prefix}task`);
+  const task = selectedTask('region', r.task, prefix);
   const region = checkRegion(r.region, `${prefix}region`);
   const options = checkOptions(r.options, prefix, limits);
   const image = await checkImage(r.image, prefix, limits);
