@@ -204,7 +204,8 @@ class Hypotheses {
     if (this.beams.length < this.k || score > this.worst) {
       this.beams.push({ score, ids });
       if (this.beams.length > this.k) {
-        const order = this.beams.map((h, i) => [h.score, i] as const).sort((a, b) => a[0] - b[0]);
+        // HF sorts (score, index) pairs: of tied worst, the earliest goes.
+        const order = this.beams.map((h, i) => [h.score, i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
         this.beams.splice(order[0][1], 1);
         this.worst = order[1][0];
       } else {
@@ -287,7 +288,8 @@ export async function beamGenerate(m: ReferenceModel, enc: Encoded, p: BeamParam
   const out: number[][] = [];
   for (let b = 0; b < B; b++) {
     if (!done[b]) for (let j = 0; j < K; j++) hyps[b].add(ids[b * K + j], beamScores[b * K + j], ids[b * K + j].length - 1);
-    const best = hyps[b].beams.reduce((x, y) => (y.score > x.score ? y : x));
+    // HF finalize sorts stably by score and pops the last: of tied best, the last added wins.
+    const best = hyps[b].beams.reduce((x, y) => (y.score >= x.score ? y : x));
     out.push(best.ids.length < maxLength ? [...best.ids, EOS] : best.ids);
   }
   return out;

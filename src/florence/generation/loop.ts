@@ -105,8 +105,12 @@ interface Hypothesis {
   logprobs: number[];
 }
 
-/** The finished hypotheses of one item (HF `BeamHypotheses`). */
-class Hypotheses {
+/**
+ * The finished hypotheses of one item (HF `BeamHypotheses`), in insertion order. Ties follow HF:
+ * eviction drops the earliest of the tied worst, `best` takes the latest of the tied best.
+ * Exported for tests.
+ */
+export class Hypotheses {
   readonly beams: Hypothesis[] = [];
   private worst = 1e9;
 
@@ -121,7 +125,8 @@ class Hypotheses {
     if (this.beams.length < this.numBeams || score > this.worst) {
       this.beams.push({ score, ids, logprobs });
       if (this.beams.length > this.numBeams) {
-        const order = this.beams.map((h, i) => [h.score, i] as const).sort((a, b) => a[0] - b[0]);
+        // HF sorts (score, index) pairs; the index tie-break also covers -inf - -inf = NaN.
+        const order = this.beams.map((h, i) => [h.score, i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
         this.beams.splice(order[0][1], 1);
         this.worst = order[1][0];
       } else {
@@ -137,8 +142,9 @@ class Hypotheses {
     return this.worst >= bestSumLogprobs / (curLength - promptLength) ** this.lengthPenalty;
   }
 
+  /** HF `finalize` sorts stably by score and pops the last, so the last added of tied best wins. */
   best(): Hypothesis {
-    return this.beams.reduce((a, b) => (b.score > a.score ? b : a));
+    return this.beams.reduce((a, b) => (b.score >= a.score ? b : a));
   }
 }
 
