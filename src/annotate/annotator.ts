@@ -33,7 +33,7 @@ import {
   type SegmentationSource,
 } from './prompting';
 import { renderVisual } from './visuals';
-import type { AnnotationBackend, BackendRequest, BackendResult, ImageRecord, Instance, Size, Split } from './types';
+import type { AnnotationBackend, BackendRequest, BackendResult, ImageRecord, Instance, ImageSize, Split } from './types';
 
 /** Output formats: YOLO boxes, YOLO-seg polygons (implies segmentation), COCO JSON. */
 export type OutputFormat = 'yolo' | 'yolo-seg' | 'coco';
@@ -240,7 +240,7 @@ class RequestBatcher {
 type Outcome =
   | { kind: 'skip'; item: InputImage; record: ImageRecord }
   | { kind: 'fail'; item: InputImage; error: string }
-  | { kind: 'done'; item: InputImage; bytes: Buffer; size: Size; candidates: Candidate[]; unmatched: number; filtered: number };
+  | { kind: 'done'; item: InputImage; bytes: Buffer; size: ImageSize; candidates: Candidate[]; unmatched: number; filtered: number };
 
 interface RunConfig {
   classes: ClassMap;

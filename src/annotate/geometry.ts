@@ -1,10 +1,10 @@
 /** Pixel geometry for annotation outputs: clipping, polygon boxes and areas. */
-import type { Box, Size } from './types';
+import type { BoxTuple, ImageSize } from './types';
 
 const clamp = (v: number, lo: number, hi: number) => (v < lo ? lo : v > hi ? hi : v);
 
 /** The box with corners ordered and clipped to the image; null when nothing of it is left (zero width or height). */
-export function clipBox(box: readonly number[], size: Size): Box | null {
+export function clipBox(box: readonly number[], size: ImageSize): BoxTuple | null {
   if (box.length < 4 || !box.slice(0, 4).every(Number.isFinite)) return null;
   const x1 = clamp(Math.min(box[0]!, box[2]!), 0, size.width);
   const x2 = clamp(Math.max(box[0]!, box[2]!), 0, size.width);
@@ -17,7 +17,7 @@ export function clipBox(box: readonly number[], size: Size): Box | null {
  * A flat polygon with every vertex clamped into the image (Florence-2 coordinates are bin centres,
  * so this only matters for foreign backends); null when fewer than 3 points remain or it has no area.
  */
-export function clipPolygon(flat: readonly number[], size: Size): number[] | null {
+export function clipPolygon(flat: readonly number[], size: ImageSize): number[] | null {
   const n = flat.length - (flat.length % 2);
   if (n < 6 || !flat.slice(0, n).every(Number.isFinite)) return null;
   const out = new Array<number>(n);
@@ -40,7 +40,7 @@ export function polygonArea(flat: readonly number[]): number {
 }
 
 /** The bounding box of polygons' vertices, or null for none. */
-export function boxOfPolygons(polygons: readonly (readonly number[])[]): Box | null {
+export function boxOfPolygons(polygons: readonly (readonly number[])[]): BoxTuple | null {
   let [x1, y1, x2, y2] = [Infinity, Infinity, -Infinity, -Infinity];
   for (const p of polygons) {
     for (let i = 0; i + 1 < p.length; i += 2) {
@@ -54,7 +54,7 @@ export function boxOfPolygons(polygons: readonly (readonly number[])[]): Box | n
 }
 
 /** The rectangle of a box as a flat 4-point polygon (clockwise from top-left). */
-export function boxPolygon(box: Box): number[] {
+export function boxPolygon(box: BoxTuple): number[] {
   const [x1, y1, x2, y2] = box;
   return [x1, y1, x2, y1, x2, y2, x1, y2];
 }

@@ -4,7 +4,7 @@
  */
 export { AutoAnnotator, AnnotateUsageError, OUTPUT_FORMATS } from './annotator';
 export type { AutoAnnotatorOptions, AnnotateOptions, AnnotationProgress, AnnotationFailure, AnnotationSummary, OutputFormat } from './annotator';
-export type { AnnotationBackend, BackendRequest, BackendResult, BackendRunOptions, ImageRecord, Instance, Box, Size, Split } from './types';
+export type { AnnotationBackend, BackendRequest, BackendResult, BackendRunOptions, ImageRecord, Instance, BoxTuple, ImageSize, Split } from './types';
 export { EmbeddedBackend, createRemoteBackend, RemoteBackendUnavailable, resolveModelDir, ModelNotFoundError } from './backends';
 export type { EmbeddedBackendOptions, RemoteBackendOptions } from './backends';
 export { ClassMap, normalizePhrase, singularCandidates } from './classes';

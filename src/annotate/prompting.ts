@@ -15,7 +15,7 @@ import type { TaskToken } from '../florence/tasks';
 import type { PixelRegion } from '../florence/geometry';
 import { ClassMap } from './classes';
 import { boxOfPolygons, clipBox, clipPolygon } from './geometry';
-import type { Box, Size } from './types';
+import type { BoxTuple, ImageSize } from './types';
 
 /** How classes are turned into prompts. */
 export type DetectionMode = 'grounding' | 'od-filter' | 'open-vocabulary';
@@ -41,7 +41,7 @@ export interface Detection {
   /** Known class (per-class prompts); otherwise mapped from `label`. */
   classId?: number;
   score: number;
-  box: Box;
+  box: BoxTuple;
   polygons?: number[][];
 }
 
@@ -74,7 +74,7 @@ export function detectionPrompts(
 }
 
 /** The region-segmentation prompt for a detected box. */
-export function regionSegmentationPrompt(box: Box): PlannedPrompt {
+export function regionSegmentationPrompt(box: BoxTuple): PlannedPrompt {
   return { task: '<REGION_TO_SEGMENTATION>', region: { x1: box[0], y1: box[1], x2: box[2], y2: box[3] } };
 }
 
@@ -111,7 +111,7 @@ export function parseDetections(prompt: PlannedPrompt, result: ScoredPostProcess
     arr<unknown>(result.bboxes).forEach((b, i) => {
       if (!Array.isArray(b) || b.length < 4) return;
       const label = arr<string>(labels)[i] || promptLabel;
-      out.push(withClass({ label, score: scoreAt(scores, i), box: [b[0], b[1], b[2], b[3]] as Box }));
+      out.push(withClass({ label, score: scoreAt(scores, i), box: [b[0], b[1], b[2], b[3]] as BoxTuple }));
     });
   }
   if (Array.isArray(result.polygons)) {
@@ -155,7 +155,7 @@ export interface Selection {
  * Maps detections to fixed classes (when given), clips them, applies the filters and drops exact
  * duplicates (same class and box), which Florence-2 sometimes repeats and chunked grounding can return twice.
  */
-export function selectDetections(detections: readonly Detection[], classes: ClassMap | null, size: Size, filter: DetectionFilter = {}): Selection {
+export function selectDetections(detections: readonly Detection[], classes: ClassMap | null, size: ImageSize, filter: DetectionFilter = {}): Selection {
   const minScore = filter.minScore ?? 0;
   const minBox = filter.minBoxSize ?? 0;
   const kept: Candidate[] = [];

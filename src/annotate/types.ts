@@ -1,16 +1,10 @@
 /** Types shared by the auto-annotation modules. */
 import type { ScoredPostProcessResult } from '../florence/postprocess';
-import type { PixelRegion } from '../florence/geometry';
+import type { BoxTuple, ImageSize, PixelRegion } from '../florence/geometry';
+
+export type { BoxTuple, ImageSize };
 import type { TaskToken } from '../florence/tasks';
 
-/** `[x1, y1, x2, y2]` in pixels of the EXIF-oriented image. */
-export type Box = [number, number, number, number];
-
-/** Image width and height in pixels, after EXIF orientation (as the model and Ultralytics see it). */
-export interface Size {
-  width: number;
-  height: number;
-}
 
 /** One labelled object of an image, as stored in the dataset's records. */
 export interface Instance {
@@ -21,7 +15,7 @@ export interface Instance {
   /** The model's confidence in (0, 1]. */
   score: number;
   /** Clipped to the image. */
-  box: Box;
+  box: BoxTuple;
   /** Segmentation polygons (flat `x, y, ...`, ≥ 3 points each), clipped; only when segmentation ran. */
   polygons?: number[][];
 }
@@ -58,7 +52,7 @@ export interface BackendRequest {
 /** What a backend returns per request: the parsed result with scores, and the image's oriented size. */
 export interface BackendResult {
   result: ScoredPostProcessResult;
-  imageSize: Size;
+  imageSize: ImageSize;
 }
 
 /** Options of one backend call. */

@@ -1,4 +1,5 @@
 /** `florence2 models pull|list|path|rm`: manage the model cache under FLORENCE2_HOME. */
+import { PROVIDERS, isProvider } from '../runtime/model-files';
 import {
   type CachedModel,
   type DownloadProgress,
@@ -245,7 +246,7 @@ async function pull(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<
   const a = parseArgs(argv, ['--revision', '--dtype', '--device'], ['--offline']);
   if (a.positional.length !== 1) throw new UsageError(a.positional.length === 0 ? 'pull needs a model NAME' : `unexpected argument ${JSON.stringify(a.positional[1])}`);
   const device = a.values['--device'];
-  if (device !== undefined && !['cpu', 'cuda', 'tensorrt', 'webgpu'].includes(device)) throw new UsageError(`--device must be cpu, cuda, tensorrt or webgpu, got ${JSON.stringify(device)}`);
+  if (device !== undefined && !isProvider(device)) throw new UsageError(`--device must be one of ${PROVIDERS.join(', ')}, got ${JSON.stringify(device)}`);
   let dtype: DtypeByModule | undefined;
   try {
     repoId(a.positional[0]);

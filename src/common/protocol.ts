@@ -3,6 +3,8 @@
  * data, never as thrown class instances, so their kind survives the thread boundary.
  */
 import type { TaskToken } from '../florence/tasks';
+import type { ResampleMode } from '../florence/preprocess';
+import type { DtypeByModule, Provider } from '../runtime/model-files';
 import type { PixelRegion } from '../florence/geometry';
 import type { ScoredPostProcessResult } from '../florence/postprocess';
 import type { StageTimings } from '../florence/pipeline';
@@ -14,15 +16,15 @@ export interface WorkerInit {
   /** e.g. "cpu:0", "cuda:1": the pool's device, for logs and results. */
   device: string;
   /** onnxruntime execution provider for this device. */
-  provider: 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
+  provider: Provider;
   /** Device index for cuda/tensorrt. */
   deviceId: number;
   /** Fall back to CPU when the provider cannot be loaded. */
   allowCpuFallback: boolean;
   intraOpNumThreads: number;
-  /** Per-module dtypes, e.g. { decoder_model_merged: 'q4' }; missing modules: fp32. */
-  dtype: Record<string, string>;
-  resample: 'pil' | 'sharp';
+  /** The dtype of each module, as configured (validated by the config loader). */
+  dtype: DtypeByModule;
+  resample: ResampleMode;
   maxPixels: number;
   /** Cooperative cancel flags, one Int32 per slot; a task reads `flags[task.cancelSlot]` between decoder steps. */
   cancelFlags: SharedArrayBuffer;
@@ -59,9 +61,6 @@ export const CANCEL_NONE = 0;
 export const CANCEL_BY_CLIENT = 1;
 export const CANCEL_BY_DEADLINE = 2;
 
-/** Per-stage milliseconds of a batch, as the pipeline measures them. */
-export type WorkerTimings = StageTimings;
-
 export interface WorkerResultItem {
   task: TaskToken;
   result: ScoredPostProcessResult;
@@ -74,7 +73,7 @@ export interface WorkerResultItem {
 export type WorkerErrorKind = 'invalid_argument' | 'cancelled' | 'deadline_exceeded' | 'internal';
 
 export type WorkerResult =
-  | { ok: true; items: WorkerResultItem[]; timings: WorkerTimings; device: string }
+  | { ok: true; items: WorkerResultItem[]; timings: StageTimings; device: string }
   | {
       ok: false;
       error: {

@@ -6,11 +6,11 @@
 import { DEFAULT_MODEL, repoId } from '../hub/names';
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DTYPE_SUFFIX, MODULES, type Dtype, type ModuleName } from '../runtime/model-files';
+import { DTYPE_SUFFIX, MODULES, PROVIDERS, isProvider, type Dtype, type DtypeByModule, type ModuleName, type Provider } from '../runtime/model-files';
+import type { ResampleMode } from '../florence/preprocess';
 import { LOG_LEVELS, type LogLevel } from '../common/logger';
 
-/** onnxruntime execution providers a device pool can use. */
-export type Provider = 'cpu' | 'cuda' | 'tensorrt' | 'webgpu';
+export type { DtypeByModule, Provider };
 
 /** One device pool, parsed from a `--devices` item. */
 export interface DeviceSpec {
@@ -21,9 +21,6 @@ export interface DeviceSpec {
   /** Device index (GPU ordinal for cuda/tensorrt; pool number for cpu; 0 for webgpu). */
   readonly deviceId: number;
 }
-
-/** The dtype (ONNX file variant) of each of the four model modules. */
-export type DtypeByModule = Readonly<Record<ModuleName, Dtype>>;
 
 /** The validated, deep-frozen server configuration (see {@link SETTINGS} for flags, env vars and defaults). */
 export interface Config {
@@ -48,7 +45,7 @@ export interface Config {
   /** Dtype of every module (a single `--dtype` value applies to all four). */
   readonly dtype: DtypeByModule;
   /** Image resize: `pil` is bit-exact with the reference preprocessing; `sharp` uses libvips, corrected to PIL's sample positions. */
-  readonly resample: 'pil' | 'sharp';
+  readonly resample: ResampleMode;
   /** Largest accepted decoded image, in pixels (width × height). */
   readonly maxImagePixels: number;
   /** Largest gRPC message received or sent, in bytes. */
@@ -212,7 +209,7 @@ export function parseDevice(item: string): DeviceSpec | string {
   const m = /^([a-z]+)(?::(.*))?$/.exec(item.trim().toLowerCase());
   const provider = m?.[1];
   const index = m?.[2];
-  if (!m || (provider !== 'cpu' && provider !== 'cuda' && provider !== 'tensorrt' && provider !== 'webgpu')) {
+  if (!m || provider === undefined || !isProvider(provider)) {
     return `unknown device ${shown(item)} (expected ${DEVICE_FORMS})`;
   }
   if (provider === 'webgpu') {

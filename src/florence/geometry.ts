@@ -14,6 +14,9 @@ export interface PixelRegion {
   y2: number;
 }
 
+/** The same box as a tuple `[x1, y1, x2, y2]` (how post-processing and datasets store boxes). */
+export type BoxTuple = [number, number, number, number];
+
 /** Number of quantization bins per axis (`<loc_0>` .. `<loc_999>`). */
 export const NUM_BINS = 1000;
 

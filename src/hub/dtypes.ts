@@ -1,9 +1,8 @@
 /** Which ONNX variant (dtype) of each module to fetch, and the files that makes up a model folder. */
-import { DTYPE_SUFFIX, MODULES, isDtype, type Dtype, type DtypeChoice, type ModuleName } from '../runtime/model-files';
+import { DTYPE_SUFFIX, MODULES, isDtype, isGpuProvider, isProvider, type Dtype, type DtypeByModule, type DtypeChoice, type ModuleName } from '../runtime/model-files';
 import { HubError } from './errors';
 
-/** A dtype for each of the four modules. */
-export type DtypeByModule = Record<ModuleName, Dtype>;
+export type { DtypeByModule };
 
 /**
  * The dtypes fetched when none are given, per execution provider.
@@ -18,7 +17,7 @@ export type DtypeByModule = Record<ModuleName, Dtype>;
  *   (small logit differences flip greedy and beam choices). Ask for other variants with a dtype.
  */
 export function defaultDtypes(provider: string): DtypeByModule {
-  const gpu = provider === 'cuda' || provider === 'tensorrt' || provider === 'webgpu';
+  const gpu = isProvider(provider) && isGpuProvider(provider);
   return {
     vision_encoder: gpu ? 'fp16' : 'fp32',
     embed_tokens: gpu ? 'fp16' : 'fp32',
@@ -40,7 +39,7 @@ export function parseDtypeArg(text: string): DtypeByModule {
     if (!isDtype(s)) throw new HubError(`invalid dtype ${JSON.stringify(text)}: use one of ${dtypes} or module=dtype,... (modules: ${MODULES.join(', ')})`);
     return dtypesFrom(s);
   }
-  const out = dtypesFrom('fp32');
+  const out: Record<ModuleName, Dtype> = { ...dtypesFrom('fp32') };
   const seen = new Set<string>();
   for (const item of s.split(',')) {
     const eq = item.indexOf('=');
@@ -62,7 +61,7 @@ export function dtypesFrom(choice: DtypeChoice | undefined, provider = 'cpu'): D
     if (!isDtype(choice)) throw new HubError(`invalid dtype ${JSON.stringify(choice)}`);
     return Object.fromEntries(MODULES.map((m) => [m, choice])) as DtypeByModule;
   }
-  const out = Object.fromEntries(MODULES.map((m) => [m, 'fp32'])) as DtypeByModule;
+  const out = Object.fromEntries(MODULES.map((m) => [m, 'fp32'])) as Record<ModuleName, Dtype>;
   for (const [m, d] of Object.entries(choice)) {
     if (!isModule(m)) throw new HubError(`unknown module ${JSON.stringify(m)} (modules: ${MODULES.join(', ')})`);
     if (d === undefined) continue;

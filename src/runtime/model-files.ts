@@ -22,6 +22,20 @@ export function isDtype(s: string): s is Dtype {
   return Object.prototype.hasOwnProperty.call(DTYPE_SUFFIX, s);
 }
 
+/** A dtype for each of the four modules (what the server configures and the Hub fetches). */
+export type DtypeByModule = Readonly<Record<ModuleName, Dtype>>;
+
+/** onnxruntime execution providers a device can use. */
+export const PROVIDERS = ['cpu', 'cuda', 'tensorrt', 'webgpu'] as const;
+export type Provider = (typeof PROVIDERS)[number];
+
+export function isProvider(s: string): s is Provider {
+  return (PROVIDERS as readonly string[]).includes(s);
+}
+
+/** Whether a provider runs on a GPU. */
+export const isGpuProvider = (p: Provider): boolean => p !== 'cpu';
+
 /** One dtype for every module, or one per module (missing modules: fp32). */
 export type DtypeChoice = Dtype | Partial<Record<ModuleName, Dtype>>;
 

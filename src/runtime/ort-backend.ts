@@ -4,7 +4,8 @@
  */
 import * as ort from 'onnxruntime-node';
 import { existsSync } from 'node:fs';
-import { MODULES, ModuleName, DtypeChoice, moduleFile } from './model-files';
+import { availableParallelism } from 'node:os';
+import { MODULES, ModuleName, DtypeChoice, moduleFile, type Provider } from './model-files';
 import { DecoderStepInput, DecoderStepOutput, EncoderStates, KvCache, ModelBackend, ModelDims } from '../florence/generation/backend';
 
 export { MODULES, DTYPE_SUFFIX, isDtype, moduleFile } from './model-files';
@@ -14,8 +15,22 @@ export interface OrtBackendOptions {
   /** One dtype for every module, or one per module (missing modules: fp32). */
   dtype?: DtypeChoice;
   executionProviders?: ort.InferenceSession.ExecutionProviderConfig[];
-  /** Threads per session for one operator; size it so workers × threads ≤ cores. */
+  /** Threads per session for one operator; default: the cores this process may use. Size it so workers × threads ≤ cores. */
   intraOpNumThreads?: number;
+}
+
+/** onnxruntime execution providers for a device. */
+export function executionProvidersFor(provider: Provider, deviceId: number): ort.InferenceSession.ExecutionProviderConfig[] {
+  switch (provider) {
+    case 'cuda':
+      return [{ name: 'cuda', deviceId }];
+    case 'tensorrt':
+      return [{ name: 'tensorrt', deviceId }];
+    case 'webgpu':
+      return ['webgpu'];
+    case 'cpu':
+      return ['cpu'];
+  }
 }
 
 export class ModelLoadError extends Error {}
@@ -111,7 +126,7 @@ export class OrtBackend implements ModelBackend {
     if (missing.length > 0) throw new ModelLoadError(`${dir} is not a Florence-2 ONNX folder: missing ${missing.map((m) => files[m]).join(', ')}`);
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: options.executionProviders ?? ['cpu'],
-      intraOpNumThreads: options.intraOpNumThreads ?? 1,
+      intraOpNumThreads: options.intraOpNumThreads ?? availableParallelism(),
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
     };

@@ -1,5 +1,6 @@
 /** Worker results → typed proto responses (one builder per task family). */
-import type { WorkerResultItem, WorkerTimings } from '../common/protocol';
+import type { WorkerResultItem } from '../common/protocol';
+import type { StageTimings } from '../florence/pipeline';
 import type { ValidRequest } from './validate';
 import type { Box } from '../generated/florence2/v1/Box';
 import type { SegmentInstance } from '../generated/florence2/v1/SegmentInstance';
@@ -9,7 +10,7 @@ import type { BoxesResult, OpenVocabularyResult, PolygonsResult, QuadBoxesResult
 
 export interface Completed {
   items: WorkerResultItem[];
-  timings: WorkerTimings;
+  timings: StageTimings;
   device: string;
   queueMs: number;
   requestId: string;

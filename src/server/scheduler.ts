@@ -20,6 +20,7 @@ import {
   ServiceError,
   UnavailableError,
 } from '../common/errors';
+import type { DeviceGauges } from '../metrics/registry';
 import { CANCEL_BY_CLIENT, CANCEL_BY_DEADLINE, CANCEL_NONE, type WorkerResult, type WorkerTask } from '../common/protocol';
 
 /** A successful worker result. */
@@ -66,15 +67,6 @@ export interface SubmitResult {
   device: string;
   /** Time in our queue before a worker got it. */
   queueMs: number;
-}
-
-/** Per-device gauges for metrics. */
-export interface DeviceStats {
-  device: string;
-  inFlight: number;
-  queued: number;
-  busyRatio: number;
-  workers: number;
 }
 
 /** A shared buffer of `slots` cancel flags (Int32, all CANCEL_NONE) to pass to every pool's WorkerInit. */
@@ -181,7 +173,7 @@ export class Scheduler {
   }
 
   /** Per-device gauges: running and queued requests, busy ratio, warm workers. */
-  stats(): DeviceStats[] {
+  stats(): DeviceGauges[] {
     return this.lanes.map((l) => ({ device: l.pool.device, inFlight: l.running, queued: l.queue.length, busyRatio: l.pool.busyRatio(), workers: l.pool.workers }));
   }
 

@@ -9,12 +9,10 @@
  */
 import { isMainThread, parentPort, threadId, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import type { InferenceSession } from 'onnxruntime-node';
 import sharp from 'sharp';
 import { Florence2, GenerationStopped, ImageDecodeError, PromptError } from '../index';
-import type { RunResult } from '../index';
-import { MODULES, isDtype } from '../runtime/ort-backend';
-import type { Dtype, ModuleName } from '../runtime/ort-backend';
+import type { RunResult, StageTimings } from '../index';
+import { executionProvidersFor } from '../runtime/ort-backend';
 import {
   CANCEL_BY_DEADLINE,
   CANCEL_NONE,
@@ -24,7 +22,6 @@ import {
   type WorkerModelInfo,
   type WorkerResult,
   type WorkerTask,
-  type WorkerTimings,
 } from '../common/protocol';
 
 /** What the handler answers: a run result for 'run', the model facts for 'info'. */
@@ -42,40 +39,15 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** onnxruntime execution providers for a device. */
-export function executionProvidersFor(init: Pick<WorkerInit, 'provider' | 'deviceId'>): InferenceSession.ExecutionProviderConfig[] {
-  switch (init.provider) {
-    case 'cuda':
-      return [{ name: 'cuda', deviceId: init.deviceId }];
-    case 'tensorrt':
-      return [{ name: 'tensorrt', deviceId: init.deviceId }];
-    case 'webgpu':
-      return ['webgpu'];
-    case 'cpu':
-      return ['cpu'];
-  }
-}
-
-/** WorkerInit's free-form dtype map → the backend's typed one; a typo must fail the start, not load fp32 silently. */
-function dtypeMap(dtype: Record<string, string>): Partial<Record<ModuleName, Dtype>> {
-  const out: Partial<Record<ModuleName, Dtype>> = {};
-  for (const [module, d] of Object.entries(dtype)) {
-    if (!(MODULES as readonly string[]).includes(module)) throw new Error(`dtype: unknown module "${module}" (one of ${MODULES.join(', ')})`);
-    if (!isDtype(d)) throw new Error(`dtype: unknown dtype "${d}" for ${module}`);
-    out[module as ModuleName] = d;
-  }
-  return out;
-}
-
 /**
  * Loads the model on the init's device. A provider that cannot load (missing CUDA libraries, no
  * WebGPU adapter) fails the start with a message naming the device and the provider's error, or,
  * with `allowCpuFallback`, loads again on CPU and logs a warning.
  */
 async function loadModel(init: WorkerInit): Promise<{ model: Florence2; provider: string; fallback: boolean }> {
-  const common = { intraOpNumThreads: init.intraOpNumThreads, dtype: dtypeMap(init.dtype), resample: init.resample, maxPixels: init.maxPixels };
+  const common = { intraOpNumThreads: init.intraOpNumThreads, dtype: init.dtype, resample: init.resample, maxPixels: init.maxPixels };
   try {
-    const model = await Florence2.load(init.modelDir, { ...common, executionProviders: executionProvidersFor(init) });
+    const model = await Florence2.load(init.modelDir, { ...common, executionProviders: executionProvidersFor(init.provider, init.deviceId) });
     return { model, provider: init.provider, fallback: false };
   } catch (err) {
     const what = `cannot load the model on ${init.device} with the ${init.provider} execution provider${init.provider === 'cuda' || init.provider === 'tensorrt' ? ` (device ${init.deviceId})` : ''}: ${errorMessage(err)}`;
@@ -119,7 +91,7 @@ export function toWorkerError(err: unknown, stopFlag: number): Extract<WorkerRes
   return { kind: 'internal', message: errorMessage(err) };
 }
 
-const ZERO_TIMINGS: WorkerTimings = { preprocess: 0, vision: 0, encoder: 0, decoder: 0, postprocess: 0, total: 0 };
+const ZERO_TIMINGS: StageTimings = { preprocess: 0, vision: 0, encoder: 0, decoder: 0, postprocess: 0, total: 0 };
 
 function makeHandler(init: WorkerInit, model: Florence2, info: WorkerModelInfo): WorkerHandler {
   const flags = new Int32Array(init.cancelFlags);

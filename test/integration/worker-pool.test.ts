@@ -10,6 +10,7 @@ import type { WorkerInit } from '../../src/common/protocol';
 import { DevicePool, WorkerStartError } from '../../src/server/pools';
 import { Scheduler, cancelSlotCount, createCancelFlags } from '../../src/server/scheduler';
 import { carTiny, randomTiny } from '../helpers/synth-models';
+import { dtypesFrom } from '../../src/hub/dtypes';
 
 function initFor(modelDir: string, device: string, extra: Partial<WorkerInit> = {}): WorkerInit {
   return {
@@ -19,7 +20,7 @@ function initFor(modelDir: string, device: string, extra: Partial<WorkerInit> = 
     deviceId: 0,
     allowCpuFallback: false,
     intraOpNumThreads: 1,
-    dtype: {},
+    dtype: dtypesFrom('fp32'),
     resample: 'sharp',
     maxPixels: 4096 * 4096,
     cancelFlags: createCancelFlags(cancelSlotCount(1, 1)),

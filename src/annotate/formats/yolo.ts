@@ -5,7 +5,7 @@
  * Ultralytics counts as such instead of as a missing label).
  */
 import { polygonArea } from '../geometry';
-import type { Box, ImageRecord, Instance, Size } from '../types';
+import type { BoxTuple, ImageRecord, Instance, ImageSize } from '../types';
 
 /** Label geometry: boxes (`yolo`) or polygons (`yolo-seg`). */
 export type YoloKind = 'detect' | 'segment';
@@ -18,7 +18,7 @@ const norm = (v: number, extent: number) => {
 const f6 = (v: number) => v.toFixed(6);
 
 /** One detection line: `id cx cy w h`. */
-export function yoloBoxLine(classId: number, box: Box, size: Size): string {
+export function yoloBoxLine(classId: number, box: BoxTuple, size: ImageSize): string {
   const x1 = norm(box[0], size.width);
   const y1 = norm(box[1], size.height);
   const x2 = norm(box[2], size.width);
@@ -27,7 +27,7 @@ export function yoloBoxLine(classId: number, box: Box, size: Size): string {
 }
 
 /** One segmentation line: `id x1 y1 x2 y2 ...` for a flat pixel polygon. */
-export function yoloPolygonLine(classId: number, polygon: readonly number[], size: Size): string {
+export function yoloPolygonLine(classId: number, polygon: readonly number[], size: ImageSize): string {
   const parts: string[] = [String(classId)];
   for (let i = 0; i + 1 < polygon.length; i += 2) parts.push(f6(norm(polygon[i]!, size.width)), f6(norm(polygon[i + 1]!, size.height)));
   return parts.join(' ');
