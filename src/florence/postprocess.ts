@@ -103,6 +103,37 @@ export type ScoredPostProcessResult =
   | ScoredPolygonsResult
   | ScoredOpenVocabularyResult;
 
+/** The result shapes of the post-processing types (several types share one shape). */
+export const RESULT_SHAPE = {
+  pure_text: 'text',
+  ocr: 'quad_boxes',
+  description_with_bboxes: 'boxes',
+  bboxes: 'boxes',
+  phrase_grounding: 'boxes',
+  polygons: 'polygons',
+  description_with_bboxes_or_polygons: 'open_vocabulary',
+} as const satisfies Record<PostProcessType, string>;
+export type ResultShape = (typeof RESULT_SHAPE)[PostProcessType];
+
+/** The scored result of each shape. */
+export interface ScoredResultByShape {
+  text: TextResult;
+  boxes: ScoredBoxesResult;
+  quad_boxes: ScoredQuadBoxesResult;
+  polygons: ScoredPolygonsResult;
+  open_vocabulary: ScoredOpenVocabularyResult;
+}
+
+/**
+ * A task's scored result as its shape: the union carries no tag of its own, so the task's
+ * post-processing type decides. Throws TypeError when the task does not produce that shape.
+ */
+export function scoredResultAs<S extends ResultShape>(task: TaskToken, result: ScoredPostProcessResult, shape: S): ScoredResultByShape[S] {
+  const actual = RESULT_SHAPE[TASKS[task].postProcess];
+  if (actual !== shape) throw new TypeError(`${task} produces a ${actual} result, not ${shape}`);
+  return result as ScoredResultByShape[S];
+}
+
 /** One generated token: its decoded text and the log-probability the model gave it. */
 export interface TokenPiece {
   /** Decoded text of the token; an added token such as `<loc_12>` is one piece. May be `''`. */

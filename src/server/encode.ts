@@ -6,7 +6,7 @@ import type { Box } from '../generated/florence2/v1/Box';
 import type { SegmentInstance } from '../generated/florence2/v1/SegmentInstance';
 import type { ResponseMeta } from '../generated/florence2/v1/ResponseMeta';
 import type { RunResponse } from '../generated/florence2/v1/RunResponse';
-import type { BoxesResult, OpenVocabularyResult, PolygonsResult, QuadBoxesResult } from '../florence/postprocess';
+import { scoredResultAs, type ResultShape } from '../florence/postprocess';
 
 export interface Completed {
   items: WorkerResultItem[];
@@ -18,8 +18,6 @@ export interface Completed {
   arrived: number;
   now: number;
 }
-
-type Scored<T> = T & { scores?: number[]; bboxes_scores?: number[]; polygons_scores?: number[] };
 
 function meta(v: ValidRequest, c: Completed): ResponseMeta {
   const first = c.items[0];
@@ -45,11 +43,11 @@ function meta(v: ValidRequest, c: Completed): ResponseMeta {
 
 const score = (v: ValidRequest, scores: number[] | undefined, i: number) => (v.includeScores ? (scores?.[i] ?? 0) : 0);
 
-function boxes(v: ValidRequest, r: Scored<BoxesResult>, labelOverride?: string): Box[] {
-  return r.bboxes.map(([x1, y1, x2, y2], i) => ({ x1, y1, x2, y2, label: labelOverride ?? r.labels[i], score: score(v, r.scores, i) }));
+function boxes(v: ValidRequest, bboxes: number[][], labels: string[], scores: number[], labelOverride?: string): Box[] {
+  return bboxes.map(([x1, y1, x2, y2], i) => ({ x1, y1, x2, y2, label: labelOverride ?? labels[i], score: score(v, scores, i) }));
 }
 
-function instances(v: ValidRequest, polygons: number[][][], labels: string[], scores: number[] | undefined, labelOverride?: string): SegmentInstance[] {
+function instances(v: ValidRequest, polygons: number[][][], labels: string[], scores: number[], labelOverride?: string): SegmentInstance[] {
   return polygons.map((polys, i) => ({ polygons: polys.map((coords) => ({ coords })), label: labelOverride ?? labels[i], score: score(v, scores, i) }));
 }
 
@@ -57,22 +55,27 @@ function instances(v: ValidRequest, polygons: number[][][], labels: string[], sc
 export function encodeResponse(v: ValidRequest, c: Completed): RunResponse {
   const m = meta(v, c);
   const first = c.items[0];
+  const as = <S extends ResultShape>(item: WorkerResultItem, shape: S) => scoredResultAs(item.task, item.result, shape);
   switch (v.family) {
     case 'caption':
-      return { caption: { text: first.result as string, meta: m } };
+      return { caption: { text: as(first, 'text'), meta: m } };
     case 'region':
-      return { region: { text: first.result as string, meta: m } };
-    case 'detect':
-      return { detect: { boxes: boxes(v, first.result as Scored<BoxesResult>), meta: m } };
-    case 'phrase_grounding':
-      return { phrase_grounding: { boxes: boxes(v, first.result as Scored<BoxesResult>), meta: m } };
+      return { region: { text: as(first, 'text'), meta: m } };
+    case 'detect': {
+      const r = as(first, 'boxes');
+      return { detect: { boxes: boxes(v, r.bboxes, r.labels, r.scores), meta: m } };
+    }
+    case 'phrase_grounding': {
+      const r = as(first, 'boxes');
+      return { phrase_grounding: { boxes: boxes(v, r.bboxes, r.labels, r.scores), meta: m } };
+    }
     case 'segment': {
-      const r = first.result as Scored<PolygonsResult>;
+      const r = as(first, 'polygons');
       return { segment: { instances: instances(v, r.polygons, r.labels, r.scores), meta: m } };
     }
     case 'ocr': {
-      if (typeof first.result === 'string') return { ocr: { text: first.result, lines: [], meta: m } };
-      const r = first.result as Scored<QuadBoxesResult>;
+      if (first.task === '<OCR>') return { ocr: { text: as(first, 'text'), lines: [], meta: m } };
+      const r = as(first, 'quad_boxes');
       return { ocr: { text: r.labels.join('\n'), lines: r.quad_boxes.map((points, i) => ({ points, text: r.labels[i], score: score(v, r.scores, i) })), meta: m } };
     }
     case 'open_vocabulary': {
@@ -80,9 +83,9 @@ export function encodeResponse(v: ValidRequest, c: Completed): RunResponse {
       const all: Box[] = [];
       const polys: SegmentInstance[] = [];
       c.items.forEach((item, k) => {
-        const r = item.result as Scored<OpenVocabularyResult>;
+        const r = as(item, 'open_vocabulary');
         const cls = v.classes![k];
-        all.push(...boxes(v, { bboxes: r.bboxes, labels: r.bboxes_labels, scores: r.bboxes_scores }, cls));
+        all.push(...boxes(v, r.bboxes, r.bboxes_labels, r.bboxes_scores, cls));
         polys.push(...instances(v, r.polygons, r.polygons_labels, r.polygons_scores, cls));
       });
       return { open_vocabulary: { boxes: all, instances: polys, meta: m } };
