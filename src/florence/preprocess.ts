@@ -85,34 +85,32 @@ export interface DecodeOptions {
   applyIcc?: boolean;
 }
 
+/** What an image's header declares, read without decoding pixels. */
+export interface ImageHeader {
+  /** sharp's format name: jpeg, png, webp, gif, tiff or heif (AVIF). */
+  format: string;
+  /** Declared size, before EXIF orientation (the pixel count is the same either way). */
+  width: number;
+  height: number;
+}
+
 /**
- * Decode image bytes to 8-bit sRGB HWC.
+ * Reads the header only (libvips decodes no pixels for it) and applies the format allowlist and the
+ * pixel limit: the one check shared by request validation on the server's main thread and by
+ * {@link decodeImage} in the worker, so both refuse exactly the same images.
  *
- * Formats: JPEG, PNG, WebP (first frame), GIF (first frame), TIFF (first page), AVIF (see
- * {@link AVIF_SUPPORTED}). EXIF orientation is applied, so `size` is the oriented size (the reference
- * post-processes boxes in the width/height the user sees). Greyscale, CMYK and 16-bit inputs are
- * converted to 8-bit sRGB. Alpha is composited onto white. Embedded ICC profiles are ignored by
- * default, like PIL (see {@link DecodeOptions.applyIcc}).
- *
- * The pixel limit is checked against the header's declared size before any pixel is decoded, and again
- * by libvips (`limitInputPixels`) as a second line of defence.
- *
- * @throws ImageDecodeError for bad input (reason `empty`, `unsupported_format`, `corrupt`, `too_many_pixels`).
+ * @throws ImageDecodeError (reason `empty`, `unsupported_format`, `corrupt` or `too_many_pixels`).
  */
-export async function decodeImage(bytes: Uint8Array, options: DecodeOptions): Promise<DecodedImage> {
-  const { maxPixels } = options;
+export async function probeImage(bytes: Uint8Array, maxPixels: number): Promise<ImageHeader> {
   if (!Number.isSafeInteger(maxPixels) || maxPixels < 1) {
     // Programming error, not client input: sharp treats 0 as "no limit", which must never happen silently.
     throw new RangeError(`maxPixels must be a positive integer, got ${maxPixels}`);
   }
   if (bytes.byteLength === 0) throw new ImageDecodeError('empty', 'Image is empty (0 bytes)');
-  const input = toBuffer(bytes);
-
-  // Header only: libvips does not decode pixels for metadata(). The limit is disabled here so that we can
-  // report the declared size ourselves.
+  // The limit is disabled here so that we can report the declared size ourselves.
   let meta: sharp.Metadata;
   try {
-    meta = await sharp(input, { limitInputPixels: false }).metadata();
+    meta = await sharp(toBuffer(bytes), { limitInputPixels: false }).metadata();
   } catch (e) {
     const msg = errorMessage(e);
     if (/unsupported image format/i.test(msg)) {
@@ -144,6 +142,27 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions): Pr
       { maxPixels, declaredSize: { width: w, height: h } },
     );
   }
+  return { format, width: w, height: h };
+}
+
+/**
+ * Decode image bytes to 8-bit sRGB HWC.
+ *
+ * Formats: JPEG, PNG, WebP (first frame), GIF (first frame), TIFF (first page), AVIF (see
+ * {@link AVIF_SUPPORTED}). EXIF orientation is applied, so `size` is the oriented size (the reference
+ * post-processes boxes in the width/height the user sees). Greyscale, CMYK and 16-bit inputs are
+ * converted to 8-bit sRGB. Alpha is composited onto white. Embedded ICC profiles are ignored by
+ * default, like PIL (see {@link DecodeOptions.applyIcc}).
+ *
+ * The pixel limit is checked against the header's declared size before any pixel is decoded, and again
+ * by libvips (`limitInputPixels`) as a second line of defence.
+ *
+ * @throws ImageDecodeError for bad input (reason `empty`, `unsupported_format`, `corrupt`, `too_many_pixels`).
+ */
+export async function decodeImage(bytes: Uint8Array, options: DecodeOptions): Promise<DecodedImage> {
+  const { maxPixels } = options;
+  await probeImage(bytes, maxPixels);
+  const input = toBuffer(bytes);
 
   try {
     const { data, info } = await sharp(input, {

@@ -3,8 +3,8 @@
  * field, the limit and the value. Image headers are read here (not decoded) so oversized or
  * non-image payloads are refused before they cost a worker anything.
  */
-import sharp from 'sharp';
 import { InvalidArgumentError } from '../common/errors';
+import { ImageDecodeError, probeImage } from '../florence/preprocess';
 import type { WorkerRequest } from '../common/protocol';
 import { SELECTOR_FIELDS, selectorTasks, type SelectorFamily, type TaskFamily, type TaskToken } from '../florence/tasks';
 import type { PixelRegion } from '../florence/geometry';
@@ -68,23 +68,26 @@ function selectedTask(family: SelectorFamily, value: string | number | undefined
   return task;
 }
 
-/** Checks the image bytes and header: present, a known format, within the pixel limit. Decodes no pixels. */
+/**
+ * Checks the image bytes and header with the worker's own probe (same format allowlist and pixel
+ * rule), so an SVG or an oversized image is refused here, before it queues. Decodes no pixels.
+ */
 async function checkImage(image: Image__Output | null | undefined, prefix: string, limits: RequestLimits): Promise<Uint8Array> {
   const field = `${prefix}image.data`;
   const data = image?.data;
   if (!data || data.length === 0) throw new InvalidArgumentError(field, `\`${field}\` is required: the encoded image bytes (JPEG, PNG, WebP, GIF, TIFF or AVIF)`);
-  let meta: sharp.Metadata;
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   try {
-    meta = await sharp(data, { limitInputPixels: false }).metadata();
+    await probeImage(bytes, limits.maxImagePixels);
   } catch (err) {
-    throw new InvalidArgumentError(field, `\`${field}\` is not a decodable image: ${err instanceof Error ? err.message : String(err)}`);
+    if (!(err instanceof ImageDecodeError)) throw err;
+    const size = err.declaredSize;
+    if (err.reason === 'too_many_pixels' && size) {
+      throw new InvalidArgumentError(field, `\`${field}\` is ${size.width}x${size.height} = ${size.width * size.height} pixels; the limit is ${limits.maxImagePixels} pixels`);
+    }
+    throw new InvalidArgumentError(field, `\`${field}\` is not a decodable image: ${err.message}`);
   }
-  const { width, height } = meta;
-  if (!width || !height) throw new InvalidArgumentError(field, `\`${field}\` has no image size in its header`);
-  if (width * height > limits.maxImagePixels) {
-    throw new InvalidArgumentError(field, `\`${field}\` is ${width}x${height} = ${width * height} pixels; the limit is ${limits.maxImagePixels} pixels`);
-  }
-  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return bytes;
 }
 
 function checkText(value: string | undefined, field: string, limits: RequestLimits): string {
