@@ -16,6 +16,7 @@ export type { PostProcessResult, ScoredPostProcessResult, BoxesResult, QuadBoxes
 export { TASKS, TASK_TOKENS, isTaskToken } from './florence/tasks';
 export type { TaskToken } from './florence/tasks';
 export { GenerationStopped } from './florence/generation/loop';
+export { GenerationOptionError } from './florence/pipeline';
 export { ImageDecodeError } from './florence/preprocess';
 export { ModelLoadError } from './runtime/ort-backend';
 export { ModelConfigError } from './florence/model-config';

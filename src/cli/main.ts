@@ -11,7 +11,6 @@ Commands:
   models    download, list, locate and remove cached models (florence2 models --help)
   predict   run a task on images through a server (florence2 predict --help)
   annotate  turn a folder of images into a YOLO / YOLO-seg / COCO dataset (florence2 annotate --help)
-  synth     build a synthetic Florence-2 model folder (florence2 synth --help)
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -25,11 +24,6 @@ export async function main(argv: string[]): Promise<number> {
       return predict(rest, process.env);
     case 'annotate':
       return annotate(rest, process.env);
-    case 'synth': {
-      // Loaded on demand: the builder is a development tool with its own dependencies (onnx-proto).
-      const { synthMain } = await import('../../tools/synth/cli.js');
-      return synthMain(rest);
-    }
     case undefined:
     case '-h':
     case '--help':

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
-import { loadFlorence2Package, PROTO_LOADER_OPTIONS } from '../server/proto';
+import { loadFlorence2Package, PROTO_LOADER_OPTIONS } from '../common/proto';
 import type { Florence2Client as GeneratedClient } from '../generated/florence2/v1/Florence2';
 import type { ProtoGrpcType } from '../generated/florence2';
 import { CancelledError, Florence2Error } from './errors';

@@ -3,6 +3,7 @@
  * passed to a callback as the call's status, so handlers can pass these through as they are.
  */
 import { status } from '@grpc/grpc-js';
+import type { WorkerErrorField } from './protocol';
 
 export abstract class ServiceError extends Error {
   abstract readonly code: status;
@@ -25,6 +26,20 @@ export class InvalidArgumentError extends ServiceError {
   ) {
     super(message.includes(`\`${field}\``) ? message : `\`${field}\`: ${message}`);
     this.name = 'InvalidArgumentError';
+  }
+}
+
+/**
+ * An invalid argument found by the worker: `field` is still the library's name for the input
+ * (`text`, `image`, `numBeams`, ...) until the service renames it for the request (validate.ts).
+ */
+export class WorkerInputError extends InvalidArgumentError {
+  constructor(
+    readonly libraryField: WorkerErrorField,
+    message: string,
+  ) {
+    super(libraryField, message);
+    this.name = 'WorkerInputError';
   }
 }
 

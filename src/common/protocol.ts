@@ -3,6 +3,9 @@
  * data, never as thrown class instances, so their kind survives the thread boundary.
  */
 import type { TaskToken } from '../florence/tasks';
+import type { LogLevel } from './logger';
+import type { PromptField } from '../florence/prompts';
+import type { GenerationOptionError } from '../florence/pipeline';
 import type { ResampleMode } from '../florence/preprocess';
 import type { DtypeByModule, Provider } from '../runtime/model-files';
 import type { PixelRegion } from '../florence/geometry';
@@ -28,6 +31,8 @@ export interface WorkerInit {
   maxPixels: number;
   /** Cooperative cancel flags, one Int32 per slot; a task reads `flags[task.cancelSlot]` between decoder steps. */
   cancelFlags: SharedArrayBuffer;
+  /** The server's log level, so worker lines follow it. */
+  logLevel: LogLevel;
   /** Enables test-only behaviour (a request can ask the worker to crash). Never on in production. */
   testHooks: boolean;
 }
@@ -72,6 +77,12 @@ export interface WorkerResultItem {
 
 export type WorkerErrorKind = 'invalid_argument' | 'cancelled' | 'deadline_exceeded' | 'internal';
 
+/**
+ * The input at fault in an invalid_argument error, in the library's names (prompt fields, `image`,
+ * generation options); the server maps them to request fields (validate.ts `requestField`).
+ */
+export type WorkerErrorField = PromptField | 'image' | GenerationOptionError['field'];
+
 export type WorkerResult =
   | { ok: true; items: WorkerResultItem[]; timings: StageTimings; device: string }
   | {
@@ -79,7 +90,7 @@ export type WorkerResult =
       error: {
         kind: WorkerErrorKind;
         message: string;
-        field?: string;
+        field?: WorkerErrorField;
         /**
          * Set when the worker itself is unusable (its model failed to load when piscina replaced a
          * dead worker), so it can serve nothing: the pool answers UNAVAILABLE, not INTERNAL.

@@ -69,11 +69,22 @@ export interface RunOptions {
   shouldStop?: () => boolean;
 }
 
+/** A generation override out of range; `field` is the {@link GenerationOverrides} key at fault. */
+export class GenerationOptionError extends RangeError {
+  constructor(
+    readonly field: 'numBeams' | 'maxNewTokens',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'GenerationOptionError';
+  }
+}
+
 function resolveGeneration(base: GenerationParams, o: GenerationOverrides | undefined, maxPositions: number): GenerationParams {
   const g = { ...base, ...Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) };
-  if (!Number.isInteger(g.numBeams) || g.numBeams < 1) throw new RangeError(`generation.numBeams must be an integer ≥ 1, got ${g.numBeams}`);
+  if (!Number.isInteger(g.numBeams) || g.numBeams < 1) throw new GenerationOptionError('numBeams', `generation.numBeams must be an integer ≥ 1, got ${g.numBeams}`);
   if (!Number.isInteger(g.maxNewTokens) || g.maxNewTokens < 1 || g.maxNewTokens > maxPositions) {
-    throw new RangeError(`generation.maxNewTokens must be an integer in [1, ${maxPositions}], got ${g.maxNewTokens}`);
+    throw new GenerationOptionError('maxNewTokens', `generation.maxNewTokens must be an integer in [1, ${maxPositions}], got ${g.maxNewTokens}`);
   }
   return g;
 }

@@ -14,9 +14,10 @@ import type { Logger } from '../common/logger';
 import { Metrics } from '../metrics/registry';
 import { startMetricsServer } from '../metrics/http';
 import { DevicePool } from './pools';
-import { Scheduler, createCancelFlags } from './scheduler';
+import { Scheduler } from './scheduler';
+import { CancelSlots } from './cancel-slots';
 import { createService } from './service';
-import { PROTO_LOADER_OPTIONS, loadFlorence2Package, protoDir } from './proto';
+import { PROTO_LOADER_OPTIONS, loadFlorence2Package, protoDir } from '../common/proto';
 import { readModelConfig } from '../florence/model-config';
 import { MODULES, moduleFile } from '../runtime/model-files';
 import { TASK_TOKENS } from '../florence/tasks';
@@ -52,7 +53,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
 
   // 2) device pools and the scheduler (workers load and warm up in start())
   const maxInFlight = config.maxInFlightPerDevice > 0 ? config.maxInFlightPerDevice : config.workersPerDevice;
-  const cancelFlags = createCancelFlags(config.devices.length * (maxInFlight + config.workersPerDevice) + 8);
+  const cancelSlots = CancelSlots.forDevices(config.devices.length, maxInFlight);
   const pools = config.devices.map(
     (d) =>
       new DevicePool({
@@ -66,9 +67,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
           dtype: config.dtype,
           resample: config.resample,
           maxPixels: config.maxImagePixels,
-          cancelFlags,
+          cancelFlags: cancelSlots.buffer,
+          logLevel: config.logLevel,
           testHooks: config.testHooks,
         },
+        logger,
         workers: config.workersPerDevice,
         onWorkerRestart: (device) => {
           metrics.workerRestarted(device);
@@ -76,7 +79,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         },
       }),
   );
-  const scheduler = new Scheduler({ pools, maxInFlightPerDevice: maxInFlight, maxQueuePerDevice: config.maxQueuePerDevice });
+  const scheduler = new Scheduler({ pools, cancelSlots, maxInFlightPerDevice: maxInFlight, maxQueuePerDevice: config.maxQueuePerDevice });
   metrics.setDeviceGaugesSource(() => scheduler.stats());
 
   // 3) transport: health says NOT_SERVING until every worker is warm

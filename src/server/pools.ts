@@ -23,6 +23,7 @@ import { extname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import { InternalError, UnavailableError } from '../common/errors';
+import { createLogger, type Logger } from '../common/logger';
 import type { WorkerInfoTask, WorkerInit, WorkerLifecycleMessage, WorkerModelInfo, WorkerResult, WorkerTask } from '../common/protocol';
 
 /** The worker entry next to this file's build: `.ts` under tsx, `.js` when compiled. */
@@ -42,6 +43,8 @@ export interface DevicePoolOptions {
   onWorkerRestart?: (device: string) => void;
   /** Called when a worker (a startup one or a replacement) finished load and warm-up. */
   onWorkerReady?: (device: string, threadId: number, warmupMs: number) => void;
+  /** Where the pool logs; default: info level on stderr. */
+  logger?: Logger;
   /** Busy-ratio window; default 60 s. */
   busyWindowMs?: number;
 }
@@ -123,6 +126,7 @@ export class DevicePool {
   inFlight = 0;
 
   private piscina: Piscina | null = null;
+  private readonly logger: Logger;
   private readonly filename: string;
   private readonly readyThreads = new Set<number>();
   private readonly reportedThreads = new Set<number>();
@@ -144,6 +148,7 @@ export class DevicePool {
     this.cancelFlags = options.init.cancelFlags;
     this.size = options.workers;
     this.filename = options.filename ?? DEFAULT_WORKER_FILENAME;
+    this.logger = options.logger ?? createLogger({ level: 'info' });
     this.meter = new BusyMeter(options.workers, options.busyWindowMs ?? 60_000);
   }
 
@@ -224,7 +229,7 @@ export class DevicePool {
     // Without a listener an 'error' event (a worker error with no task to blame) would crash the process.
     piscina.on('error', (err: unknown) => {
       this.lastError = err instanceof Error ? err.message : String(err);
-      process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'worker pool error', device: this.device, error: err instanceof Error ? err.message : String(err) })}\n`);
+      this.logger.error('worker pool error', { device: this.device, err });
     });
 
     await this.until(() => this.diedDuringStart || piscina.threads.filter((t) => this.reportedThreads.has(t.threadId)).length >= this.size);
@@ -282,10 +287,10 @@ export class DevicePool {
       // No AbortSignal: aborting a running piscina task terminates its thread (see the file comment).
       return await piscina.run(task);
     } catch (err) {
-      // The handler never throws, so a rejection is piscina's: the thread exited or the message could not be posted.
-      const message = err instanceof Error ? err.message : String(err);
-      if (/worker exited|terminat/i.test(message)) throw new UnavailableError(`worker on ${this.device} died during the request; retry`);
-      throw new InternalError(`worker pool on ${this.device}: ${message}`);
+      // The handler never throws, so a rejection is piscina's: the task could not be posted to the
+      // thread (a structured-clone failure: our bug), or the thread exited before it answered.
+      if (err instanceof Error && err.name === 'DataCloneError') throw new InternalError(`worker pool on ${this.device}: ${err.message}`);
+      throw new UnavailableError(`worker on ${this.device} died during the request; retry`);
     } finally {
       this.inFlight -= 1;
       this.meter.set(this.inFlight);

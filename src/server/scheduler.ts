@@ -19,9 +19,11 @@ import {
   ResourceExhaustedError,
   ServiceError,
   UnavailableError,
+  WorkerInputError,
 } from '../common/errors';
 import type { DeviceGauges } from '../metrics/registry';
-import { CANCEL_BY_CLIENT, CANCEL_BY_DEADLINE, CANCEL_NONE, type WorkerResult, type WorkerTask } from '../common/protocol';
+import { CANCEL_BY_CLIENT, CANCEL_BY_DEADLINE, type WorkerResult, type WorkerTask } from '../common/protocol';
+import { CancelSlots } from './cancel-slots';
 
 /** A successful worker result. */
 export type WorkerSuccess = Extract<WorkerResult, { ok: true }>;
@@ -30,7 +32,7 @@ export type WorkerSuccess = Extract<WorkerResult, { ok: true }>;
 export interface PoolLike {
   /** Device name, e.g. "cuda:0". */
   readonly device: string;
-  /** The cancel-flag buffer the pool's workers read; the same buffer for every pool of a scheduler. */
+  /** The cancel-flag buffer the pool's workers read: the scheduler's {@link CancelSlots} buffer. */
   readonly cancelFlags: SharedArrayBuffer;
   /** Warm worker threads now. */
   readonly workers: number;
@@ -45,6 +47,8 @@ export interface PoolLike {
 
 export interface SchedulerOptions {
   pools: PoolLike[];
+  /** The cancel flags every pool was started with, sized with {@link CancelSlots.forDevices}. */
+  cancelSlots: CancelSlots;
   /** Tasks running at once per device (more wait in the queue). */
   maxInFlightPerDevice: number;
   /** Tasks waiting per device beyond the in-flight ones. */
@@ -67,20 +71,6 @@ export interface SubmitResult {
   device: string;
   /** Time in our queue before a worker got it. */
   queueMs: number;
-}
-
-/** A shared buffer of `slots` cancel flags (Int32, all CANCEL_NONE) to pass to every pool's WorkerInit. */
-export function createCancelFlags(slots: number): SharedArrayBuffer {
-  if (!Number.isInteger(slots) || slots < 1) throw new RangeError(`cancel flag slots must be an integer ≥ 1, got ${slots}`);
-  return new SharedArrayBuffer(slots * Int32Array.BYTES_PER_ELEMENT);
-}
-
-/**
- * Slots a scheduler needs: one per running task. A slot is recycled only after its task settled (its
- * worker no longer reads it), so devices × maxInFlight suffice; the headroom is for safety.
- */
-export function cancelSlotCount(devices: number, maxInFlightPerDevice: number): number {
-  return devices * maxInFlightPerDevice + 8;
 }
 
 /** setTimeout caps delays at 2^31-1 ms (longer ones fire at once), so long deadlines re-arm. */
@@ -122,8 +112,7 @@ type State = 'new' | 'starting' | 'running' | 'draining' | 'closed';
 /** Admission and dispatch over device pools. */
 export class Scheduler {
   private readonly lanes: Lane[];
-  private readonly flags: Int32Array;
-  private readonly freeSlots: number[];
+  private readonly slots: CancelSlots;
   private readonly maxInFlight: number;
   private readonly maxQueue: number;
   private readonly onQueueWait?: (device: string, ms: number) => void;
@@ -136,15 +125,14 @@ export class Scheduler {
     if (pools.length === 0) throw new RangeError('the scheduler needs at least one device pool');
     if (!Number.isInteger(maxInFlightPerDevice) || maxInFlightPerDevice < 1) throw new RangeError(`maxInFlightPerDevice must be an integer ≥ 1, got ${maxInFlightPerDevice}`);
     if (!Number.isInteger(maxQueuePerDevice) || maxQueuePerDevice < 0) throw new RangeError(`maxQueuePerDevice must be an integer ≥ 0, got ${maxQueuePerDevice}`);
-    const buffer = pools[0].cancelFlags;
-    const other = pools.find((p) => p.cancelFlags !== buffer);
-    if (other) throw new RangeError(`pool ${other.device} has its own cancel-flag buffer; every pool must share one (createCancelFlags)`);
+    const { cancelSlots } = options;
+    const other = pools.find((p) => p.cancelFlags !== cancelSlots.buffer);
+    if (other) throw new RangeError(`pool ${other.device} has its own cancel-flag buffer; every pool must share the scheduler's (CancelSlots)`);
     const names = new Set(pools.map((p) => p.device));
     if (names.size !== pools.length) throw new RangeError('two pools have the same device name');
-    this.flags = new Int32Array(buffer);
-    const needed = pools.length * maxInFlightPerDevice;
-    if (this.flags.length < needed) throw new RangeError(`the cancel-flag buffer has ${this.flags.length} slots; ${pools.length} devices × ${maxInFlightPerDevice} in flight need ${needed}`);
-    this.freeSlots = Array.from({ length: this.flags.length }, (_, i) => this.flags.length - 1 - i);
+    const needed = CancelSlots.forDevices(pools.length, maxInFlightPerDevice).size;
+    if (cancelSlots.size < needed) throw new RangeError(`the cancel-flag buffer has ${cancelSlots.size} slots; ${pools.length} devices × ${maxInFlightPerDevice} in flight need ${needed}`);
+    this.slots = cancelSlots;
     this.lanes = pools.map((pool) => ({ pool, running: 0, queue: [] }));
     this.maxInFlight = maxInFlightPerDevice;
     this.maxQueue = maxQueuePerDevice;
@@ -263,13 +251,12 @@ export class Scheduler {
 
   private dispatch(entry: Entry): void {
     const { lane } = entry;
-    const slot = this.freeSlots.pop();
+    const slot = this.slots.claim();
     if (slot === undefined) {
       // Cannot happen with the constructor's slot check; fail the request rather than share a slot.
       return this.settle(entry, new InternalError(`request ${entry.opts.requestId}: no free cancel slot`));
     }
     entry.slot = slot;
-    Atomics.store(this.flags, slot, CANCEL_NONE);
     lane.running += 1;
     const queueMs = performance.now() - entry.enqueued;
     this.onQueueWait?.(lane.pool.device, queueMs);
@@ -279,8 +266,7 @@ export class Scheduler {
     const release = () => {
       lane.running -= 1;
       // The worker no longer reads the slot once its task settled.
-      Atomics.store(this.flags, slot, CANCEL_NONE);
-      this.freeSlots.push(slot);
+      this.slots.release(slot);
     };
     Promise.resolve()
       .then(() => lane.pool.run({ ...entry.task, kind: 'run', cancelSlot: slot }))
@@ -303,7 +289,7 @@ export class Scheduler {
   private toError(error: Extract<WorkerResult, { ok: false }>['error'], entry: Entry, device: string): ServiceError {
     switch (error.kind) {
       case 'invalid_argument':
-        return new InvalidArgumentError(error.field ?? 'request', error.message);
+        return error.field ? new WorkerInputError(error.field, error.message) : new InvalidArgumentError('request', error.message);
       case 'cancelled':
         return new CancelledError(error.message);
       case 'deadline_exceeded':
@@ -332,7 +318,7 @@ export class Scheduler {
     if (entry.settled) return;
     if (entry.slot >= 0) {
       // Running: the worker stops between decoder steps and answers deadline_exceeded.
-      Atomics.compareExchange(this.flags, entry.slot, CANCEL_NONE, CANCEL_BY_DEADLINE);
+      this.slots.stop(entry.slot, CANCEL_BY_DEADLINE);
       return;
     }
     this.removeQueued(entry);
@@ -342,7 +328,7 @@ export class Scheduler {
   private onClientCancel(entry: Entry): void {
     if (entry.settled) return;
     if (entry.slot >= 0) {
-      Atomics.compareExchange(this.flags, entry.slot, CANCEL_NONE, CANCEL_BY_CLIENT);
+      this.slots.stop(entry.slot, CANCEL_BY_CLIENT);
       return;
     }
     this.removeQueued(entry);

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { InternalError, InvalidArgumentError, ServiceError, UnavailableError } from '../common/errors';
+import { InternalError, InvalidArgumentError, ServiceError, UnavailableError, WorkerInputError } from '../common/errors';
 import type { Logger } from '../common/logger';
 import type { Metrics } from '../metrics/registry';
 import type { Florence2Handlers } from '../generated/florence2/v1/Florence2';
@@ -14,10 +14,10 @@ import type { StreamRequest__Output } from '../generated/florence2/v1/StreamRequ
 import type { StreamResponse } from '../generated/florence2/v1/StreamResponse';
 import type { ModelInfo } from '../generated/florence2/v1/ModelInfo';
 import type { Scheduler } from './scheduler';
-import type { TaskFamily } from '../florence/tasks';
 import { encodeResponse } from './encode';
 import {
   RequestLimits,
+  requestField,
   ValidRequest,
   validateCaption,
   validateDetect,
@@ -41,24 +41,14 @@ export interface ServiceDeps {
   testHooks: boolean;
 }
 
-/** The request field that carries the text of each family, for errors the worker reports as `text`. */
-const TEXT_FIELD: Partial<Record<TaskFamily, string>> = {
-  phrase_grounding: 'caption',
-  open_vocabulary: 'classes',
-  segment: 'referring_expression',
-};
-
 /** Status code name for metrics labels (bounded: the codes grpc defines). */
 const codeName = (code: grpc.status) => grpc.status[code] ?? 'UNKNOWN';
 
 /** Any thrown value → the ServiceError sent to the client; the only place INTERNAL is made. */
 function toServiceError(err: unknown, requestId: string, logger: Logger, v: ValidRequest | null, prefix: string): ServiceError {
-  if (err instanceof InvalidArgumentError && v) {
-    // Worker-side checks name the library's fields; name the request's instead.
-    const field = err.field === 'text' ? (TEXT_FIELD[v.family] ?? 'text') : err.field;
-    if (prefix !== '' || field !== err.field) {
-      return new InvalidArgumentError(`${prefix}${field}`, err.message.split(`\`${err.field}\``).join(`\`${prefix}${field}\``));
-    }
+  if (err instanceof WorkerInputError && v) {
+    const field = `${prefix}${requestField(v.family, err.libraryField)}`;
+    return new InvalidArgumentError(field, err.message.split(`\`${err.libraryField}\``).join(`\`${field}\``));
   }
   if (err instanceof InternalError) logger.error('internal error', { requestId, err, cause: (err as Error & { cause?: unknown }).cause });
   if (err instanceof ServiceError) return err;

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../common/errors';
 import { ImageDecodeError, probeImage } from '../florence/preprocess';
-import type { WorkerRequest } from '../common/protocol';
+import type { WorkerErrorField, WorkerRequest } from '../common/protocol';
 import { SELECTOR_FIELDS, selectorTasks, type SelectorFamily, type TaskFamily, type TaskToken } from '../florence/tasks';
 import type { PixelRegion } from '../florence/geometry';
 import type { CaptionRequest__Output } from '../generated/florence2/v1/CaptionRequest';
@@ -29,6 +29,33 @@ export interface RequestLimits {
   maxClasses: number;
 }
 
+
+/** The request field of each family that carries the prompt text. */
+const TEXT_FIELD: Partial<Record<TaskFamily, string>> = {
+  phrase_grounding: 'caption',
+  open_vocabulary: 'classes',
+  segment: 'referring_expression',
+};
+
+/** The request field (without the oneof prefix) that a worker error's library field stands for: the one home of that renaming. */
+export function requestField(family: TaskFamily, field: WorkerErrorField): string {
+  switch (field) {
+    case 'text':
+      return TEXT_FIELD[family] ?? 'text';
+    case 'region':
+    case 'size':
+      // `size` is the image size a region is quantized against: the region is what the client can fix.
+      return 'region';
+    case 'image':
+      return 'image.data';
+    case 'numBeams':
+      return 'options.num_beams';
+    case 'maxNewTokens':
+      return 'options.max_new_tokens';
+    case 'task':
+      return 'task';
+  }
+}
 
 /** A request ready for the scheduler: one worker request per prompt (open vocabulary: one per class). */
 export interface ValidRequest {

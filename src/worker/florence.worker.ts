@@ -10,7 +10,8 @@
 import { isMainThread, parentPort, threadId, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
-import { Florence2, GenerationStopped, ImageDecodeError, PromptError } from '../index';
+import { createLogger, type Logger } from '../common/logger';
+import { Florence2, GenerationOptionError, GenerationStopped, ImageDecodeError, PromptError } from '../index';
 import type { RunResult, StageTimings } from '../index';
 import { executionProvidersFor } from '../runtime/ort-backend';
 import {
@@ -30,10 +31,8 @@ export type WorkerReply = WorkerResult | WorkerModelInfo;
 /** The piscina task handler of this worker. Never rejects. */
 export type WorkerHandler = (task: WorkerTask | WorkerInfoTask) => Promise<WorkerReply>;
 
-/** One JSON log line on stderr (the worker has no logger of its own; the pool's process collects stderr). */
-function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>): void {
-  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, thread: threadId, ...fields })}\n`);
-}
+/** The worker's logger: the server's format and level, on this thread's stderr (which the process shares). */
+let logger: Logger = createLogger({ level: 'info' });
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -53,7 +52,7 @@ async function loadModel(init: WorkerInit): Promise<{ model: Florence2; provider
     const what = `cannot load the model on ${init.device} with the ${init.provider} execution provider${init.provider === 'cuda' || init.provider === 'tensorrt' ? ` (device ${init.deviceId})` : ''}: ${errorMessage(err)}`;
     if (init.provider === 'cpu') throw new Error(what);
     if (!init.allowCpuFallback) throw new Error(`${what}. Set allowCpuFallback to run on CPU instead.`);
-    log('warn', 'execution provider unavailable; falling back to CPU', { device: init.device, provider: init.provider, error: errorMessage(err) });
+    logger.warn('execution provider unavailable; falling back to CPU', { provider: init.provider, error: errorMessage(err) });
     try {
       const model = await Florence2.load(init.modelDir, { ...common, executionProviders: ['cpu'] });
       return { model, provider: 'cpu', fallback: true };
@@ -74,15 +73,10 @@ async function warmUp(model: Florence2): Promise<void> {
 
 /** A request failure as protocol data: client mistakes name the request field, stops say why. */
 export function toWorkerError(err: unknown, stopFlag: number): Extract<WorkerResult, { ok: false }>['error'] {
-  if (err instanceof PromptError) {
-    // Prompt fields are the request's own names; `size` is the image size a region is quantized against.
-    const field = err.field === 'size' ? 'region' : err.field;
-    return { kind: 'invalid_argument', field, message: err.message };
-  }
-  if (err instanceof ImageDecodeError) return { kind: 'invalid_argument', field: 'image.data', message: err.message };
-  if (err instanceof RangeError && /^(generation\.)?(numBeams|maxNewTokens)\b/.test(err.message)) {
-    return { kind: 'invalid_argument', field: 'options', message: err.message };
-  }
+  // Fields keep the library's names; the server maps them to the request's (one place: validate.ts).
+  if (err instanceof PromptError) return { kind: 'invalid_argument', field: err.field, message: err.message };
+  if (err instanceof ImageDecodeError) return { kind: 'invalid_argument', field: 'image', message: err.message };
+  if (err instanceof GenerationOptionError) return { kind: 'invalid_argument', field: err.field, message: err.message };
   if (err instanceof GenerationStopped) {
     return stopFlag === CANCEL_BY_DEADLINE
       ? { kind: 'deadline_exceeded', message: `deadline exceeded; ${err.message}` }
@@ -131,6 +125,7 @@ function post(message: WorkerLifecycleMessage): void {
  */
 async function start(): Promise<WorkerHandler> {
   const init = workerData as WorkerInit;
+  logger = createLogger({ level: init.logLevel, fields: { device: init.device, thread: threadId } });
   const t0 = performance.now();
   try {
     const { model, provider, fallback } = await loadModel(init);
@@ -146,12 +141,12 @@ async function start(): Promise<WorkerHandler> {
     const t1 = performance.now();
     await warmUp(model);
     const warmupMs = performance.now() - t1;
-    log('info', 'worker ready', { device: init.device, provider, loadMs: Math.round(t1 - t0), warmupMs: Math.round(warmupMs) });
+    logger.info('worker ready', { provider, loadMs: Math.round(t1 - t0), warmupMs: Math.round(warmupMs) });
     post({ florence2: 'ready', threadId, device: init.device, info, fallback, warmupMs });
     return makeHandler(init, model, info);
   } catch (err) {
     const message = `worker on ${init.device} failed to start: ${errorMessage(err)}`;
-    log('error', 'worker failed to start', { device: init.device, error: errorMessage(err) });
+    logger.error('worker failed to start', { error: errorMessage(err) });
     post({ florence2: 'init-failed', threadId, device: init.device, message });
     return async () => ({ ok: false, error: { kind: 'internal', message, workerFailed: true } });
   }

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { loadFlorence2Package } from '../../src/server/proto';
+import { loadFlorence2Package } from '../../src/common/proto';
 import type { ProtoGrpcType } from '../../src/generated/florence2';
 import type { Florence2Handlers } from '../../src/generated/florence2/v1/Florence2';
 

@@ -1,4 +1,4 @@
-/** Loads the service definition from proto/ with the same options the type generator uses (npm run gen). */
+/** Loads the service definition (shared by the server and the client) from proto/ with the same options the type generator uses (npm run gen). */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
