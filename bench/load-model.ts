@@ -26,7 +26,7 @@ function cacheMismatch(dir: string): string | null {
   if (!existsSync(file)) return 'not cached';
   let meta: { builder_version?: string; size?: string; seed?: number; script?: string | null; files?: { name: string; bytes: number }[] };
   try {
-    meta = JSON.parse(readFileSync(file, 'utf8'));
+    meta = JSON.parse(readFileSync(file, 'utf8')) as typeof meta;
   } catch {
     return 'unreadable synthetic.json';
   }

@@ -28,7 +28,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import sharp from 'sharp';
-import { ServerProcess, startServerProcess } from '../test/helpers/server-process';
+import { type ServerProcess, startServerProcess } from '../test/helpers/server-process';
 import { CAR_SCRIPT, carBox, loadTestModel } from './load-model';
 
 const started = performance.now();
@@ -165,7 +165,7 @@ function mismatch(req: LoadRequest, res: TaskResponse | null | undefined): strin
     if (boxes.length !== 1 || boxes[0].label !== 'car') return `boxes ${JSON.stringify(boxes)}`;
     const got = [boxes[0].x1, boxes[0].y1, boxes[0].x2, boxes[0].y2];
     const want = carBox(req.width, req.height);
-    if (got.some((v, k) => Math.abs(v - want[k]) > 1e-3)) return `box ${got.map((v) => v.toFixed(3))}, expected ${want.map((v) => v.toFixed(3))}`;
+    if (got.some((v, k) => Math.abs(v - want[k]) > 1e-3)) return `box ${got.map((v) => v.toFixed(3)).join(',')}, expected ${want.map((v) => v.toFixed(3)).join(',')}`;
   } else if (res.text !== CAR_SCRIPT) {
     return `text ${JSON.stringify(res.text)}`;
   }
@@ -344,8 +344,9 @@ async function runLoad(server: ServerProcess, requests: LoadRequest[], opts: Opt
       } else {
         const method = req.rpc;
         const message = method === 'Run' ? { [req.task]: taskMessage(req) } : taskMessage(req);
-        const fn = (server.client as unknown as Record<string, Function>)[method].bind(server.client);
-        const call: grpc.ClientUnaryCall = fn(message, new grpc.Metadata(), { deadline: Date.now() + opts.deadlineMs }, (err: grpc.ServiceError | null, res: TaskResponse & RunResponse) => {
+        type UnaryMethod = (m: object, md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: TaskResponse & RunResponse) => void) => grpc.ClientUnaryCall;
+        const fn = (server.client as unknown as Record<string, UnaryMethod>)[method].bind(server.client);
+        const call = fn(message, new grpc.Metadata(), { deadline: Date.now() + opts.deadlineMs }, (err: grpc.ServiceError | null, res: TaskResponse & RunResponse) => {
           if (err) {
             p.settle({ status: 'error', code: grpc.status[err.code] ?? String(err.code), why: err.details });
             return;

@@ -14,8 +14,8 @@ import { Florence2 } from '../src/index';
 import type { ResampleMode } from '../src/florence/preprocess';
 import type { SizeName } from '../tools/synth/sizes';
 import { benchModel } from './models';
-import { BenchImage, benchImages } from './images';
-import { Row, Sample, markdownTable, summarize, unstableTokens } from './stats';
+import { type BenchImage, benchImages } from './images';
+import { type Row, type Sample, markdownTable, summarize, unstableTokens } from './stats';
 import { loadTjs } from './tjs';
 
 const THREADS = 2;
@@ -128,7 +128,7 @@ interface CpuMark {
 }
 
 function cpuMark(): CpuMark {
-  let machineBusy: number | null = null;
+  let machineBusy: number | null;
   try {
     // /proc/stat "cpu" line: user nice system idle iowait irq softirq steal ... in USER_HZ (100/s).
     const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);

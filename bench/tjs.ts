@@ -35,7 +35,7 @@ export async function loadTjs(dir: string, intraOpNumThreads: number): Promise<T
     dtype: 'fp32',
     device: 'cpu',
     session_options: { intraOpNumThreads, interOpNumThreads: 1, graphOptimizationLevel: 'all' },
-  } as Parameters<typeof Florence2ForConditionalGeneration.from_pretrained>[1]);
+  });
   const processor = (await Florence2Processor.from_pretrained(name)) as Florence2Processor;
 
   // Record every session call of the current generate().
@@ -57,7 +57,8 @@ export async function loadTjs(dir: string, intraOpNumThreads: number): Promise<T
     async run(png, width, height, maxNewTokens) {
       const t0 = performance.now();
       const image = await RawImage.fromBlob(new Blob([png as Uint8Array<ArrayBuffer>]));
-      const inputs = await processor(image, '<OD>');
+      // transformers.js types the processor's output as any; these are the tensors generate() takes.
+      const inputs = (await processor(image, '<OD>')) as { input_ids: { dims: number[] } } & Record<string, unknown>;
       const t1 = performance.now();
       calls = [];
       const out = await model.generate({ ...inputs, max_new_tokens: maxNewTokens, num_beams: 1, do_sample: false });
@@ -72,7 +73,7 @@ export async function loadTjs(dir: string, intraOpNumThreads: number): Promise<T
       if (!encoderCall) throw new Error('transformers.js: no encoder session call seen in generate()');
       // Everything in generate() up to the end of the encoder run (prompt embedding, merge, encoder) minus vision.
       const encoder = encoderCall.end - t1 - vision;
-      const promptTokens = (inputs.input_ids as { dims: number[] }).dims[1];
+      const promptTokens = inputs.input_ids.dims[1];
       return {
         preprocess: t1 - t0,
         vision,

@@ -4,11 +4,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { OrtBackend, OrtBackendOptions } from './runtime/ort-backend';
+import { OrtBackend, type OrtBackendOptions } from './runtime/ort-backend';
 import { FlorenceTokenizer } from './florence/tokenizer';
-import { ModelConfig, readModelConfig } from './florence/model-config';
-import { PreprocessOptions, ResampleMode, preprocessOptionsFromConfig, readPreprocessorConfig, DEFAULT_MAX_PIXELS } from './florence/preprocess';
-import { PipelineParts, RunOptions, RunRequest, RunResult, runBatch } from './florence/pipeline';
+import { type ModelConfig, readModelConfig } from './florence/model-config';
+import { type PreprocessOptions, type ResampleMode, preprocessOptionsFromConfig, readPreprocessorConfig, DEFAULT_MAX_PIXELS } from './florence/preprocess';
+import { type PipelineParts, type RunOptions, type RunRequest, type RunResult, runBatch } from './florence/pipeline';
 
 export { constructPrompt, constructRegionPrompt, PromptError } from './florence/prompts';
 export { postProcess, postProcessWithScores } from './florence/postprocess';

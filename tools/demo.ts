@@ -20,4 +20,4 @@ async function main(): Promise<number> {
   return serve(['--model', DEMO_DIR, ...process.argv.slice(2)], process.env);
 }
 
-main().then((code) => process.exit(code));
+void main().then((code) => process.exit(code));

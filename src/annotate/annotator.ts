@@ -378,7 +378,7 @@ export class AutoAnnotator {
         break;
       }
       while (next < items.length && next < i + window) {
-        pending.set(next, this.prepare(items[next]!, ds, cfg, batcher));
+        pending.set(next, this.prepare(items[next], ds, cfg, batcher));
         next++;
       }
       const outcome = await pending.get(i)!;
@@ -477,13 +477,13 @@ export class AutoAnnotator {
       const ask = (p: PlannedPrompt) => batcher.submit({ image: bytes, task: p.task, text: p.text, region: p.region });
       const prompts = detectionPrompts(cfg.classes.fixed ? cfg.classes : null, cfg.mode, { segmentation: cfg.segmentation, classesPerPrompt: cfg.classesPerPrompt });
       const answers = await Promise.all(prompts.map(ask));
-      const size = answers[0]!.imageSize;
-      const detections = prompts.flatMap((p, i) => parseDetections(p, answers[i]!.result));
+      const size = answers[0].imageSize;
+      const detections = prompts.flatMap((p, i) => parseDetections(p, answers[i].result));
       const sel = selectDetections(detections, cfg.classes.fixed ? cfg.classes : null, size, { minScore: cfg.minScore, minBoxSize: cfg.minBoxSize });
       if (cfg.segmentation === 'region' && sel.kept.length > 0) {
         const segs = await Promise.all(sel.kept.map((c) => ask(regionSegmentationPrompt(c.box))));
         sel.kept.forEach((c, i) => {
-          c.polygons = parseRegionPolygons(segs[i]!.result)
+          c.polygons = parseRegionPolygons(segs[i].result)
             .map((p) => clipPolygon(p, size))
             .filter((p): p is number[] => p !== null);
         });

@@ -5,7 +5,7 @@
 import { DEFAULT_MODEL, NetworkError, OfflineError, repoId, resolveModel } from '../hub';
 import { Florence2Client } from '../client';
 import { RemoteBackend } from './remote-backend';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { Florence2, GenerationStopped, type GenerationOverrides, type LoadOptions, type RunRequest } from '../index';
 import type { AnnotationBackend, BackendRequest, BackendResult, BackendRunOptions } from './types';

@@ -67,7 +67,7 @@ function wordsMatch(a: string, b: string): boolean {
 
 /** Whether two word lists are equal up to plurals. */
 function sequenceMatches(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((w, i) => wordsMatch(w, b[i]!));
+  return a.length === b.length && a.every((w, i) => wordsMatch(w, b[i]));
 }
 
 /** Where `needle` last occurs as consecutive whole words in `hay`, up to plurals; -1 if nowhere. */
@@ -105,7 +105,7 @@ export class ClassMap {
     for (const name of names) {
       const n = normalizePhrase(name);
       if (n === '') throw new RangeError(`class names must not be empty (got ${JSON.stringify(name)})`);
-      const clash = this.list.findIndex((_, i) => sequenceMatches(this.normalized[i]!, words(n)));
+      const clash = this.list.findIndex((_, i) => sequenceMatches(this.normalized[i], words(n)));
       if (clash >= 0) throw new RangeError(`classes ${JSON.stringify(this.list[clash])} and ${JSON.stringify(name)} are the same class`);
       this.list.push(name.trim());
       this.normalized.push(words(n));
@@ -142,11 +142,11 @@ export class ClassMap {
     let best = -1;
     let bestAt = -1;
     for (let i = 0; i < this.normalized.length; i++) {
-      const c = this.normalized[i]!;
+      const c = this.normalized[i];
       const at = lastIndexOfWords(p, c);
       if (at < 0) continue;
-      const longer = best < 0 || c.length > this.normalized[best]!.length;
-      const sameLater = best >= 0 && c.length === this.normalized[best]!.length && at > bestAt;
+      const longer = best < 0 || c.length > this.normalized[best].length;
+      const sameLater = best >= 0 && c.length === this.normalized[best].length && at > bestAt;
       if (longer || sameLater) {
         best = i;
         bestAt = at;

@@ -13,7 +13,7 @@
 import type { ScoredPostProcessResult } from '../florence/postprocess';
 import type { TaskToken } from '../florence/tasks';
 import type { PixelRegion } from '../florence/geometry';
-import { ClassMap } from './classes';
+import { type ClassMap } from './classes';
 import { boxOfPolygons, clipBox, clipPolygon } from './geometry';
 import type { BoxTuple, ImageSize } from './types';
 

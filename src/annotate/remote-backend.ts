@@ -3,7 +3,7 @@
  * UNAVAILABLE / RESOURCE_EXHAUSTED included) and its typed answer is mapped back to the library's
  * result shapes, so the annotator treats remote and embedded results alike.
  */
-import { Florence2Client, Florence2Error, InvalidArgumentError } from '../client';
+import { type Florence2Client, Florence2Error, InvalidArgumentError } from '../client';
 import type { Box, SegmentInstance } from '../client/types';
 import type { GenerationOverrides } from '../florence/pipeline';
 import type { AnnotationBackend, BackendRequest, BackendResult, BackendRunOptions } from './types';
@@ -73,7 +73,7 @@ export class RemoteBackend implements AnnotationBackend {
     const settled = await Promise.allSettled(requests.map((r) => this.one(r, options.signal)));
     return settled.map((s) => {
       if (s.status === 'fulfilled') return s.value;
-      const err = s.reason;
+      const err: unknown = s.reason;
       // Anything but a per-request rejection (the server gone, a cancel) fails the whole call.
       if (err instanceof Florence2Error && !(err instanceof InvalidArgumentError)) throw err;
       return err instanceof Error ? err : new Error(String(err));

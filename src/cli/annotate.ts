@@ -94,7 +94,7 @@ function parseArgs(argv: readonly string[]): Parsed {
   const data: string[] = [];
   const flags = new Map<string, string | true>();
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+    const arg = argv[i];
     if (arg === '--') {
       data.push(...argv.slice(i + 1));
       break;
@@ -278,5 +278,5 @@ export async function annotate(argv: string[], env: NodeJS.ProcessEnv): Promise<
 }
 
 if (require.main === module) {
-  annotate(process.argv.slice(2), process.env).then((code) => process.exit(code));
+  void annotate(process.argv.slice(2), process.env).then((code) => process.exit(code));
 }

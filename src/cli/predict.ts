@@ -11,7 +11,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Florence2Client, Florence2Error } from '../client';
-import { requestForTask, resolveTask, TASK_INPUT, TASK_NAMES, TaskInputs, TaskToken } from '../client/tasks';
+import { requestForTask, resolveTask, TASK_INPUT, TASK_NAMES, type TaskInputs, type TaskToken } from '../client/tasks';
 import type { CredentialsInput } from '../client/client';
 import type { Box, GenerationOptions, Region, ResponseMeta, TaskResult } from '../client/types';
 import { drawResult } from '../visuals/draw';
@@ -318,7 +318,7 @@ export async function expandImages(paths: readonly string[]): Promise<string[]> 
 
 /** Processes every image with bounded concurrency; prints in input order as results become available. */
 async function runAll(client: Florence2Client, s: Settings, images: string[], io: PredictIo): Promise<number> {
-  const outcomes: (PredictSuccess | PredictFailure | undefined)[] = new Array(images.length);
+  const outcomes = new Array<PredictSuccess | PredictFailure | undefined>(images.length);
   const progress = new Progress(io.stderr, images.length, s.progress && images.length > 1);
   const visualNames = visualFileNames(images);
   let printed = 0;
@@ -338,7 +338,7 @@ async function runAll(client: Florence2Client, s: Settings, images: string[], io
       const i = next++;
       const image = images[i];
       outcomes[i] = await processImage(client, s, image, visualNames[i]);
-      progress.done(image, !('error' in outcomes[i]!));
+      progress.done(image, !('error' in outcomes[i]));
       if (!s.json) flushReadable();
       progress.draw();
     }

@@ -10,8 +10,8 @@ import { loadFlorence2Package, PROTO_LOADER_OPTIONS } from '../common/proto';
 import type { Florence2Client as GeneratedClient } from '../generated/florence2/v1/Florence2';
 import type { ProtoGrpcType } from '../generated/florence2';
 import { CancelledError, Florence2Error } from './errors';
-import { DEFAULT_RETRY_POLICY, RetryPolicy, withRetries } from './retry';
-import { runStream, StreamItem, StreamOptions, StreamOutcome } from './stream';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetries } from './retry';
+import { runStream, type StreamItem, type StreamOptions, type StreamOutcome } from './stream';
 import {
   captionDetail,
   detectKind,

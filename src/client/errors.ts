@@ -52,7 +52,7 @@ export class Florence2Error extends Error {
     if (err instanceof Florence2Error) return err;
     const details = err.details ?? stripCodePrefix(err.message ?? '');
     const options = { metadata: err.metadata, attempts, cause: err instanceof Error ? err : undefined };
-    switch (err.code) {
+    switch (err.code as grpc.status) {
       case grpc.status.INVALID_ARGUMENT:
         return new InvalidArgumentError(details, options);
       case grpc.status.RESOURCE_EXHAUSTED:

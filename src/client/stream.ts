@@ -114,7 +114,7 @@ export async function* runStream(
   signal?.addEventListener('abort', onAbort, { once: true });
 
   const pump = async () => {
-    const iterator = Symbol.asyncIterator in requests ? (requests as AsyncIterable<StreamItem>)[Symbol.asyncIterator]() : (requests as Iterable<StreamItem>)[Symbol.iterator]();
+    const iterator = Symbol.asyncIterator in requests ? (requests)[Symbol.asyncIterator]() : (requests)[Symbol.iterator]();
     const stop = () => stopped || statusReceived || failure !== null;
     try {
       for (;;) {
@@ -134,7 +134,7 @@ export async function* runStream(
         }
         let run: RunRequest;
         try {
-          run = await toProto(request as TaskRequest);
+          run = await toProto(request);
         } catch (err) {
           // One unreadable file or bad input must not end the whole stream.
           const family = (request as Partial<TaskRequest> | undefined)?.family;
@@ -178,6 +178,8 @@ export async function* runStream(
         inFlight.delete(id);
         yield { id, error: reported };
       }
+      // The iterable's own failure is rethrown as it came (it may not be an Error).
+      // eslint-disable-next-line @typescript-eslint/only-throw-error
       throw inputError ?? reported;
     }
   } finally {

@@ -48,7 +48,7 @@ export function requestForTask(task: TaskToken, image: ImageInput, inputs: TaskI
     if (v === undefined || (typeof v === 'string' && v.trim() === '') || (Array.isArray(v) && v.length === 0)) {
       throw new TaskInputError(`${task} needs ${what === 'classes' ? 'classes' : `a ${what}`}`);
     }
-    return v as NonNullable<TaskInputs[K]>;
+    return v;
   };
   const base = { image, ...(options ? { options } : {}) };
   switch (spec.family) {

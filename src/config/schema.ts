@@ -6,7 +6,7 @@
 import { DEFAULT_MODEL, repoId } from '../hub/names';
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DTYPE_SUFFIX, MODULES, PROVIDERS, isProvider, type Dtype, type DtypeByModule, type ModuleName, type Provider } from '../runtime/model-files';
+import { DTYPE_SUFFIX, MODULES, isProvider, type Dtype, type DtypeByModule, type ModuleName, type Provider } from '../runtime/model-files';
 import type { ResampleMode } from '../florence/preprocess';
 import { LOG_LEVELS, type LogLevel } from '../common/logger';
 
@@ -231,7 +231,7 @@ export function parseDevice(item: string): DeviceSpec | string {
 function deviceList(raw: unknown): Parsed<readonly DeviceSpec[]> {
   let items: string[];
   if (typeof raw === 'string') items = raw.split(',');
-  else if (Array.isArray(raw) && raw.every((x) => typeof x === 'string')) items = raw as string[];
+  else if (Array.isArray(raw) && raw.every((x) => typeof x === 'string')) items = raw;
   else return fail(`must be a comma-separated list (or an array of strings) of ${DEVICE_FORMS}, got ${shown(raw)}`);
   const errors: string[] = [];
   const devices: DeviceSpec[] = [];

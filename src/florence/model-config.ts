@@ -1,21 +1,24 @@
 /** config.json and generation_config.json of a Florence-2 folder, as typed values (contract §1, §6.1). */
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ModelDims } from './generation/backend';
-import { GenerationParams } from './generation/loop';
+import { type ModelDims } from './generation/backend';
+import { type GenerationParams } from './generation/loop';
 
 export class ModelConfigError extends Error {}
 
-function readJson(dir: string, file: string, required: boolean): Record<string, any> | null {
+/** A parsed JSON object whose fields are checked where they are read. */
+type JsonObject = Record<string, unknown>;
+
+function readJson(dir: string, file: string, required: boolean): JsonObject | null {
   const path = join(dir, file);
   if (!existsSync(path)) {
     if (required) throw new ModelConfigError(`${dir} is not a Florence-2 model folder: ${file} is missing`);
     return null;
   }
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(readFileSync(path, 'utf8')) as JsonObject;
   } catch (err) {
-    throw new ModelConfigError(`${path} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ModelConfigError(`${path} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
 }
 
@@ -34,10 +37,10 @@ export const DEFAULT_MAX_NEW_TOKENS = 1024;
 
 export function readModelConfig(dir: string): ModelConfig {
   const config = readJson(dir, 'config.json', true)!;
-  if (config.model_type !== 'florence2' || typeof config.text_config !== 'object') {
+  if (config.model_type !== 'florence2' || typeof config.text_config !== 'object' || config.text_config === null) {
     throw new ModelConfigError(`${join(dir, 'config.json')}: model_type is ${JSON.stringify(config.model_type)}, expected "florence2" with a text_config`);
   }
-  const t = config.text_config;
+  const t = config.text_config as JsonObject;
   const num = (key: string, fallback?: number): number => {
     const v = t[key] ?? fallback;
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new ModelConfigError(`${join(dir, 'config.json')}: text_config.${key} must be a number, got ${JSON.stringify(t[key])}`);
@@ -53,8 +56,11 @@ export function readModelConfig(dir: string): ModelConfig {
     vocabSize: num('vocab_size'),
     maxPositions: num('max_position_embeddings'),
   };
-  const gen = { ...t, ...(readJson(dir, 'generation_config.json', false) ?? {}) };
-  const pick = (key: string, fallback: number | null): number | null => (typeof gen[key] === 'number' ? gen[key] : fallback);
+  const gen: JsonObject = { ...t, ...(readJson(dir, 'generation_config.json', false) ?? {}) };
+  const pick = (key: string, fallback: number | null): number | null => {
+    const v = gen[key];
+    return typeof v === 'number' ? v : fallback;
+  };
   return {
     dims,
     encoderMaxPositions: dims.maxPositions,

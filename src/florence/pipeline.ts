@@ -3,13 +3,13 @@
  * vision encoder + encoder once per image, generation, decoding and post-processing with scores.
  */
 import { performance } from 'node:perf_hooks';
-import { EncoderStates, ModelBackend } from './generation/backend';
-import { GenerationParams, GenerationOutput, generate } from './generation/loop';
-import { FlorenceTokenizer } from './tokenizer';
-import { DecodedImage, PreprocessOptions, preprocessBatch } from './preprocess';
-import { PixelRegion, PromptError, constructPrompt, constructRegionPrompt } from './prompts';
-import { ScoredPostProcessResult, postProcessWithScores } from './postprocess';
-import { TASKS, TaskToken, isTaskToken } from './tasks';
+import { type EncoderStates, type ModelBackend } from './generation/backend';
+import { type GenerationParams, type GenerationOutput, generate } from './generation/loop';
+import { type FlorenceTokenizer } from './tokenizer';
+import { type DecodedImage, type PreprocessOptions, preprocessBatch } from './preprocess';
+import { type PixelRegion, PromptError, constructPrompt, constructRegionPrompt } from './prompts';
+import { type ScoredPostProcessResult, postProcessWithScores } from './postprocess';
+import { TASKS, type TaskToken, isTaskToken } from './tasks';
 
 /** Generation settings a caller may override (the rest come from the model's configs). */
 export interface GenerationOverrides {

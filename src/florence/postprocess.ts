@@ -198,7 +198,7 @@ function removeTokens(src: TrackedText, tokens: readonly string[]): TrackedText 
       const hit = cur.text.indexOf(token, from);
       const end = hit < 0 ? cur.text.length : hit;
       text += cur.text.slice(from, end);
-      for (let k = from; k < end; k++) origin.push(cur.origin[k]!);
+      for (let k = from; k < end; k++) origin.push(cur.origin[k]);
       if (hit < 0) break;
       from = hit + token.length;
     }
@@ -278,6 +278,7 @@ function matchLabel(phrase: string, at: number, pattern: RegExp): Label | null {
 
 /** Python `s.encode('ascii', 'ignore').decode()`, then trimmed (our fix). */
 function asciiLabel(s: string): string {
+  // eslint-disable-next-line no-control-regex -- the ASCII range is the point: non-ASCII is dropped, as the reference does
   return s.replace(/[^\x00-\x7f]/g, '').trim();
 }
 
@@ -311,7 +312,7 @@ function parseOcr(text: string): ParsedInstance[] {
   const out: ParsedInstance[] = [];
   for (const m of text.matchAll(OCR_RE)) {
     const at = m.index ?? 0;
-    const content = m[1]!;
+    const content = m[1];
     const label = content.trim();
     const labelStart = at + content.length - content.trimStart().length;
     const labelSpans = label === '' ? [] : [{ start: labelStart, end: labelStart + label.length }];
@@ -338,7 +339,7 @@ function parsePolygons(text: string, allowEmptyPhrase: boolean): ParsedInstance[
     const groups =
       run.includes('<poly>') && run.includes('</poly>')
         ? Array.from(run.matchAll(POLY_INSTANCE_RE), (g) => ({
-            body: g[1]!,
+            body: g[1],
             at: at + (g.index ?? 0) + '<poly>'.length,
           }))
         : [{ body: run, at }];
@@ -346,12 +347,12 @@ function parsePolygons(text: string, allowEmptyPhrase: boolean): ParsedInstance[
       const polygons: number[][] = [];
       const spans = [...label.spans];
       for (const pm of group.body.matchAll(POLYGON_RE)) {
-        const locs = Array.from(pm[1]!.matchAll(LOC_RE), (l) => Number(l[1]));
+        const locs = Array.from(pm[1].matchAll(LOC_RE), (l) => Number(l[1]));
         if (locs.length % 2 === 1) locs.pop();
         polygons.push(locs);
         // The whole loc run counts for the score, including a dropped odd coordinate.
         const start = group.at + (pm.index ?? 0);
-        spans.push({ start, end: start + pm[1]!.length });
+        spans.push({ start, end: start + pm[1].length });
       }
       if (polygons.length === 0) continue;
       out.push({ label: name, bins: [], polygons, spans });
@@ -478,11 +479,11 @@ export function postProcessWithScores(
   const score = (inst: ParsedInstance): number => {
     const tokens = new Set<number>();
     for (const span of inst.spans) {
-      for (let k = span.start; k < span.end; k++) tokens.add(owner[clean.origin[k]!]!);
+      for (let k = span.start; k < span.end; k++) tokens.add(owner[clean.origin[k]]);
     }
     if (tokens.size === 0) return 1; // Unreachable: every instance has at least one loc token.
     let sum = 0;
-    for (const t of tokens) sum += pieces[t]!.logprob;
+    for (const t of tokens) sum += pieces[t].logprob;
     return Math.min(1, Math.max(Number.MIN_VALUE, Math.exp(sum / tokens.size)));
   };
   switch (parsed.kind) {

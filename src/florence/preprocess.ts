@@ -449,7 +449,8 @@ function readTriple(obj: Record<string, unknown>, key: string, positive: boolean
     throw configError(`${key} must be an array of 3 finite numbers, got ${JSON.stringify(v)}`);
   }
   if (positive && !v.every((x) => (x as number) > 0)) throw configError(`${key} values must be > 0`);
-  return [v[0], v[1], v[2]];
+  const [a, b, c] = v as number[];
+  return [a, b, c];
 }
 
 function readBool(obj: Record<string, unknown>, key: string, dflt: boolean): boolean {

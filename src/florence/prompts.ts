@@ -13,7 +13,7 @@
  * - Pixel coordinates are quantized in float64 (RC does it in torch float32, which can differ by
  *   one bin on exact bin edges).
  */
-import { ImageSize, NUM_BINS, PixelRegion, quantizeCoordinate } from './geometry';
+import { type ImageSize, type PixelRegion, quantizeCoordinate } from './geometry';
 import { TASKS, TASK_TOKENS, isTaskToken, type TaskSpec, type TaskToken } from './tasks';
 
 /** Which request field a {@link PromptError} is about. */

@@ -16,6 +16,24 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 
+/**
+ * The part of `@huggingface/tokenizers`' Tokenizer this module uses, typed here: the package's
+ * declaration files use extensionless relative imports that do not resolve under `nodenext`, so its
+ * own types arrive unresolved.
+ */
+export interface HfTokenizer {
+  encode(text: string, options: { add_special_tokens: boolean }): { ids: number[] };
+  decode(ids: number[], options: { skip_special_tokens: boolean; clean_up_tokenization_spaces: boolean }): string;
+  token_to_id(token: string): number | undefined;
+  id_to_token(id: number): string | undefined;
+}
+
+/** Builds the library's tokenizer from tokenizer.json and tokenizer_config.json contents. */
+export function createHfTokenizer(json: object, config: object): HfTokenizer {
+  const Ctor = Tokenizer as unknown as new (json: object, config: object) => HfTokenizer;
+  return new Ctor(json, config);
+}
+
 /** Id of `<s>` (BOS/CLS) in the Florence-2 vocabulary. */
 export const BOS_ID = 0;
 /** Id of `<pad>`. */
@@ -120,7 +138,7 @@ function readText(dir: string, file: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new Error(`Cannot read ${file} in tokenizer folder ${dir}: ${(err as Error).message}`);
+    throw new Error(`Cannot read ${file} in tokenizer folder ${dir}: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -129,7 +147,7 @@ function readJson<T>(dir: string, file: string): T {
   try {
     return JSON.parse(text) as T;
   } catch (err) {
-    throw new Error(`${file} in tokenizer folder ${dir} is not valid JSON: ${(err as Error).message}`);
+    throw new Error(`${file} in tokenizer folder ${dir} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -138,13 +156,13 @@ function parseMerges(dir: string, text: string): [string, string][] {
   const merges: [string, string][] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.replace(/\r$/, '');
+    const line = lines[i].replace(/\r$/, '');
     if (line === '' || (i === 0 && line.startsWith('#version'))) continue;
     const parts = line.split(' ');
     if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
       throw new Error(`merges.txt in tokenizer folder ${dir}: line ${i + 1} is not a "left right" pair: ${JSON.stringify(line)}`);
     }
-    merges.push([parts[0]!, parts[1]!]);
+    merges.push([parts[0], parts[1]]);
   }
   return merges;
 }
@@ -277,7 +295,7 @@ export class FlorenceTokenizer {
   /** `model_max_length` from tokenizer_config.json, if given (1024 for Florence-2). Not enforced here. */
   readonly modelMaxLength: number | undefined;
 
-  private readonly tok: Tokenizer;
+  private readonly tok: HfTokenizer;
   /** Token strings the byte-level decoder emits verbatim (every added token). */
   private readonly addedContents: ReadonlySet<string>;
   private readonly locIds: Int32Array;
@@ -285,9 +303,9 @@ export class FlorenceTokenizer {
   private constructor(json: TokenizerJson, config: TokenizerConfigJson, source: string) {
     const { added_tokens_decoder: _unused, ...libConfig } = config;
     try {
-      this.tok = new Tokenizer(json, libConfig);
+      this.tok = createHfTokenizer(json, libConfig);
     } catch (err) {
-      throw new Error(`Cannot build a tokenizer from ${source}: ${(err as Error).message}`);
+      throw new Error(`Cannot build a tokenizer from ${source}: ${(err as Error).message}`, { cause: err });
     }
     this.addedContents = new Set((json.added_tokens ?? []).map((t) => t.content));
     this.vocabSize = maxId(json) + 1;
@@ -368,7 +386,7 @@ export class FlorenceTokenizer {
     const attentionMask = new BigInt64Array(rows.length * maxLen);
     rows.forEach((row, b) => {
       for (let j = 0; j < row.length; j++) {
-        ids[b * maxLen + j] = BigInt(row[j]!);
+        ids[b * maxLen + j] = BigInt(row[j]);
         attentionMask[b * maxLen + j] = 1n;
       }
     });
@@ -410,7 +428,7 @@ export class FlorenceTokenizer {
       decoder = undefined;
     };
     for (let i = 0; i < list.length; i++) {
-      const token = this.tok.id_to_token(list[i]!)!;
+      const token = this.tok.id_to_token(list[i])!;
       if (this.addedContents.has(token)) {
         endRun();
         pieces[i] = token;
@@ -427,7 +445,7 @@ export class FlorenceTokenizer {
   /** Id of `<loc_n>`, n in [0, 999]. */
   locTokenId(n: number): number {
     if (!Number.isInteger(n) || n < 0 || n >= NUM_LOC_TOKENS) throw new RangeError(`location bin must be an integer in [0, 999], got ${n}`);
-    return this.locIds[n]!;
+    return this.locIds[n];
   }
 
   /** Id of a token string (added tokens included), or undefined. */
@@ -443,7 +461,7 @@ export class FlorenceTokenizer {
   private checkIds(ids: ArrayLike<number>): number[] {
     const list = Array.from(ids);
     for (let i = 0; i < list.length; i++) {
-      const id = list[i]!;
+      const id = list[i];
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize || this.tok.id_to_token(id) === undefined) {
         throw new RangeError(`token id ${String(id)} at position ${i} is not in the vocabulary [0, ${this.vocabSize})`);
       }
@@ -479,7 +497,7 @@ function cleanUpPieces(pieces: readonly string[]): string[] {
     let pos = 0;
     const copy = (from: number, to: number): void => {
       out += text.slice(from, to);
-      for (let k = from; k < to; k++) outOwner.push(owner[k]!);
+      for (let k = from; k < to; k++) outOwner.push(owner[k]);
     };
     while (at !== -1) {
       copy(pos, at);
@@ -498,7 +516,7 @@ function cleanUpPieces(pieces: readonly string[]): string[] {
   let start = 0;
   for (let k = 1; k <= text.length; k++) {
     if (k === text.length || owner[k] !== owner[start]) {
-      result[owner[start]!] = text.slice(start, k);
+      result[owner[start]] = text.slice(start, k);
       start = k;
     }
   }

@@ -249,7 +249,7 @@ async function lockHolder(file: string): Promise<{ live: boolean; pid: number | 
   } catch {
     return { live: false, pid: null };
   }
-  let info: LockInfo | null = null;
+  let info: LockInfo | null;
   try {
     info = JSON.parse(text) as LockInfo;
   } catch {

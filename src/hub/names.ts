@@ -58,6 +58,7 @@ export function repoFromFolderName(folder: string): string | null {
  * Names ending in our own suffixes (`.partial`, `.lock`, `.old`) are refused so they cannot collide.
  */
 export function revisionFolderName(revision: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters in a revision are what is refused
   if (revision === '' || revision === '.' || revision === '..' || /[\u0000-\u001f]/.test(revision) || /\.(partial|lock|old)$/.test(revision)) {
     throw new HubError(`invalid revision ${JSON.stringify(revision)}`);
   }

@@ -239,7 +239,7 @@ async function repoInfo(client: HubClient, repo: string, revision: string): Prom
     if (r.body === null) throw httpError(r.status, r.headers, r.url, { repo, revision }, client);
     let json: { sha?: unknown; siblings?: unknown };
     try {
-      json = JSON.parse(r.body);
+      json = JSON.parse(r.body) as typeof json;
     } catch {
       throw new HubError(`${repo}: the Hub's file list is not JSON (from ${r.url})`);
     }
@@ -281,7 +281,7 @@ async function download(job: Job, partial: string): Promise<ResolvedModel> {
   await writeFile(join(partial, PARTIAL_STATE), JSON.stringify({ repo, revision, commit: pinned }));
 
   const sizes = metas.map((m) => m.size);
-  const total = sizes.every((s) => s !== null) ? (sizes as number[]).reduce((a, b) => a + b, 0) : null;
+  const total = sizes.every((s) => s !== null) ? (sizes).reduce((a, b) => a + b, 0) : null;
   // Bytes already there from an interrupted run count as done from the start.
   const onDisk = await Promise.all(
     metas.map(async (m) => {

@@ -5,8 +5,8 @@
 import * as ort from 'onnxruntime-node';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { MODULES, ModuleName, DtypeChoice, moduleFile, type Provider } from './model-files';
-import { DecoderStepInput, DecoderStepOutput, EncoderStates, KvCache, ModelBackend, ModelDims } from '../florence/generation/backend';
+import { MODULES, type ModuleName, type DtypeChoice, moduleFile, type Provider } from './model-files';
+import { type DecoderStepInput, type DecoderStepOutput, type EncoderStates, type KvCache, type ModelBackend, type ModelDims } from '../florence/generation/backend';
 
 export { MODULES, DTYPE_SUFFIX, isDtype, moduleFile } from './model-files';
 export type { ModuleName, Dtype } from './model-files';
@@ -144,7 +144,7 @@ export class OrtBackend implements ModelBackend {
       if (past?.isTensor) {
         const [, heads, , headDim] = past.shape;
         if ((typeof heads === 'number' && heads !== dims.decoderHeads) || (typeof headDim === 'number' && headDim !== dims.headDim)) {
-          throw new ModelLoadError(`${files.decoder_model_merged}: cache shape [${past.shape}] does not match config.json (${dims.decoderHeads} heads of ${dims.headDim})`);
+          throw new ModelLoadError(`${files.decoder_model_merged}: cache shape [${past.shape.join(', ')}] does not match config.json (${dims.decoderHeads} heads of ${dims.headDim})`);
         }
       }
     } catch (err) {

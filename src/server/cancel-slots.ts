@@ -4,7 +4,7 @@
  * (CANCEL_BY_CLIENT or CANCEL_BY_DEADLINE, first writer wins) and the worker reads it between decoder
  * steps. A slot is released only after its task settled, when its worker no longer reads it.
  */
-import { CANCEL_BY_CLIENT, CANCEL_BY_DEADLINE, CANCEL_NONE } from '../common/protocol';
+import { type CANCEL_BY_CLIENT, type CANCEL_BY_DEADLINE, CANCEL_NONE } from '../common/protocol';
 
 export class CancelSlots {
   /** The buffer every pool's WorkerInit carries. */

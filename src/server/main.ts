@@ -36,13 +36,13 @@ export interface RunningServer {
 
 function packageVersion(pkg: string, fallback = 'unknown'): string {
   try {
-    return JSON.parse(readFileSync(require.resolve(`${pkg}/package.json`), 'utf8')).version;
+    return (JSON.parse(readFileSync(require.resolve(`${pkg}/package.json`), 'utf8')) as { version: string }).version;
   } catch {
     return fallback;
   }
 }
 
-const SERVER_VERSION = JSON.parse(readFileSync(join(protoDir(), '..', 'package.json'), 'utf8')).version as string;
+const SERVER_VERSION = (JSON.parse(readFileSync(join(protoDir(), '..', 'package.json'), 'utf8')) as { version: string }).version;
 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   // 1) what the model is (read on the main thread without onnxruntime)
@@ -131,7 +131,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         maxTextChars: config.maxTextChars,
         maxClasses: config.maxClasses,
       },
-    }) as unknown as grpc.UntypedServiceImplementation,
+    }),
   );
   health.addToServer(server);
   new ReflectionService({ ...pkg, ...protoLoader.loadSync(healthProtoPath, PROTO_LOADER_OPTIONS) }).addToServer(server);

@@ -285,7 +285,7 @@ export class DevicePool {
     this.meter.set(this.inFlight);
     try {
       // No AbortSignal: aborting a running piscina task terminates its thread (see the file comment).
-      return await piscina.run(task);
+      return (await piscina.run(task)) as WorkerResult | WorkerModelInfo;
     } catch (err) {
       // The handler never throws, so a rejection is piscina's: the task could not be posted to the
       // thread (a structured-clone failure: our bug), or the thread exited before it answered.

@@ -16,9 +16,9 @@ import type { ModelInfo } from '../generated/florence2/v1/ModelInfo';
 import type { Scheduler } from './scheduler';
 import { encodeResponse } from './encode';
 import {
-  RequestLimits,
+  type RequestLimits,
   requestField,
-  ValidRequest,
+  type ValidRequest,
   validateCaption,
   validateDetect,
   validateOcr,

@@ -52,6 +52,7 @@ export function labelColor(label: string): string {
 /** Text for SVG: XML-escaped, without characters XML forbids (they would make librsvg reject the overlay). */
 export function escapeXml(text: string): string {
   return text
+    // eslint-disable-next-line no-control-regex -- control characters are what SVG text must not carry
     .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '')
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')

@@ -19,7 +19,10 @@ const fromBox = (b: Box): VisualInstance => ({ label: b.label, ...score(b.score)
 const fromInstance = (i: SegmentInstance): VisualInstance => ({ label: i.label, ...score(i.score), polygons: i.polygons });
 
 function regionBox(r: RegionInput): [number, number, number, number] {
-  if (Array.isArray(r)) return [r[0], r[1], r[2], r[3]];
+  if (Array.isArray(r)) {
+    const [x1, y1, x2, y2] = r as readonly number[];
+    return [x1, y1, x2, y2];
+  }
   const o = r as { x1: number; y1: number; x2: number; y2: number };
   return [o.x1, o.y1, o.x2, o.y2];
 }

@@ -50,14 +50,14 @@ async function loadModel(init: WorkerInit): Promise<{ model: Florence2; provider
     return { model, provider: init.provider, fallback: false };
   } catch (err) {
     const what = `cannot load the model on ${init.device} with the ${init.provider} execution provider${init.provider === 'cuda' || init.provider === 'tensorrt' ? ` (device ${init.deviceId})` : ''}: ${errorMessage(err)}`;
-    if (init.provider === 'cpu') throw new Error(what);
-    if (!init.allowCpuFallback) throw new Error(`${what}. Set allowCpuFallback to run on CPU instead.`);
+    if (init.provider === 'cpu') throw new Error(what, { cause: err });
+    if (!init.allowCpuFallback) throw new Error(`${what}. Set allowCpuFallback to run on CPU instead.`, { cause: err });
     logger.warn('execution provider unavailable; falling back to CPU', { provider: init.provider, error: errorMessage(err) });
     try {
       const model = await Florence2.load(init.modelDir, { ...common, executionProviders: ['cpu'] });
       return { model, provider: 'cpu', fallback: true };
     } catch (cpuErr) {
-      throw new Error(`${what}; the CPU fallback failed too: ${errorMessage(cpuErr)}`);
+      throw new Error(`${what}; the CPU fallback failed too: ${errorMessage(cpuErr)}`, { cause: cpuErr });
     }
   }
 }

@@ -7,7 +7,7 @@
 import { DataType, GraphBuilder, graphAttr, int } from './onnx-graph';
 import {
   FLOAT32_MIN,
-  WeightSource,
+  type WeightSource,
   attend,
   dimOf,
   gelu,
@@ -17,7 +17,7 @@ import {
   paddingMask,
   splitHeads,
 } from './layers';
-import { POSITION_OFFSET, TextConfig, VOCAB_SIZE } from './sizes';
+import { POSITION_OFFSET, type TextConfig, VOCAB_SIZE } from './sizes';
 
 const HEAD_DIM_OF = (c: TextConfig) => c.dModel / c.decoderHeads;
 

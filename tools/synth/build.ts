@@ -5,14 +5,14 @@
 import { mkdir, readFile, rename, rm, writeFile, copyFile, readdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve, dirname, basename } from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
-import { GraphBuilder, writeModel } from './onnx-graph';
+import { createHfTokenizer } from '../../src/florence/tokenizer';
+import { type GraphBuilder, writeModel } from './onnx-graph';
 import { buildDecoder, buildEmbedTokens, buildEncoder, buildMergedDecoder } from './bart';
 import { buildVisionEncoder, visionCost } from './vision';
 import { RandomWeights } from './weights';
-import { ScriptPlan, scriptedWeights } from './script';
-import { SIZES, SizeName, SizeSpec, VOCAB_SIZE } from './sizes';
-import { WeightSource } from './layers';
+import { type ScriptPlan, scriptedWeights } from './script';
+import { SIZES, type SizeName, type SizeSpec, VOCAB_SIZE } from './sizes';
+import { type WeightSource } from './layers';
 
 export type Dtype = 'fp32' | 'fp16';
 /** File suffix per dtype, as transformers.js names the variants. */
@@ -59,7 +59,7 @@ const TOKENIZER_FILES_AS_IS = ['tokenizer_config.json', 'vocab.json', 'merges.tx
 
 /** The real Florence-2 tokenizer, as written into model folders (no leftover truncation/padding). */
 export async function loadVendoredTokenizerJson(): Promise<Record<string, unknown>> {
-  const json = JSON.parse(await readFile(join(VENDOR_DIR, 'tokenizer.json'), 'utf8'));
+  const json = JSON.parse(await readFile(join(VENDOR_DIR, 'tokenizer.json'), 'utf8')) as Record<string, unknown>;
   json.truncation = null;
   json.padding = null;
   return json;
@@ -68,14 +68,14 @@ export async function loadVendoredTokenizerJson(): Promise<Record<string, unknow
 /** Tokenizes script text the way the processor tokenizes text, without `<s>`/`</s>`. */
 export async function tokenizeScript(text: string): Promise<number[]> {
   const tokenizerJson = await loadVendoredTokenizerJson();
-  const config = JSON.parse(await readFile(join(VENDOR_DIR, 'tokenizer_config.json'), 'utf8'));
-  const tok = new Tokenizer(tokenizerJson as never, config);
+  const config = JSON.parse(await readFile(join(VENDOR_DIR, 'tokenizer_config.json'), 'utf8')) as object;
+  const tok = createHfTokenizer(tokenizerJson, config);
   return tok.encode(text, { add_special_tokens: false }).ids;
 }
 
 /** config.json for a size: the onnx-community base-ft file with this size's dimensions. */
-export async function modelConfig(spec: SizeSpec): Promise<Record<string, any>> {
-  const config = JSON.parse(await readFile(join(VENDOR_DIR, 'config.json'), 'utf8'));
+export async function modelConfig(spec: SizeSpec): Promise<Record<string, unknown>> {
+  const config = JSON.parse(await readFile(join(VENDOR_DIR, 'config.json'), 'utf8')) as Record<string, unknown> & { text_config: object; vision_config: object };
   const t = spec.text;
   config._name_or_path = spec.imitates;
   config.projection_dim = t.dModel;

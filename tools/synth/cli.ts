@@ -4,7 +4,7 @@
  * `npm run synth -- --report` prints the cost table of every size without building.
  */
 import { parseArgs } from 'node:util';
-import { buildModel, Dtype } from './build';
+import { buildModel, type Dtype } from './build';
 import { isSizeName } from './sizes';
 import { ScriptError } from './script';
 import { costReport } from './report';
@@ -97,4 +97,4 @@ export function synthMain(argv: string[]): Promise<number> {
   });
 }
 
-if (require.main === module) synthMain(process.argv.slice(2)).then((code) => process.exit(code));
+if (require.main === module) void synthMain(process.argv.slice(2)).then((code) => process.exit(code));

@@ -1,5 +1,5 @@
 /** Building blocks shared by the language-model and vision graphs. */
-import { DataType, GraphBuilder, float, int, ints } from './onnx-graph';
+import { DataType, type GraphBuilder, float, int, ints } from './onnx-graph';
 
 /** torch.finfo(float32).min: what HF adds to masked attention scores. */
 export const FLOAT32_MIN = -3.4028234663852886e38;

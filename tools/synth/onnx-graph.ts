@@ -291,7 +291,7 @@ function encodedInitializerLength(init: LazyInitializer): number {
 function encodeInitializer(init: LazyInitializer): Uint8Array {
   const data = init.data();
   const expected = init.dims.reduce((a, b) => a * b, 1);
-  if (data.length !== expected) throw new Error(`weight ${init.name}: ${data.length} values for dims [${init.dims}]`);
+  if (data.length !== expected) throw new Error(`weight ${init.name}: ${data.length} values for dims [${init.dims.join(', ')}]`);
   return onnx.TensorProto.encode(
     onnx.TensorProto.create({ name: init.name, dataType: init.dataType, dims: init.dims, rawData: rawBytes(data) }),
   ).finish();

@@ -2,7 +2,7 @@
 import { buildEmbedTokens, buildEncoder, buildMergedDecoder } from './bart';
 import { buildVisionEncoder, visionCost } from './vision';
 import { RandomWeights } from './weights';
-import { SIZES, SizeName, TextConfig, VOCAB_SIZE } from './sizes';
+import { SIZES, type SizeName, type TextConfig, VOCAB_SIZE } from './sizes';
 
 /** Encoder length for an `<OD>` prompt: 577 visual tokens + 13 prompt tokens. */
 export const TYPICAL_ENCODER_LENGTH = 590;

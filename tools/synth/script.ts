@@ -15,11 +15,11 @@
  * With that margin the script's path has log-probability ≈ 0 and every other path ≤ −60, so greedy
  * decoding and beam search (any width, with or without early stopping) return the script.
  */
-import { WeightSource } from './layers';
+import { type WeightSource } from './layers';
 import { Rng } from './rng';
 import { OverriddenWeights } from './weights';
 import { W } from './bart';
-import { POSITION_OFFSET, TextConfig, VOCAB_SIZE } from './sizes';
+import { POSITION_OFFSET, type TextConfig, VOCAB_SIZE } from './sizes';
 
 export const BOS = 0;
 export const PAD = 1;

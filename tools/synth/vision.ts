@@ -9,8 +9,8 @@
  * projection to d_model and LayerNorm.
  */
 import { DataType, GraphBuilder, int, ints } from './onnx-graph';
-import { WeightSource, dimOf, gelu, layerNorm, linear } from './layers';
-import { VisionConfig } from './sizes';
+import { type WeightSource, dimOf, gelu, layerNorm, linear } from './layers';
+import { type VisionConfig } from './sizes';
 
 const MAX_POS = 50;
 

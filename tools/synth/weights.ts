@@ -1,5 +1,5 @@
 /** Weight sources: seeded random weights, optionally with some tensors replaced (scripted models). */
-import { WeightInit, WeightSource } from './layers';
+import { type WeightInit, type WeightSource } from './layers';
 import { Rng } from './rng';
 
 /** Every tensor draws from its own stream seeded by (seed, name), so any tensor can be regenerated alone. */

@@ -29,7 +29,7 @@ export function yoloBoxLine(classId: number, box: BoxTuple, size: ImageSize): st
 /** One segmentation line: `id x1 y1 x2 y2 ...` for a flat pixel polygon. */
 export function yoloPolygonLine(classId: number, polygon: readonly number[], size: ImageSize): string {
   const parts: string[] = [String(classId)];
-  for (let i = 0; i + 1 < polygon.length; i += 2) parts.push(f6(norm(polygon[i]!, size.width)), f6(norm(polygon[i + 1]!, size.height)));
+  for (let i = 0; i + 1 < polygon.length; i += 2) parts.push(f6(norm(polygon[i], size.width)), f6(norm(polygon[i + 1], size.height)));
   return parts.join(' ');
 }
 
@@ -43,7 +43,7 @@ export function instancePolygon(inst: Instance): number[] {
     const [x1, y1, x2, y2] = inst.box;
     return [x1, y1, x2, y1, x2, y2, x1, y2];
   }
-  let best = polys[0]!;
+  let best = polys[0];
   for (const p of polys) if (polygonArea(p) > polygonArea(best)) best = p;
   return best;
 }

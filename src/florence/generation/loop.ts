@@ -4,8 +4,8 @@
  * computed once per image; the beams of an image read them through `rowItems`, and the decoder's
  * self-attention cache is reordered by beam source after every step.
  */
-import { DecoderStepOutput, EncoderStates, KvCache, ModelBackend } from './backend';
-import { ProcessorParams, argmax, logSoftmaxInPlace, logSumExp, processScores } from './logits';
+import { type DecoderStepOutput, type EncoderStates, type KvCache, type ModelBackend } from './backend';
+import { type ProcessorParams, argmax, logSoftmaxInPlace, logSumExp, processScores } from './logits';
 
 export interface GenerationParams {
   maxNewTokens: number;

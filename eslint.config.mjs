@@ -1,0 +1,71 @@
+// ESLint flat config: type-aware typescript-eslint rules, Prettier owning the layout, and the
+// architecture's import boundaries (test/unit/boundaries.test.ts plants violations to prove they hold).
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import prettier from 'eslint-config-prettier';
+
+/** Import boundaries, one block per folder; `patterns` match module specifiers. */
+const ORT_ONLY_IN_RUNTIME = { name: 'onnxruntime-node', message: 'Only src/runtime talks to onnxruntime-node (the ModelBackend seam).' };
+const NO_DEV_TOOLING = { group: ['**/tools/**', '**/bench/**', '**/test/**'], message: 'Product code does not import dev tooling, benchmarks or tests.' };
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'src/generated/**', '.cache/**', 'coverage/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    linterOptions: { reportUnusedDisableDirectives: 'error' },
+    rules: {
+      // Unused names fail tsc already (noUnusedLocals); args prefixed with _ are intentional.
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      // Promise-returning callbacks passed to Node/grpc event emitters are handled inside.
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
+      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports', disallowTypeAnnotations: false }],
+      // An async function that returns a promise without awaiting is still clearer than a hand-made one.
+      '@typescript-eslint/require-await': 'off',
+      eqeqeq: ['error', 'always'],
+      'no-restricted-imports': ['error', { paths: [ORT_ONLY_IN_RUNTIME], patterns: [NO_DEV_TOOLING] }],
+    },
+  },
+  {
+    files: ['src/runtime/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [NO_DEV_TOOLING] }] },
+  },
+  {
+    files: ['src/florence/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [ORT_ONLY_IN_RUNTIME, { name: 'piscina', message: 'src/florence is the pure model pipeline: no worker pools.' }],
+          patterns: [
+            NO_DEV_TOOLING,
+            { group: ['@grpc/*', 'grpc-health-check'], message: 'src/florence is the pure model pipeline: no gRPC.' },
+            { group: ['**/server/**', '**/worker/**', '**/runtime/**', '**/generated/**'], message: 'src/florence depends on nothing above it.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/client/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [ORT_ONLY_IN_RUNTIME, { name: 'piscina', message: 'The client imports no server code.' }, { name: 'sharp', message: 'The client needs no image library (drawing lives in src/visuals).' }],
+          patterns: [NO_DEV_TOOLING, { group: ['**/server/**', '**/worker/**', '**/runtime/**', '**/metrics/**', '**/config/**'], message: 'The client imports no server code.' }],
+        },
+      ],
+    },
+  },
+  {
+    // Tests, benchmarks and tools are harnesses: they may reach anything, onnxruntime included.
+    files: ['test/**/*.ts', 'bench/**/*.ts', 'tools/**/*.ts'],
+    rules: { 'no-restricted-imports': 'off' },
+  },
+  { files: ['**/*.mjs', '**/*.js'], ...tseslint.configs.disableTypeChecked },
+  prettier,
+);
