@@ -78,7 +78,7 @@ export class RemoteBackendUnavailable extends Error {
 /** Options of a backend on a florence2 server. */
 export interface RemoteBackendOptions {
   generation?: GenerationOverrides;
-  /** Requests kept in flight on the server (its scheduler batches them). */
+  /** Requests kept in flight on the server (its per-device queues keep its workers busy). */
   concurrency?: number;
 }
 

@@ -8,7 +8,7 @@ import type { Box, SegmentInstance } from '../client/types';
 import type { GenerationOverrides } from '../florence/pipeline';
 import type { AnnotationBackend, BackendRequest, BackendResult, BackendRunOptions } from './types';
 
-/** Requests kept in flight on the server by default: enough for its per-device queues to batch. */
+/** Requests kept in flight on the server by default: enough to keep its per-device queues non-empty. */
 export const DEFAULT_REMOTE_CONCURRENCY = 8;
 
 const boxesResult = (boxes: Box[]) => ({
