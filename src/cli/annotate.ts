@@ -1,4 +1,5 @@
 /** `florence2 annotate`: auto-annotate images with Florence-2 into a training dataset. */
+import { EXIT } from './exit-codes';
 import {
   AnnotateUsageError,
   AutoAnnotator,
@@ -234,13 +235,13 @@ export async function annotate(argv: string[], env: NodeJS.ProcessEnv): Promise<
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`florence2 annotate: ${err.message}\n\nSee florence2 annotate --help.\n`);
-      return 2;
+      return EXIT.usage;
     }
     throw err;
   }
   if (parsed === 'help') {
     process.stdout.write(ANNOTATE_USAGE);
-    return 0;
+    return EXIT.ok;
   }
   const { annotator: annotatorOptions, run, json } = parsed;
   const tty = process.stderr.isTTY === true;
@@ -248,7 +249,7 @@ export async function annotate(argv: string[], env: NodeJS.ProcessEnv): Promise<
   const controller = new AbortController();
   // First Ctrl-C: finish the image being written and stop cleanly; a second one exits at once.
   const onSignal = () => {
-    if (controller.signal.aborted) process.exit(130);
+    if (controller.signal.aborted) process.exit(EXIT.interrupted);
     process.stderr.write('\nflorence2 annotate: stopping after the current image (Ctrl-C again to quit now)\n');
     controller.abort();
   };
@@ -264,7 +265,7 @@ export async function annotate(argv: string[], env: NodeJS.ProcessEnv): Promise<
     if (showProgress) process.stderr.write('\n');
     if (json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     else process.stderr.write(formatSummary(summary));
-    return summary.interrupted ? 130 : summary.failed > 0 ? 1 : 0;
+    return summary.interrupted ? EXIT.interrupted : summary.failed > 0 ? EXIT.failure : EXIT.ok;
   } catch (err) {
     if (showProgress) process.stderr.write('\n');
     const usage = [AnnotateUsageError, DatasetError, InputError, ModelNotFoundError, RemoteBackendUnavailable].some((c) => err instanceof c);

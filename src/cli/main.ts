@@ -3,6 +3,7 @@ import { serve } from './serve';
 import { models } from './models';
 import { predict } from './predict';
 import { annotate } from './annotate';
+import { EXIT } from './exit-codes';
 
 const USAGE = `Usage: florence2 <command> [options]
 
@@ -29,10 +30,10 @@ export async function main(argv: string[]): Promise<number> {
     case '--help':
     case 'help':
       process.stdout.write(USAGE);
-      return command === undefined ? 2 : 0;
+      return command === undefined ? EXIT.usage : EXIT.ok;
     default:
       process.stderr.write(`florence2: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
-      return 2;
+      return EXIT.usage;
   }
 }
 

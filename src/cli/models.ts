@@ -15,9 +15,8 @@ import {
   repoId,
   resolveModel,
 } from '../hub';
+import { EXIT } from './exit-codes';
 
-/** Exit codes: scripts can rely on them. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, offline: 3 } as const;
 
 /** Where the command writes; defaults to the process's streams (tests pass their own). */
 export interface CliIo {
@@ -360,7 +359,7 @@ export async function models(argv: string[], env: NodeJS.ProcessEnv, io: CliIo =
     }
     if (err instanceof OfflineError) {
       io.stderr.write(`florence2 models ${command}: ${err.message}\n`);
-      return EXIT.offline;
+      return EXIT.unreachable;
     }
     if (err instanceof HubError) {
       io.stderr.write(`florence2 models ${command}: ${err.message}\n`);

@@ -5,6 +5,7 @@
  * Exit codes scripts can rely on: 0 every image succeeded, 1 some image failed (the others were
  * still processed), 2 usage error, 3 server unreachable (or not a Florence-2 server).
  */
+import { EXIT } from './exit-codes';
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
@@ -17,10 +18,6 @@ import type { Box, GenerationOptions, Region, ResponseMeta, TaskResult } from '.
 import { drawResult } from '../visuals/draw';
 import { visualsFromResult } from '../visuals/instances';
 
-export const EXIT_OK = 0;
-export const EXIT_SOME_FAILED = 1;
-export const EXIT_USAGE = 2;
-export const EXIT_UNREACHABLE = 3;
 
 /** File extensions a folder argument expands to. */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
@@ -106,7 +103,7 @@ export interface PredictFailure {
 export async function predict(argv: string[], env: NodeJS.ProcessEnv, io: PredictIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   if (helpRequested(argv)) {
     io.stdout.write(USAGE);
-    return EXIT_OK;
+    return EXIT.ok;
   }
   let settings: Settings;
   let images: string[];
@@ -117,7 +114,7 @@ export async function predict(argv: string[], env: NodeJS.ProcessEnv, io: Predic
   } catch (err) {
     if (err instanceof UsageError) {
       io.stderr.write(`florence2 predict: ${err.message}\n\nSee florence2 predict --help.\n`);
-      return EXIT_USAGE;
+      return EXIT.usage;
     }
     throw err;
   }
@@ -128,12 +125,12 @@ export async function predict(argv: string[], env: NodeJS.ProcessEnv, io: Predic
       await client.modelInfo({ deadlineMs: Math.min(PROBE_DEADLINE_MS, settings.deadlineMs) });
     } catch (err) {
       io.stderr.write(`florence2 predict: cannot use the server at ${settings.server}: ${(err as Error).message}\n`);
-      return EXIT_UNREACHABLE;
+      return EXIT.unreachable;
     }
     const status = await waitUntilServing(client, settings.waitMs);
     if (status !== 'SERVING') {
       io.stderr.write(`florence2 predict: the server at ${settings.server} is not serving (health ${status}) after ${settings.waitMs} ms (--wait-ms)\n`);
-      return EXIT_UNREACHABLE;
+      return EXIT.unreachable;
     }
     return await runAll(client, settings, images, io);
   } finally {
@@ -353,7 +350,7 @@ async function runAll(client: Florence2Client, s: Settings, images: string[], io
     const text = `${JSON.stringify({ results, failures }, null, 2)}\n`;
     await new Promise<void>((resolve) => io.stdout.write(text, () => resolve()));
   }
-  return failures.length > 0 ? EXIT_SOME_FAILED : EXIT_OK;
+  return failures.length > 0 ? EXIT.failure : EXIT.ok;
 }
 
 async function processImage(client: Florence2Client, s: Settings, image: string, visualName: string): Promise<PredictSuccess | PredictFailure> {

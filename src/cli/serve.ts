@@ -6,9 +6,9 @@ import { HUB_MODEL_PREFIX } from '../config/schema';
 import { NetworkError, OfflineError, resolveModel } from '../hub';
 import type { Config } from '../config/load';
 import type { Logger } from '../common/logger';
+import { EXIT } from './exit-codes';
 
 /** Exit code when the model is not cached and the Hub may not be reached (offline). */
-const EXIT_OFFLINE = 3;
 
 /** A Hub model name in the configuration → its cached folder, downloaded first if needed. */
 async function localModel(config: Config, env: NodeJS.ProcessEnv, logger: Logger): Promise<Config> {
@@ -35,7 +35,7 @@ async function localModel(config: Config, env: NodeJS.ProcessEnv, logger: Logger
 export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (isHelpRequested(argv)) {
     process.stdout.write(helpText());
-    return 0;
+    return EXIT.ok;
   }
   let config;
   try {
@@ -43,7 +43,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`florence2 serve: invalid configuration\n${err.problems.map((p) => `  - ${p}`).join('\n')}\n\nSee florence2 serve --help.\n`);
-      return 2;
+      return EXIT.usage;
     }
     throw err;
   }
@@ -53,7 +53,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   } catch (err) {
     if (err instanceof OfflineError) {
       process.stderr.write(`florence2 serve: ${err.message}\n`);
-      return EXIT_OFFLINE;
+      return EXIT.unreachable;
     }
     if (err instanceof NetworkError) {
       // No route to the Hub is this machine being offline: say what to do instead.
@@ -62,10 +62,10 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
           'Either serve a model folder you already have: florence2 serve --model DIR (or FLORENCE2_MODEL=DIR),\n' +
           'or set HF_ENDPOINT to a reachable Hub mirror; FLORENCE2_OFFLINE=1 skips the network entirely.\n',
       );
-      return EXIT_OFFLINE;
+      return EXIT.unreachable;
     }
     logger.error('cannot get the model', { err });
-    return 1;
+    return EXIT.failure;
   }
   // Signals may arrive while workers are still loading: remember them and shut down once started
   // (workers must not be torn down in the middle of creating their sessions).
@@ -81,7 +81,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     server = await startServer(config, logger);
   } catch (err) {
     logger.error('failed to start', { err });
-    return 1;
+    return EXIT.failure;
   }
   const running = server;
   return new Promise<number>((resolve) => {
