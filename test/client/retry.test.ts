@@ -4,6 +4,7 @@
  * a stream whose call breaks, and TLS (server-only and mutual) with openssl-made certificates.
  */
 import { rejects } from '../helpers/assertions';
+import { waitFor } from '../helpers/wait';
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import {
@@ -82,13 +83,14 @@ describe('client errors', () => {
           calls++;
           throw { code: grpc.status.UNAVAILABLE, details: 'down' };
         },
-        { policy: { maxRetries: 10, baseMs: 400, maxBackoffMs: 400 }, deadline: Date.now() + 250, random: () => 0.99 },
+        { policy: { maxRetries: 10, baseMs: 40_000, maxBackoffMs: 40_000 }, deadline: Date.now() + 20_000, random: () => 0.99 },
       ),
       UnavailableError,
     );
-    assert.equal(calls, 1, 'a 396 ms backoff would end after the 250 ms deadline');
+    assert.equal(calls, 1, 'a 39.6 s backoff would end after the 20 s deadline');
     assert.equal(err.attempts, 1);
-    assert.ok(Date.now() - started < 200);
+    // It gave up at once: far sooner than the deadline, let alone the backoff.
+    assert.ok(Date.now() - started < 10_000, `${Date.now() - started} ms`);
   });
 });
 
@@ -198,14 +200,18 @@ describe('client retries and transport (scripted server)', () => {
   it('a deadline covers the call (default and per call) and an AbortSignal cancels it', async () => {
     const client = new Florence2Client({ address: fake.address, defaultDeadlineMs: 200 });
     try {
-      let started = Date.now();
+      const started = Date.now();
       await rejects(client.ocr(IMAGE), DeadlineExceededError);
-      assert.ok(Date.now() - started < 1500);
-      started = Date.now();
+      // The server never answers: only the 200 ms default deadline ends the call (10x margin for a loaded machine).
+      assert.ok(Date.now() - started < 2000, `${Date.now() - started} ms`);
       await rejects(client.ocr(IMAGE, { deadlineMs: 100 }), DeadlineExceededError);
       const ac = new AbortController();
-      setTimeout(() => ac.abort(), 100);
-      const e = await rejects(client.ocr(IMAGE, { signal: ac.signal, deadlineMs: 10_000 }), CancelledError);
+      const arrived = pending.length;
+      const cancelled = rejects(client.ocr(IMAGE, { signal: ac.signal, deadlineMs: 60_000 }), CancelledError);
+      // Abort once the call is at the server, i.e. really in flight.
+      await waitFor(() => pending.length > arrived, { what: 'the Ocr call to reach the fake server' });
+      ac.abort();
+      const e = await cancelled;
       assert.equal(e.attempts, 1);
       await rejects(client.ocr(IMAGE, { signal: ac.signal }), CancelledError);
     } finally {

@@ -7,8 +7,9 @@ import { resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
-import { loadFlorence2Package, PROTO_LOADER_OPTIONS } from '../../src/server/proto';
+import { loadFlorence2Package, PROTO_LOADER_OPTIONS } from '../../src/common/proto';
 import type { Florence2Client } from '../../src/generated/florence2/v1/Florence2';
+import { waitFor } from './wait';
 
 const CLI = resolve(__dirname, '../../src/cli/main.ts');
 
@@ -87,15 +88,24 @@ export async function startServerProcess(args: string[], env: NodeJS.ProcessEnv 
   };
 }
 
-/** Promise form of a unary call with an optional deadline (ms from now) and metadata. */
+/**
+ * Promise form of a unary call with an optional deadline (ms from now) and metadata.
+ *
+ * `serverDeadlineMs` sends a deadline that only the server enforces: the `grpc-timeout` header
+ * without a client-side deadline. With `deadlineMs` the client also gives up at its deadline and
+ * cancels the call, and whether the server sees that cancel or its own deadline first depends on
+ * timing (a loaded server parses the header late, so its deadline is later than the client's);
+ * tests of the server's deadline handling use `serverDeadlineMs` so the server's timer always wins.
+ */
 export function call<Req, Res>(
   client: object,
   method: string,
   request: Req,
-  options: { deadlineMs?: number; metadata?: Record<string, string> } = {},
+  options: { deadlineMs?: number; serverDeadlineMs?: number; metadata?: Record<string, string> } = {},
 ): Promise<Res> {
   const md = new grpc.Metadata();
   for (const [k, v] of Object.entries(options.metadata ?? {})) md.set(k, v);
+  if (options.serverDeadlineMs !== undefined) md.set('grpc-timeout', `${Math.ceil(options.serverDeadlineMs)}m`);
   const callOptions: grpc.CallOptions = options.deadlineMs === undefined ? {} : { deadline: Date.now() + options.deadlineMs };
   return new Promise((res, rej) => {
     (client as Record<string, Function>)[method](request, md, callOptions, (err: grpc.ServiceError | null, out: Res) => (err ? rej(err) : res(out)));
@@ -105,4 +115,70 @@ export function call<Req, Res>(
 /** Health Check status of a service name ('' = the whole server). */
 export function healthStatus(p: ServerProcess, service = ''): Promise<string> {
   return new Promise((res, rej) => p.health.Check({ service }, (err: grpc.ServiceError | null, out: { status: string }) => (err ? rej(err) : res(out.status))));
+}
+
+/** Resolves once the Florence2 and health channels are connected (a first call then pays no connection setup). */
+export async function channelsReady(p: ServerProcess, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  await Promise.all(
+    [p.client as unknown as grpc.Client, p.health].map((c) => new Promise<void>((res, rej) => c.waitForReady(deadline, (err?: Error) => (err ? rej(err) : res())))),
+  );
+}
+
+/** The Prometheus text of the server's /metrics. */
+export async function scrapeMetrics(p: ServerProcess): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${p.metricsPort}/metrics`);
+  if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}`);
+  return res.text();
+}
+
+/** The value of a sample line `name{labels} value` whose labels contain every given pair; null when there is none. */
+export function metricSample(text: string, name: string, labels: Record<string, string> = {}): number | null {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return null;
+}
+
+/** Scrapes until the sample `name{labels}` satisfies `ok` (a missing sample counts as 0); resolves with its value. */
+export async function waitForMetric(
+  p: ServerProcess,
+  name: string,
+  labels: Record<string, string>,
+  ok: (value: number) => boolean,
+  what: string,
+  timeoutMs?: number,
+): Promise<number> {
+  let value = 0;
+  await waitFor(
+    async () => {
+      value = metricSample(await scrapeMetrics(p), name, labels) ?? 0;
+      return ok(value);
+    },
+    { what: `${what} (${name} ${JSON.stringify(labels)})`, timeoutMs, intervalMs: 20 },
+  );
+  return value;
+}
+
+/** A JSON log line whose fields equal the given values (a RegExp field must match the value as a string). */
+export type LogMatch = Record<string, unknown>;
+
+function logMatches(entry: Record<string, unknown>, match: LogMatch): boolean {
+  return Object.entries(match).every(([k, want]) => (want instanceof RegExp ? typeof entry[k] === 'string' && want.test(entry[k] as string) : entry[k] === want));
+}
+
+/** The log lines from index `from` on that match. */
+export function findLogs(p: ServerProcess, match: LogMatch, from = 0): Record<string, unknown>[] {
+  return p.logs.slice(from).filter((l) => logMatches(l, match));
+}
+
+/**
+ * Waits for a log line from index `from` on (take `p.logs.length` before the action) that matches;
+ * resolves with it. The server logs a request's outcome after recording it in the metrics, so a
+ * request's log line also means its metrics are in.
+ */
+export function waitForLog(p: ServerProcess, match: LogMatch, options: { from?: number; what?: string; timeoutMs?: number } = {}): Promise<Record<string, unknown>> {
+  const what = options.what ?? `a server log line matching ${JSON.stringify(match, (_k, v) => (v instanceof RegExp ? String(v) : v))}`;
+  return waitFor(() => findLogs(p, match, options.from)[0], { what, timeoutMs: options.timeoutMs });
 }

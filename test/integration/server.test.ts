@@ -8,7 +8,19 @@ import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import sharp from 'sharp';
-import { call, healthStatus, ServerProcess, startServerProcess } from '../helpers/server-process';
+import {
+  call,
+  channelsReady,
+  findLogs,
+  healthStatus,
+  metricSample as sample,
+  scrapeMetrics,
+  ServerProcess,
+  startServerProcess,
+  waitForLog,
+  waitForMetric,
+} from '../helpers/server-process';
+import { waitFor } from '../helpers/wait';
 import { carTiny, randomTiny } from '../helpers/synth-models';
 import type { DetectResponse__Output } from '../../src/generated/florence2/v1/DetectResponse';
 import type { CaptionResponse__Output } from '../../src/generated/florence2/v1/CaptionResponse';
@@ -36,19 +48,11 @@ async function rejectsWith(p: Promise<unknown>, code: grpc.status, detail?: RegE
   assert.fail(`expected ${grpc.status[code]}, the call succeeded`);
 }
 
-async function scrape(port: number): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-  assert.equal(res.status, 200);
-  return res.text();
-}
-
-/** The value of a sample line `name{labels} value` whose labels contain every given pair. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | null {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return null;
+/** The decoder steps a worker ran before it stopped, from its `generation stopped after N decoder steps`. */
+function decoderSteps(message: unknown): number {
+  const m = /generation stopped after (\d+) decoder steps/.exec(String(message));
+  assert.ok(m, `not a stop inside the generation loop: ${String(message)}`);
+  return Number(m[1]);
 }
 
 describe('gRPC server (scripted model, two CPU pools)', function () {
@@ -183,7 +187,9 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
     // Invalid requests fail at validation, so responses pile up faster than any inference could.
     for (let i = 0; i < 300; i++) stream.write({ request_id: `x${i}`, request: { detect: { image: { data: Buffer.from('nope') } } } });
     stream.end();
-    await new Promise((r) => setTimeout(r, 500));
+    // Resume only once the server has answered all 300 (it logs each failure) while nothing was read.
+    await waitFor(() => findLogs(s, { msg: 'request failed', requestId: /:x\d+$/ }).length >= 300, { what: 'the server to answer all 300 stream requests' });
+    assert.equal(ids.length, 0, 'nothing was read while paused');
     stream.resume();
     await done;
     assert.equal(ids.length, 300);
@@ -230,13 +236,13 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
       const r = await call<object, DetectResponse__Output>(s.client, 'Detect', { image: { data: image } });
       assert.equal(r.boxes[0].label, 'car');
     }
-    const text = await scrape(s.metricsPort);
+    const text = await scrapeMetrics(s);
     const restarts = ['cpu:0', 'cpu:1'].map((d) => sample(text, 'florence2_worker_restarts_total', { device: d }) ?? 0);
     assert.equal(restarts[0] + restarts[1], 1);
   });
 
   it('serves Prometheus metrics with plausible values', async () => {
-    const text = await scrape(s.metricsPort);
+    const text = await scrapeMetrics(s);
     assert.ok((sample(text, 'florence2_requests_total', { task: 'od', code: 'OK' }) ?? 0) >= 10);
     assert.ok((sample(text, 'florence2_requests_total', { code: 'INVALID_ARGUMENT' }) ?? 0) >= 1);
     assert.ok((sample(text, 'florence2_request_duration_seconds_count', { task: 'od' }) ?? 0) >= 10);
@@ -262,58 +268,91 @@ describe('gRPC server (random model: long generations, one pool, small queue)', 
     image = await png(320, 240, 40);
     s = await startServerProcess(['--model', await randomTiny(), '--devices', 'cpu', '--max-queue-per-device', '2', '--shutdown-grace-ms', '60000']);
     await s.serving;
+    // Connected now, so no test's shutdown window pays for connection setup.
+    await channelsReady(s);
   });
   after(async () => {
     if (s?.child.exitCode === null) await s.stop();
   });
 
+  /** Waits until `n` requests run on the only worker (the scheduler's in-flight gauge). */
+  const inFlight = (n: number, what: string) => waitForMetric(s, 'florence2_inflight_requests', { device: 'cpu:0' }, (v) => v === n, what);
+
   it('a running request stops at its deadline between decoder steps, and the worker serves the next request', async () => {
-    const started = Date.now();
-    await rejectsWith(call(s.client, 'Detect', { image: { data: image }, options: LONG }, { deadlineMs: 700 }), grpc.status.DEADLINE_EXCEEDED);
+    const from = s.logs.length;
+    // A deadline only the server enforces (see `call`), so it is the server's deadline that stops the
+    // request, never a client cancel that happened to arrive first. 1.5 s: far less than LONG runs
+    // (about 15 s unloaded).
+    await rejectsWith(call(s.client, 'Detect', { image: { data: image }, options: LONG }, { serverDeadlineMs: 1500 }), grpc.status.DEADLINE_EXCEEDED);
+    // The status comes from the transport at the deadline; the log says the worker stopped mid-generation.
+    const stopped = await waitForLog(s, { msg: 'request failed', code: 'DEADLINE_EXCEEDED' }, { from });
+    assert.ok(decoderSteps(stopped.message) < LONG.max_new_tokens, String(stopped.message));
     const r = await call<object, DetectResponse__Output>(s.client, 'Detect', { image: { data: image }, options: { max_new_tokens: 5 } });
     assert.equal(r.meta!.generated_tokens, 5);
-    assert.ok(Date.now() - started < 6000, 'the deadline stopped the long generation');
   });
 
   it('a cancelled running request stops, and a queued request whose deadline passes never runs', async () => {
-    const md = new grpc.Metadata();
-    const running = s.client.Detect({ image: { data: image }, options: LONG }, md, (err: grpc.ServiceError | null) => {
+    const count = (text: string, code: string) => sample(text, 'florence2_requests_total', { task: 'od', code }) ?? 0;
+    const before = await scrapeMetrics(s);
+    const from = s.logs.length;
+    const running = s.client.Detect({ image: { data: image }, options: LONG }, new grpc.Metadata(), (err: grpc.ServiceError | null) => {
       void err;
     });
-    await new Promise((r) => setTimeout(r, 400));
-    const queued = call(s.client, 'Detect', { image: { data: image }, options: { max_new_tokens: 5 } }, { deadlineMs: 300 });
-    await rejectsWith(queued, grpc.status.DEADLINE_EXCEEDED);
+    await inFlight(1, 'the long request to run on the worker');
+    // Behind the running request it can only wait in the queue, and its (server-enforced) deadline passes there.
+    await rejectsWith(call(s.client, 'Detect', { image: { data: image }, options: { max_new_tokens: 5 } }, { serverDeadlineMs: 1500 }), grpc.status.DEADLINE_EXCEEDED);
+    const expired = await waitForLog(s, { msg: 'request failed', code: 'DEADLINE_EXCEEDED' }, { from });
+    assert.match(String(expired.message), /the deadline passed after \d+ ms in the queue/, 'expired in the queue, never ran');
     running.cancel();
-    const started = Date.now();
+    // The cancelling client never sees a status; the server records the request as CANCELLED, stopped mid-generation.
+    const cancelled = await waitForLog(s, { msg: 'request failed', code: 'CANCELLED' }, { from });
+    assert.ok(decoderSteps(cancelled.message) < LONG.max_new_tokens, String(cancelled.message));
     const r = await call<object, DetectResponse__Output>(s.client, 'Detect', { image: { data: image }, options: { max_new_tokens: 5 } });
     assert.equal(r.meta!.generated_tokens, 5);
-    // The cancelled 1000-token beam search would hold the worker for 10 s or more.
-    assert.ok(Date.now() - started < 6000, 'the cancelled generation stopped promptly');
-    const text = await scrape(s.metricsPort);
-    assert.ok((sample(text, 'florence2_requests_total', { code: 'DEADLINE_EXCEEDED' }) ?? 0) >= 2);
-    // The cancelling client never sees a status; the server records the request as CANCELLED.
-    assert.equal(sample(text, 'florence2_requests_total', { task: 'od', code: 'CANCELLED' }), 1);
+    // Both outcomes were logged, hence recorded: exactly one of each in this test.
+    const after = await scrapeMetrics(s);
+    assert.equal(count(after, 'DEADLINE_EXCEEDED') - count(before, 'DEADLINE_EXCEEDED'), 1);
+    assert.equal(count(after, 'CANCELLED') - count(before, 'CANCELLED'), 1);
   });
 
   it('answers RESOURCE_EXHAUSTED at once beyond the in-flight and queue bounds', async () => {
-    const calls = Array.from({ length: 6 }, () => call(s.client, 'Detect', { image: { data: image }, options: { max_new_tokens: 40 } }).then(
-      () => 'OK',
-      (e: grpc.ServiceError) => grpc.status[e.code],
-    ));
+    // A long request holds the only worker, so 1 running + 2 queued stay full however slowly the rest arrive.
+    const blocker = s.client.Detect({ image: { data: image }, options: LONG }, new grpc.Metadata(), (err: grpc.ServiceError | null) => {
+      void err;
+    });
+    await inFlight(1, 'the long request to run on the worker');
+    const answered: string[] = [];
+    const calls = Array.from({ length: 5 }, () =>
+      call(s.client, 'Detect', { image: { data: image }, options: { max_new_tokens: 5 } })
+        .then(
+          () => 'OK',
+          (e: grpc.ServiceError) => grpc.status[e.code],
+        )
+        .then((o) => (answered.push(o), o)),
+    );
+    // The three beyond the bounds are answered while the worker is still busy: they did not wait for room.
+    await waitFor(() => answered.length >= 3, { what: 'three of the five requests to be answered' });
+    assert.deepEqual(answered, ['RESOURCE_EXHAUSTED', 'RESOURCE_EXHAUSTED', 'RESOURCE_EXHAUSTED']);
+    const text = await scrapeMetrics(s);
+    assert.deepEqual([sample(text, 'florence2_inflight_requests', { device: 'cpu:0' }), sample(text, 'florence2_queued_requests', { device: 'cpu:0' })], [1, 2]);
+    blocker.cancel();
     const outcomes = await Promise.all(calls);
-    assert.equal(outcomes.filter((o) => o === 'OK').length, 3, outcomes.join(','));
+    assert.equal(outcomes.filter((o) => o === 'OK').length, 2, outcomes.join(','));
     assert.equal(outcomes.filter((o) => o === 'RESOURCE_EXHAUSTED').length, 3, outcomes.join(','));
   });
 
   it('SIGTERM: NOT_SERVING, new work refused, in-flight work completes, exit 0', async () => {
-    const inflight = call<object, DetectResponse__Output>(s.client, 'Detect', { image: { data: image }, options: { max_new_tokens: 120, num_beams: 3 } });
-    await new Promise((r) => setTimeout(r, 300));
+    // About 1.5 s of work unloaded, some 30 times what the checks between SIGTERM and its end take.
+    const inflight = call<object, DetectResponse__Output>(s.client, 'Detect', { image: { data: image }, options: { max_new_tokens: 300, num_beams: 3 } });
+    await inFlight(1, 'the request to run on the worker before SIGTERM');
+    const from = s.logs.length;
     s.child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 200));
+    // Logged in the same turn as health turns NOT_SERVING and new work starts being refused.
+    await waitForLog(s, { msg: 'shutting down', reason: 'SIGTERM' }, { from });
     assert.equal(await healthStatus(s), 'NOT_SERVING');
     await rejectsWith(call(s.client, 'Detect', { image: { data: image } }), grpc.status.UNAVAILABLE);
     const r = await inflight;
-    assert.equal(r.meta!.generated_tokens, 120);
+    assert.equal(r.meta!.generated_tokens, 300);
     assert.equal(await s.exited, 0);
   });
 });

@@ -361,14 +361,17 @@ describe('preprocess: resizeBicubicPil', () => {
     const img = randomRgb(src, 5);
     resizeBicubicPil(img, src, { width: 768, height: 768 }); // warm-up (JIT)
     const times: number[] = [];
-    for (let i = 0; i < 3; i++) {
+    // Best of five, so one run that a loaded machine preempted does not count.
+    for (let i = 0; i < 5; i++) {
       const t0 = performance.now();
       resizeBicubicPil(img, src, { width: 768, height: 768 });
       times.push(performance.now() - t0);
     }
     const best = Math.min(...times);
     console.log(`      resizeBicubicPil 4000x3000 -> 768x768: best ${best.toFixed(0)} ms of [${times.map((t) => t.toFixed(0)).join(', ')}]`);
-    assert.ok(best < 1000, `took ${best} ms`);
+    // About 300 ms on one core of a 2-core CI machine; the bound is ten times that, so only a
+    // regression in kind (e.g. a non-separable or BigInt filter, many times slower) fails it.
+    assert.ok(best < 3000, `took ${best} ms`);
   });
 
   it('validates its arguments', () => {

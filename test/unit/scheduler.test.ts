@@ -12,7 +12,9 @@ import {
   UnavailableError,
 } from '../../src/common/errors';
 import { CANCEL_BY_CLIENT, CANCEL_BY_DEADLINE, CANCEL_NONE, type WorkerResult, type WorkerTask } from '../../src/common/protocol';
-import { PoolLike, Scheduler, SubmitResult, cancelSlotCount, createCancelFlags } from '../../src/server/scheduler';
+import { PoolLike, Scheduler, SubmitResult } from '../../src/server/scheduler';
+import { CancelSlots } from '../../src/server/cancel-slots';
+import { waitFor } from '../helpers/wait';
 
 /** A task the fake pool received; the test settles it. */
 interface Call {
@@ -66,9 +68,10 @@ const tick = () => sleep(0);
 async function setup(opts: { devices?: number; maxInFlight?: number; maxQueue?: number; onQueueWait?: (d: string, ms: number) => void } = {}) {
   const devices = opts.devices ?? 1;
   const maxInFlight = opts.maxInFlight ?? 1;
-  const flagsBuffer = createCancelFlags(cancelSlotCount(devices, maxInFlight));
+  const cancelSlots = CancelSlots.forDevices(devices, maxInFlight);
+  const flagsBuffer = cancelSlots.buffer;
   const pools = Array.from({ length: devices }, (_, i) => new FakePool(`cpu:${i}`, flagsBuffer));
-  const scheduler = new Scheduler({ pools, maxInFlightPerDevice: maxInFlight, maxQueuePerDevice: opts.maxQueue ?? 1, onQueueWait: opts.onQueueWait });
+  const scheduler = new Scheduler({ pools, cancelSlots, maxInFlightPerDevice: maxInFlight, maxQueuePerDevice: opts.maxQueue ?? 1, onQueueWait: opts.onQueueWait });
   await scheduler.start();
   return { scheduler, pools, flags: new Int32Array(flagsBuffer) };
 }
@@ -83,15 +86,19 @@ function settled<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false
 
 describe('Scheduler', () => {
   it('rejects with UNAVAILABLE before start', async () => {
-    const buf = createCancelFlags(4);
-    const scheduler = new Scheduler({ pools: [new FakePool('cpu:0', buf)], maxInFlightPerDevice: 1, maxQueuePerDevice: 1 });
+    const cancelSlots = new CancelSlots(4);
+    const scheduler = new Scheduler({ pools: [new FakePool('cpu:0', cancelSlots.buffer)], cancelSlots, maxInFlightPerDevice: 1, maxQueuePerDevice: 1 });
     await assert.rejects(scheduler.submit(TASK, { requestId: 'r' }), UnavailableError);
   });
 
   it('refuses pools with different cancel buffers and too few slots', () => {
-    assert.throws(() => new Scheduler({ pools: [new FakePool('a', createCancelFlags(4)), new FakePool('b', createCancelFlags(4))], maxInFlightPerDevice: 1, maxQueuePerDevice: 0 }), /share one/);
-    const buf = createCancelFlags(3);
-    assert.throws(() => new Scheduler({ pools: [new FakePool('a', buf), new FakePool('b', buf)], maxInFlightPerDevice: 2, maxQueuePerDevice: 0 }), /need 4/);
+    const shared = new CancelSlots(4);
+    assert.throws(
+      () => new Scheduler({ pools: [new FakePool('a', shared.buffer), new FakePool('b', new CancelSlots(4).buffer)], cancelSlots: shared, maxInFlightPerDevice: 1, maxQueuePerDevice: 0 }),
+      /share the scheduler's/,
+    );
+    const small = new CancelSlots(3);
+    assert.throws(() => new Scheduler({ pools: [new FakePool('a', small.buffer), new FakePool('b', small.buffer)], cancelSlots: small, maxInFlightPerDevice: 2, maxQueuePerDevice: 0 }), /need 4/);
   });
 
   it('sends each request to the least-loaded device, round-robin on ties', async () => {
@@ -136,13 +143,13 @@ describe('Scheduler', () => {
     const { scheduler, pools } = await setup({ devices: 2, maxInFlight: 1, maxQueue: 1 });
     const accepted = [0, 1, 2, 3].map((i) => settled(scheduler.submit(TASK, { requestId: `r${i}` })));
     await tick();
-    const t0 = Date.now();
-    await assert.rejects(scheduler.submit(TASK, { requestId: 'over' }), (err: unknown) => {
-      assert.ok(err instanceof ResourceExhaustedError);
-      assert.match(err.message, /at most 1 and queues at most 1/);
-      return true;
-    });
-    assert.ok(Date.now() - t0 < 50, 'refused without waiting');
+    const over = settled(scheduler.submit(TASK, { requestId: 'over' }));
+    // Refused without waiting: settled before even a zero-delay timer fires, with every accepted request still running.
+    const first = await Promise.race([over, tick().then(() => 'still pending' as const)]);
+    assert.ok(first !== 'still pending', 'refused without waiting');
+    assert.ok(!first.ok);
+    assert.ok(first.error instanceof ResourceExhaustedError, String(first.error));
+    assert.match(first.error.message, /at most 1 and queues at most 1/);
     // Draining the fakes lets everything accepted finish.
     pools[0].finish(0);
     pools[1].finish(0);
@@ -157,7 +164,7 @@ describe('Scheduler', () => {
     const { scheduler, pools } = await setup({ maxInFlight: 1, maxQueue: 2, onQueueWait: (_d, ms) => waits.push(ms) });
     const first = scheduler.submit(TASK, { requestId: 'running' });
     const queued = settled(scheduler.submit(TASK, { requestId: 'queued', deadline: Date.now() + 40 }));
-    await tick();
+    // Admission is synchronous: checked before any timer (the deadline's included) can run.
     assert.equal(scheduler.stats()[0].queued, 1);
     const q = await queued;
     assert.ok(!q.ok && q.error instanceof DeadlineExceededError, 'rejected while queued');
@@ -196,12 +203,12 @@ describe('Scheduler', () => {
   it('sets CANCEL_BY_DEADLINE on a running request when its deadline passes, and maps the worker answer', async () => {
     const { scheduler, pools, flags } = await setup();
     const ac = new AbortController();
-    const p = settled(scheduler.submit(TASK, { requestId: 'r', deadline: Date.now() + 30, signal: ac.signal }));
+    // 300 ms: the check that the flag is still clear runs one zero-delay timer after submit, far sooner.
+    const p = settled(scheduler.submit(TASK, { requestId: 'r', deadline: Date.now() + 300, signal: ac.signal }));
     await tick();
     const slot = pools[0].calls[0].task.cancelSlot;
     assert.equal(Atomics.load(flags, slot), CANCEL_NONE);
-    await sleep(60);
-    assert.equal(Atomics.load(flags, slot), CANCEL_BY_DEADLINE);
+    await waitFor(() => Atomics.load(flags, slot) === CANCEL_BY_DEADLINE, { what: 'the deadline timer to set CANCEL_BY_DEADLINE' });
     // A later client cancel does not overwrite the first cause.
     ac.abort();
     assert.equal(Atomics.load(flags, slot), CANCEL_BY_DEADLINE);
