@@ -66,6 +66,22 @@ export default tseslint.config(
     files: ['test/**/*.ts', 'bench/**/*.ts', 'tools/**/*.ts'],
     rules: { 'no-restricted-imports': 'off' },
   },
+  {
+    // Tests read untyped data on purpose (JSON log lines, Python output, dynamic gRPC clients): the
+    // assertion on the value is the check, so the no-unsafe-* family would only add casts.
+    files: ['test/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-call': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+      '@typescript-eslint/no-unsafe-return': 'off',
+      '@typescript-eslint/no-explicit-any': 'off',
+      '@typescript-eslint/no-unsafe-function-type': 'off',
+      // Assertion messages print arrays as they come (`1,2,3`).
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowArray: true }],
+    },
+  },
   { files: ['**/*.mjs', '**/*.js'], ...tseslint.configs.disableTypeChecked },
   prettier,
 );

@@ -37,8 +37,8 @@ async function runCli(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ co
   let stderr = '';
   const out = process.stdout.write.bind(process.stdout);
   const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string | Uint8Array) => ((stdout += String(chunk)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += String(chunk)), true)) as typeof process.stderr.write;
+  process.stdout.write = ((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
+  process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
   try {
     const code = await annotateCli(argv, env);
     return { code, stdout, stderr };
@@ -259,15 +259,14 @@ describe('annotate: end to end on synthetic models', function () {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'src', 'cli', 'annotate.ts'), ...args], { stdio: 'ignore' });
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
     const recordsDir = path.join(out, '.annotate', 'records');
-    let done = 0;
     for (;;) {
-      done = existsSync(recordsDir) ? (await fs.readdir(recordsDir)).length : 0;
-      if (done >= 2 || child.exitCode !== null) break;
+      const recorded = existsSync(recordsDir) ? (await fs.readdir(recordsDir)).length : 0;
+      if (recorded >= 2 || child.exitCode !== null) break;
       await new Promise((r) => setTimeout(r, 5));
     }
     child.kill('SIGKILL');
     await exited;
-    done = (await fs.readdir(recordsDir)).length;
+    const done = (await fs.readdir(recordsDir)).length;
     assert.ok(done >= 2 && done < 12, `killed part-way (${done} of 12 done)`);
 
     const resumed = await runCli([...args, '--json']);
@@ -308,7 +307,7 @@ describe('annotate: end to end on synthetic models', function () {
     const s = await run(twoClass, { data, save: false, classes: ['person'] });
     assert.equal(s.outputDir, null);
     assert.equal(s.records!.length, 1);
-    assert.deepEqual(s.records![0]!.instances.map((i) => [i.classId, i.label]), [[0, 'person']]);
+    assert.deepEqual(s.records![0].instances.map((i) => [i.classId, i.label]), [[0, 'person']]);
     assert.deepEqual(await fs.readdir(data), ['a.png']);
   });
 });

@@ -4,7 +4,7 @@ import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AutoAnnotator } from '../../src/annotate';
-import { startServerProcess, ServerProcess } from '../helpers/server-process';
+import { startServerProcess, type ServerProcess } from '../helpers/server-process';
 import { tinyModel } from '../helpers/synth-models';
 import { writeImage } from './helpers';
 

@@ -138,7 +138,7 @@ describe('annotate: prompting', () => {
     );
     assert.deepEqual(ovd, [{ label: 'car', classId: 2, score: 0.5, box: [1, 1, 9, 9], polygons: [[1, 1, 9, 1, 9, 9]] }]);
     const seg = parseDetections({ task: '<REFERRING_EXPRESSION_SEGMENTATION>', text: 'dog', classId: 0 }, { polygons: [[[0, 0, 4, 0, 4, 4]]], labels: [''], scores: [0.7] });
-    assert.equal(seg[0]!.label, 'dog');
+    assert.equal(seg[0].label, 'dog');
 
     const classes = new ClassMap(['car'], true);
     const size = { width: 20, height: 20 };
@@ -204,8 +204,8 @@ describe('annotate: formats', () => {
     });
     const seg = buildCoco([rec], ['dog', 'car'], { segmentation: true, imageRoot: 'images/' });
     checkCocoRules(seg);
-    assert.equal(seg.annotations[1]!.area, 10000 + 50);
-    assert.deepEqual(seg.annotations[1]!.segmentation, rec.instances[1]!.polygons);
+    assert.equal(seg.annotations[1].area, 10000 + 50);
+    assert.deepEqual(seg.annotations[1].segmentation, rec.instances[1].polygons);
   });
 
   it('data.yaml for Ultralytics: path, train, val, names as index → name', () => {

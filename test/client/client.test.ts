@@ -9,14 +9,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { startServerProcess, ServerProcess } from '../helpers/server-process';
+import { startServerProcess, type ServerProcess } from '../helpers/server-process';
 import { carTiny, tinyModel } from '../helpers/synth-models';
 import {
   DeadlineExceededError,
   Florence2Client,
   InvalidArgumentError,
-  StreamItem,
-  StreamOutcome,
+  type StreamItem,
+  type StreamOutcome,
   TASK_TOKENS,
   UnavailableError,
 } from '../../src/client';
@@ -210,8 +210,8 @@ describe('Florence2Client against a server (scripted car model)', function () {
       for (let i = 0; i < 5; i++) {
         const o = got.get(`d${i}`)!;
         assert.equal(o.error, undefined);
-        assert.equal(o.result!.family, 'detect');
-        if (o.result!.family === 'detect') near([o.result!.boxes[0].x1, o.result!.boxes[0].y1, o.result!.boxes[0].x2, o.result!.boxes[0].y2], CAR_BOX_640x480);
+        assert.equal(o.result.family, 'detect');
+        if (o.result.family === 'detect') near([o.result.boxes[0].x1, o.result.boxes[0].y1, o.result.boxes[0].x2, o.result.boxes[0].y2], CAR_BOX_640x480);
       }
       assert.equal((got.get('cap')!.result as { text: string }).text, CAR_TEXT);
       assert.deepEqual((got.get('ov')!.result as { boxes: { label: string }[] }).boxes.map((b) => b.label), ['car', 'bus']);

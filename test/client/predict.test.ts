@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import sharp from 'sharp';
-import { startServerProcess, ServerProcess } from '../helpers/server-process';
+import { startServerProcess, type ServerProcess } from '../helpers/server-process';
 import { carTiny } from '../helpers/synth-models';
-import { predict, PredictFailure, PredictSuccess } from '../../src/cli/predict';
+import { predict, type PredictFailure, type PredictSuccess } from '../../src/cli/predict';
 import { closedPort, makeCerts, oneBox, startFakeServer } from './fake-server';
 
 const PREDICT = resolve(__dirname, '../../src/cli/predict.ts');
@@ -120,7 +120,7 @@ describe('florence2 predict', function () {
   it('tasks with inputs: classes, text, region; failures go to stderr', async () => {
     const ov = await run(['--server', s.address, '--task', 'open-vocabulary', '--classes', 'automobile, truck', a]);
     assert.equal(ov.code, 0, ov.stderr);
-    assert.match(ov.stdout, /: 2 objects\n {2}automobile {2}\(34\.2, 160\.1\)-\(597\.4, 371\.8\)  score 1\.00\n {2}truck /);
+    assert.match(ov.stdout, /: 2 objects\n {2}automobile {2}\(34\.2, 160\.1\)-\(597\.4, 371\.8\) {2}score 1\.00\n {2}truck /);
     const pg = await run(['--server', s.address, '--task', 'phrase-grounding', '--text', 'a car', a]);
     assert.match(pg.stdout, /: 1 phrase\n {2}car /);
     const seg = await run(['--server', s.address, '--task', 'referring-segmentation', '--text', 'the car', a]);

@@ -21,7 +21,7 @@ import {
   isRetryable,
 } from '../../src/client';
 import { withRetries } from '../../src/client/retry';
-import { closedPort, FakeServer, makeCerts, oneBox, startFakeServer, statusError } from './fake-server';
+import { closedPort, type FakeServer, makeCerts, oneBox, startFakeServer, statusError } from './fake-server';
 import type { StreamRequest__Output } from '../../src/generated/florence2/v1/StreamRequest';
 import type { StreamResponse } from '../../src/generated/florence2/v1/StreamResponse';
 
@@ -81,6 +81,8 @@ describe('client errors', () => {
       withRetries(
         async () => {
           calls++;
+          // A bare status object, as a stream reports one.
+          // eslint-disable-next-line @typescript-eslint/only-throw-error
           throw { code: grpc.status.UNAVAILABLE, details: 'down' };
         },
         { policy: { maxRetries: 10, baseMs: 40_000, maxBackoffMs: 40_000 }, deadline: Date.now() + 20_000, random: () => 0.99 },
@@ -119,7 +121,7 @@ describe('client retries and transport (scripted server)', () => {
       },
       Ocr(call) {
         // Never answers: for deadline and abort tests.
-        pending.push(call as grpc.ServerUnaryCall<unknown, unknown>);
+        pending.push(call);
       },
       Stream(call: grpc.ServerDuplexStream<StreamRequest__Output, StreamResponse>) {
         let n = 0;

@@ -1,7 +1,7 @@
 /** drawResult and its helpers: stable colours, escaping, sizes, formats, orientation, result → scene. */
 import { strict as assert } from 'node:assert';
 import sharp from 'sharp';
-import { defaultLineWidth, drawResult, escapeXml, labelColor, overlaySvg, PALETTE, VisualInstance } from '../../src/visuals/draw';
+import { defaultLineWidth, drawResult, escapeXml, labelColor, overlaySvg, PALETTE, type VisualInstance } from '../../src/visuals/draw';
 import { visualsFromResult } from '../../src/visuals/instances';
 import type { ResponseMeta } from '../../src/client';
 

@@ -13,7 +13,7 @@ export async function rejects<E extends Error>(p: Promise<unknown>, type: new (.
     await p;
   } catch (err) {
     assert.ok(err instanceof type, `expected ${type.name}, got ${(err as Error)?.constructor?.name}: ${(err as Error)?.message}`);
-    return err as E;
+    return err;
   }
   assert.fail(`expected ${type.name}, the call succeeded`);
 }

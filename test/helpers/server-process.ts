@@ -2,7 +2,7 @@
  * Runs `florence2 serve` as a child process on loopback (ports picked by the OS) and gives typed
  * gRPC clients for it: the Florence2 service and grpc.health.v1.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -59,9 +59,9 @@ export async function startServerProcess(args: string[], env: NodeJS.ProcessEnv 
         }
       }
     };
-    child.stderr!.on('data', onData);
-    child.stdout!.on('data', onData);
-    exited.then((code) => rej(new Error(`server exited with ${code} before listening:\n${stderrText.slice(-4000)}`)));
+    child.stderr.on('data', onData);
+    child.stdout.on('data', onData);
+    void exited.then((code) => rej(new Error(`server exited with ${code} before listening:\n${stderrText.slice(-4000)}`)));
   });
   const { port, metricsPort } = await listening;
   const address = `127.0.0.1:${port}`;
@@ -165,7 +165,7 @@ export async function waitForMetric(
 export type LogMatch = Record<string, unknown>;
 
 function logMatches(entry: Record<string, unknown>, match: LogMatch): boolean {
-  return Object.entries(match).every(([k, want]) => (want instanceof RegExp ? typeof entry[k] === 'string' && want.test(entry[k] as string) : entry[k] === want));
+  return Object.entries(match).every(([k, want]) => (want instanceof RegExp ? typeof entry[k] === 'string' && want.test(entry[k]) : entry[k] === want));
 }
 
 /** The log lines from index `from` on that match. */

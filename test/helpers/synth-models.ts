@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildModel, BuildOptions } from '../../tools/synth/build';
+import { buildModel, type BuildOptions } from '../../tools/synth/build';
 
 let root: string | null = null;
 const built = new Map<string, Promise<string>>();

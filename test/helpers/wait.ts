@@ -24,7 +24,7 @@ export async function waitFor<T>(probe: () => T | Promise<T>, options: WaitOptio
   const started = Date.now();
   for (;;) {
     const value = await probe();
-    if (value) return value as NonNullable<T>;
+    if (value) return value;
     if (Date.now() - started >= timeoutMs) {
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last probe gave ${JSON.stringify(value)})`);
     }

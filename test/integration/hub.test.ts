@@ -386,6 +386,7 @@ describe('hub: model download', function () {
     it('draws a progress bar on a terminal', async () => {
       const c = capture(true);
       assert.equal(await models(['pull', 'acme/tiny', '--dtype', 'fp16'], env(), c.io), 0, c.out.stderr);
+      // eslint-disable-next-line no-control-regex -- the terminal's erase-line escape is what is checked
       assert.match(c.out.stderr, /\r\x1b\[2K\[[#.]+\] /);
       assert.match(c.out.stderr, /100%/);
       assert.equal(c.out.stdout, `${join(home, 'models', 'acme--tiny', 'main')}\n`);

@@ -15,7 +15,7 @@ import {
   healthStatus,
   metricSample as sample,
   scrapeMetrics,
-  ServerProcess,
+  type ServerProcess,
   startServerProcess,
   waitForLog,
   waitForMetric,

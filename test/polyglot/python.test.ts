@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
-import { ServerProcess, startServerProcess } from '../helpers/server-process';
+import { type ServerProcess, startServerProcess } from '../helpers/server-process';
 import { carTiny, tinyModel } from '../helpers/synth-models';
 
 /** Debian's interpreter: it sees /usr/lib/python3/dist-packages (a pyenv `python3` on PATH may not). */

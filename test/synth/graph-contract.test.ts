@@ -239,7 +239,7 @@ describe('synthetic model: graph I/O contract', function () {
     it('the encoder attention mask is honoured: masked positions do not change the output', async () => {
       const e = f32(seeded(B * D, 6), [B, 1, D]);
       const a = await merged.run({ encoder_attention_mask: mask, encoder_hidden_states: states, inputs_embeds: e, use_cache_branch: flag(false), ...emptyPast() });
-      const changed = Float32Array.from(states.data as Float32Array);
+      const changed = Float32Array.from(states.data);
       for (let k = 0; k < D; k++) changed[(1 * S + 6) * D + k] += 5; // row 1, position 6 is masked
       const b = await merged.run({ encoder_attention_mask: mask, encoder_hidden_states: f32(changed, [B, S, D]), inputs_embeds: e, use_cache_branch: flag(false), ...emptyPast() });
       assert.ok(maxAbsDiff(a.logits.data as Float32Array, b.logits.data as Float32Array) < 1e-4);

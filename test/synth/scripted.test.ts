@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { CAR_SCRIPT, carTiny, tinyModel } from '../helpers/synth-models';
-import { ReferenceModel, beamGenerate, encodeInputs, greedyGenerate, loadReferenceModel } from '../helpers/reference-generation';
+import { type ReferenceModel, beamGenerate, encodeInputs, greedyGenerate, loadReferenceModel } from '../helpers/reference-generation';
 import { tokenizeScript } from '../../tools/synth/build';
 import { ScriptError, validateScript } from '../../tools/synth/script';
 import { SIZES } from '../../tools/synth/sizes';

@@ -6,7 +6,7 @@
  */
 import { strict as assert } from 'node:assert';
 import * as ort from 'onnxruntime-node';
-import { RawImage } from '@huggingface/transformers';
+import { type RawImage } from '@huggingface/transformers';
 import { loadTjsModel, loadTjsProcessor, testImage } from '../helpers/tjs';
 import { CAR_SCRIPT, carTiny, randomTiny } from '../helpers/synth-models';
 import { encodeInputs, greedyGenerate, loadReferenceModel } from '../helpers/reference-generation';

@@ -170,10 +170,10 @@ describe('florence/postprocess', () => {
       assert.deepEqual(Object.keys(r), ['polygons', 'labels']);
       assert.deepEqual(r.labels, ['']);
       assert.equal(r.polygons.length, 1);
-      assert.equal(r.polygons[0]!.length, 1);
-      assert.equal(r.polygons[0]![0]!.length, 14);
-      assertClose(r.polygons[0]![0]!.slice(0, 8), [178.88, 182.16, 180.8, 182.16, 185.92, 178.8, 187.84, 178.8]);
-      assertClose(r.polygons[0]![0]!.slice(12), [411.2, 221.04]); // <loc_642><loc_460>
+      assert.equal(r.polygons[0].length, 1);
+      assert.equal(r.polygons[0][0].length, 14);
+      assertClose(r.polygons[0][0].slice(0, 8), [178.88, 182.16, 180.8, 182.16, 185.92, 178.8, 187.84, 178.8]);
+      assertClose(r.polygons[0][0].slice(12), [411.2, 221.04]); // <loc_642><loc_460>
     });
 
     it('14: REGION_TO_CATEGORY / REGION_TO_DESCRIPTION keep <loc_N> verbatim', () => {
@@ -525,7 +525,7 @@ describe('florence/postprocess', () => {
 
     it('scores stay in (0, 1]; NaN log-probabilities are rejected', () => {
       const low = postProcessWithScores('<REGION_PROPOSAL>', pieces(...locPieces([1, 2, 3, 4], -Infinity)), CAR) as ScoredBoxesResult;
-      assert.ok(low.scores[0]! > 0 && low.scores[0]! <= 1);
+      assert.ok(low.scores[0] > 0 && low.scores[0] <= 1);
       const high = postProcessWithScores('<REGION_PROPOSAL>', pieces(...locPieces([1, 2, 3, 4], 0.5)), CAR) as ScoredBoxesResult;
       assert.deepEqual(high.scores, [1]);
       assert.throws(() => postProcessWithScores('<OD>', pieces(['x', Number.NaN]), CAR), RangeError);
@@ -554,7 +554,7 @@ describe('florence/postprocess', () => {
       const ps = toPieces(OD_TEXT, 3);
       const r = postProcessWithScores('<OD>', ps, CAR) as ScoredBoxesResult;
       // Recompute by hand from the pieces: label pieces are the text chunks right before each box.
-      const lp = (t: string, nth = 0): number => ps.filter((p) => p.text === t)[nth]!.logprob;
+      const lp = (t: string, nth = 0): number => ps.filter((p) => p.text === t)[nth].logprob;
       const mean = (xs: number[]): number => Math.exp(xs.reduce((a, b) => a + b, 0) / xs.length);
       const car = [lp('car'), lp('<loc_53>'), lp('<loc_333>'), lp('<loc_933>'), lp('<loc_774>')];
       const door = [lp('doo'), lp('r'), lp('<loc_712>'), lp('<loc_203>'), lp('<loc_906>'), lp('<loc_545>')];

@@ -12,7 +12,7 @@ import {
   UnavailableError,
 } from '../../src/common/errors';
 import { CANCEL_BY_CLIENT, CANCEL_BY_DEADLINE, CANCEL_NONE, type WorkerResult, type WorkerTask } from '../../src/common/protocol';
-import { PoolLike, Scheduler, SubmitResult } from '../../src/server/scheduler';
+import { type PoolLike, Scheduler, type SubmitResult } from '../../src/server/scheduler';
 import { CancelSlots } from '../../src/server/cancel-slots';
 import { waitFor } from '../helpers/wait';
 
