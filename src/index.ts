@@ -8,7 +8,7 @@ import { OrtBackend, type OrtBackendOptions } from './runtime/ort-backend';
 import { FlorenceTokenizer } from './florence/tokenizer';
 import { type ModelConfig, readModelConfig } from './florence/model-config';
 import { type PreprocessOptions, type ResampleMode, preprocessOptionsFromConfig, readPreprocessorConfig, DEFAULT_MAX_PIXELS } from './florence/preprocess';
-import { type PipelineParts, type RunOptions, type RunRequest, type RunResult, runBatch } from './florence/pipeline';
+import { type BatchRunOptions, type PipelineParts, type RunOptions, type RunOutcome, type RunRequest, type RunResult, runBatch, runBatchSettled } from './florence/pipeline';
 
 export { constructPrompt, constructRegionPrompt, PromptError } from './florence/prompts';
 export { postProcess, postProcessWithScores } from './florence/postprocess';
@@ -20,13 +20,15 @@ export { GenerationOptionError } from './florence/pipeline';
 export { ImageDecodeError } from './florence/preprocess';
 export { ModelLoadError } from './runtime/ort-backend';
 export { ModelConfigError } from './florence/model-config';
-export type { RunRequest, RunResult, RunOptions, GenerationOverrides, StageTimings } from './florence/pipeline';
+export type { RunRequest, RunResult, RunOptions, GenerationOverrides, StageTimings, BatchInfo, BatchItemOptions, BatchRunOptions, RunOutcome } from './florence/pipeline';
 
 export interface LoadOptions extends OrtBackendOptions {
   /** Resize like PIL (bit-exact with the Python reference, default) or with libvips (close to it; see README). */
   resample?: ResampleMode;
   /** Images with more pixels are rejected before decoding. */
   maxPixels?: number;
+  /** Images per vision-encoder call within a batch (bounds its memory); default: a batch's images in one call. */
+  maxVisionBatch?: number;
 }
 
 /** A loaded Florence-2 model. */
@@ -45,7 +47,14 @@ export class Florence2 {
     const pre = readPreprocessorConfig(JSON.parse(readFileSync(join(dir, 'preprocessor_config.json'), 'utf8')));
     const preprocess: PreprocessOptions = { ...preprocessOptionsFromConfig(pre, { resample: options.resample ?? 'pil' }), maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS };
     const backend = await OrtBackend.open(dir, config.dims, options);
-    return new Florence2(dir, config, backend, { backend, tokenizer, preprocess, generation: config.generation, encoderMaxPositions: config.encoderMaxPositions });
+    return new Florence2(dir, config, backend, {
+      backend,
+      tokenizer,
+      preprocess,
+      generation: config.generation,
+      encoderMaxPositions: config.encoderMaxPositions,
+      ...(options.maxVisionBatch !== undefined ? { maxVisionBatch: options.maxVisionBatch } : {}),
+    });
   }
 
   /** Runs one request. */
@@ -56,6 +65,20 @@ export class Florence2 {
   /** Runs several requests as one batch (one generation loop; the same generation settings for all). */
   runBatch(requests: readonly RunRequest[], options: RunOptions = {}): Promise<RunResult[]> {
     return runBatch(this.parts, requests, options);
+  }
+
+  /**
+   * Runs requests from different callers as one batch, each settled on its own: its own bad input,
+   * `items[i].shouldStop` or `items[i].maxNewTokens` affects only it, and `onOutcome` reports each
+   * outcome as soon as it is final. Rejects only when the batch itself fails (the runtime).
+   */
+  runBatchSettled(requests: readonly RunRequest[], options: BatchRunOptions = {}): Promise<RunOutcome[]> {
+    return runBatchSettled(this.parts, requests, options);
+  }
+
+  /** Milliseconds spent inside `session.run` for decoder steps since load (embedding and decoder graphs). */
+  get decoderRunMs(): number {
+    return this.backend.decoderRunMs;
   }
 
   /** The ONNX files in use, per module. */

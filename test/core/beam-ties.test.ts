@@ -6,9 +6,9 @@
  */
 import { strict as assert } from 'node:assert';
 import * as ort from 'onnxruntime-node';
-import { DecoderStepInput, EncoderStates, KvCache, ModelBackend } from '../../src/florence/generation/backend';
-import { GenerationParams, Hypotheses, generate } from '../../src/florence/generation/loop';
-import { ReferenceModel, beamGenerate } from '../helpers/reference-generation';
+import { type DecoderStepInput, type EncoderStates, type KvCache, type ModelBackend } from '../../src/florence/generation/backend';
+import { type GenerationParams, Hypotheses, generate } from '../../src/florence/generation/loop';
+import { type ReferenceModel, beamGenerate } from '../helpers/reference-generation';
 
 const V = 6;
 const EOS = 2;
@@ -101,7 +101,7 @@ describe('beam search ties (HF BeamHypotheses)', () => {
     for (const earlyStopping of [true, false]) {
       it(`the tied hypothesis added last wins: ${c.name}, early stopping ${earlyStopping}`, async () => {
         const ours = await generate(scriptedBackend(c.script), encoder, params(c.maxNewTokens, c.lengthPenalty, earlyStopping));
-        assert.deepEqual(ours.sequences.map((s) => s.ids), [c.expected]);
+        assert.deepEqual(ours.sequences.map((s) => s?.ids), [c.expected]);
         const ref = await beamGenerate(scriptedReference(c.script), encoder, { numBeams: 2, maxNewTokens: c.maxNewTokens, lengthPenalty: c.lengthPenalty, earlyStopping });
         assert.deepEqual(ref, [c.expected]);
       });

@@ -3,6 +3,10 @@
  * (`BeamSearchScorer` semantics, §6.3), with the reference processors. The encoder states are
  * computed once per image; the beams of an image read them through `rowItems`, and the decoder's
  * self-attention cache is reordered by beam source after every step.
+ *
+ * The items of a batch are independent: each has its own length limit, may be stopped on its own,
+ * and leaves the batch (its rows dropped from the cache) as soon as it is final, when it is also
+ * reported. Each item's ids and log-probabilities are those it gives alone.
  */
 import { type DecoderStepOutput, type EncoderStates, type KvCache, type ModelBackend } from './backend';
 import { type ProcessorParams, argmax, logSoftmaxInPlace, logSumExp, processScores } from './logits';
@@ -31,7 +35,10 @@ export interface GeneratedSequence {
 }
 
 export interface GenerationOutput {
-  sequences: GeneratedSequence[];
+  /** Per encoder item: its sequence, or null when `itemStopped` ended it. */
+  sequences: (GeneratedSequence | null)[];
+  /** Per encoder item: the decoder steps it took part in. */
+  itemSteps: number[];
   /** Decoder steps run (each one batched over all live rows). */
   steps: number;
 }
@@ -44,14 +51,34 @@ export class GenerationStopped extends Error {
 }
 
 export interface GenerateOptions {
-  /** Checked before every decoder step; true stops generation with {@link GenerationStopped}. */
+  /** Checked before every decoder step; true stops the whole generation with {@link GenerationStopped}. */
   shouldStop?: () => boolean;
+  /**
+   * Per encoder item, its own `maxNewTokens` (default `params.maxNewTokens` for all). An item's max
+   * length and forced-EOS step follow its own limit, so its output is what it would be alone.
+   */
+  maxNewTokens?: readonly number[];
+  /**
+   * Checked for every live item before every decoder step; an item for which it returns true leaves
+   * the batch (its rows are dropped) and ends as stopped (`null` in `sequences`).
+   */
+  itemStopped?: (item: number) => boolean;
+  /**
+   * Called once per item as soon as it is final (its sequence, or null when stopped), before any
+   * later decoder step runs; `steps` is the decoder steps the item took part in. An exception
+   * thrown here rejects the generation.
+   */
+  onItemDone?: (item: number, sequence: GeneratedSequence | null, steps: number) => void;
 }
 
 /** max_length of HF generate: the decoder start token plus at most `maxNewTokens`, bounded by the position table. */
 export function maxLengthFor(p: GenerationParams, maxPositions: number): number {
+  return maxLengthOf(p.maxNewTokens, maxPositions);
+}
+
+function maxLengthOf(maxNewTokens: number, maxPositions: number): number {
   // Tokens are fed at positions 0..L-2 (the last one is never fed), so L ≤ maxPositions + 1.
-  return Math.min(1 + p.maxNewTokens, maxPositions + 1);
+  return Math.min(1 + maxNewTokens, maxPositions + 1);
 }
 
 function processorParams(p: GenerationParams, maxLength: number): ProcessorParams {
@@ -60,43 +87,129 @@ function processorParams(p: GenerationParams, maxLength: number): ProcessorParam
 
 const lastTokens = (rows: number[][]) => BigInt64Array.from(rows.map((r) => BigInt(r[r.length - 1])));
 
+/** Per encoder item: max length and logits-processor settings. */
+interface ItemLimits {
+  maxLength: number[];
+  proc: ProcessorParams[];
+}
+
+function itemLimits(p: GenerationParams, options: GenerateOptions, batch: number, maxPositions: number): ItemLimits {
+  const perItem = options.maxNewTokens ?? new Array<number>(batch).fill(p.maxNewTokens);
+  if (perItem.length !== batch) throw new RangeError(`maxNewTokens has ${perItem.length} entries for a batch of ${batch}`);
+  for (const m of perItem) if (!Number.isInteger(m) || m < 1) throw new RangeError(`maxNewTokens must be a positive integer: ${m}`);
+  const maxLength = perItem.map((m) => maxLengthOf(m, maxPositions));
+  return { maxLength, proc: maxLength.map((L) => processorParams(p, L)) };
+}
+
+/**
+ * The decoder cache and, for each live row, the cache row it continues. Reordering, finished rows
+ * and stopped items only update `rows`; the cache is gathered once, right before the next step.
+ */
+class RowCache {
+  private cache: KvCache | null = null;
+  private rows: number[] = [];
+
+  constructor(private readonly backend: ModelBackend) {}
+
+  get empty(): boolean {
+    return this.cache === null;
+  }
+
+  /** After a step: the new cache and the rows of it that go on (in their new order). */
+  set(cache: KvCache, rows: number[]): void {
+    this.cache = cache;
+    this.rows = rows;
+  }
+
+  /** Keeps only the live rows at positions `kept`. */
+  keep(kept: number[]): void {
+    this.rows = kept.map((r) => this.rows[r]);
+  }
+
+  /** The cache laid out for the live rows, each reading encoder item `rowItems[r]`. */
+  take(rowItems: number[]): KvCache | null {
+    const c = this.cache;
+    if (c === null) return null;
+    const identity = this.rows.length === c.rows && this.rows.every((r, i) => r === i);
+    return identity ? c : this.backend.selectRows(c, this.rows, rowItems);
+  }
+}
+
 /** Greedy or beam search, by `params.numBeams`. */
 export function generate(backend: ModelBackend, encoder: EncoderStates, params: GenerationParams, options: GenerateOptions = {}): Promise<GenerationOutput> {
   if (!Number.isInteger(params.numBeams) || params.numBeams < 1) throw new RangeError(`numBeams must be a positive integer: ${params.numBeams}`);
   if (!Number.isInteger(params.maxNewTokens) || params.maxNewTokens < 1) throw new RangeError(`maxNewTokens must be a positive integer: ${params.maxNewTokens}`);
-  return params.numBeams === 1 ? greedy(backend, encoder, params, options) : beamSearch(backend, encoder, params, options);
+  const limits = itemLimits(params, options, encoder.batch, backend.dims.maxPositions);
+  return params.numBeams === 1 ? greedy(backend, encoder, params, limits, options) : beamSearch(backend, encoder, params, limits, options);
 }
 
-async function greedy(backend: ModelBackend, encoder: EncoderStates, p: GenerationParams, options: GenerateOptions): Promise<GenerationOutput> {
-  const maxLength = maxLengthFor(p, backend.dims.maxPositions);
-  const proc = processorParams(p, maxLength);
+/** Per-item results and their early report. */
+class ItemResults {
+  readonly sequences: (GeneratedSequence | null)[];
+  readonly itemSteps: number[];
+
+  constructor(
+    batch: number,
+    private readonly onItemDone: GenerateOptions['onItemDone'],
+  ) {
+    this.sequences = new Array<GeneratedSequence | null>(batch).fill(null);
+    this.itemSteps = new Array<number>(batch).fill(0);
+  }
+
+  finish(item: number, sequence: GeneratedSequence | null): void {
+    this.sequences[item] = sequence;
+    this.onItemDone?.(item, sequence, this.itemSteps[item]);
+  }
+}
+
+/** Positions in `live` of the items that go on; the others are finished as stopped. */
+function unstopped(live: number[], options: GenerateOptions, results: ItemResults): number[] | null {
+  const stopped = options.itemStopped;
+  if (!stopped) return null;
+  const kept: number[] = [];
+  live.forEach((b, q) => {
+    if (stopped(b)) results.finish(b, null);
+    else kept.push(q);
+  });
+  return kept.length === live.length ? null : kept;
+}
+
+async function greedy(backend: ModelBackend, encoder: EncoderStates, p: GenerationParams, limits: ItemLimits, options: GenerateOptions): Promise<GenerationOutput> {
   const V = backend.dims.vocabSize;
-  const sequences: GeneratedSequence[] = Array.from({ length: encoder.batch }, () => ({ ids: [p.decoderStartTokenId], logprobs: [] }));
-  let live = sequences.map((_, b) => b);
-  let cache: KvCache | null = null;
+  const results = new ItemResults(encoder.batch, options.onItemDone);
+  const seqs: GeneratedSequence[] = Array.from({ length: encoder.batch }, () => ({ ids: [p.decoderStartTokenId], logprobs: [] }));
+  let live = seqs.map((_, b) => b);
+  const cache = new RowCache(backend);
   let steps = 0;
   while (live.length > 0) {
     if (options.shouldStop?.()) throw new GenerationStopped(steps);
-    const out: DecoderStepOutput = await backend.decode({ tokens: lastTokens(live.map((b) => sequences[b].ids)), rowItems: live, encoder, cache });
+    const kept = unstopped(live, options, results);
+    if (kept) {
+      live = kept.map((q) => live[q]);
+      cache.keep(kept);
+      if (live.length === 0) break;
+    }
+    const out: DecoderStepOutput = await backend.decode({ tokens: lastTokens(live.map((b) => seqs[b].ids)), rowItems: live, encoder, cache: cache.take(live) });
     steps += 1;
     const keep: number[] = [];
+    const finished: number[] = [];
     live.forEach((b, r) => {
-      const seq = sequences[b];
+      const seq = seqs[b];
+      results.itemSteps[b] += 1;
       const scores = out.logits.subarray(r * V, (r + 1) * V);
-      processScores(scores, seq.ids, proc);
+      processScores(scores, seq.ids, limits.proc[b]);
       const next = argmax(scores);
       seq.ids.push(next);
       seq.logprobs.push(scores[next] - logSumExp(scores));
-      if (next !== p.eosTokenId && seq.ids.length < maxLength) keep.push(r);
+      if (next !== p.eosTokenId && seq.ids.length < limits.maxLength[b]) keep.push(r);
+      else finished.push(b);
     });
     // Finished rows leave the batch (HF would keep padding them; the outputs are the same).
-    if (keep.length === live.length) cache = out.cache;
-    else if (keep.length > 0) {
-      live = keep.map((r) => live[r]);
-      cache = backend.selectRows(out.cache, keep, live);
-    } else live = [];
+    live = keep.map((r) => live[r]);
+    cache.set(out.cache, keep);
+    for (const b of finished) results.finish(b, seqs[b]);
   }
-  return { sequences, steps };
+  return { sequences: results.sequences, itemSteps: results.itemSteps, steps };
 }
 
 interface Hypothesis {
@@ -182,101 +295,121 @@ function topCandidates(rows: Float32Array[], beamScores: number[], k: number, V:
  * The first beam step: every beam of an image holds only the decoder start token, so the decoder
  * runs once per image (not once per beam: the cross-attention keys and values over ~590 encoder
  * states are the costly part) and its logits are copied to the image's beam rows. The returned
- * cache has one row per image.
+ * cache has one row per live item.
  */
-async function firstBeamStep(backend: ModelBackend, encoder: EncoderStates, ids: number[][], K: number): Promise<DecoderStepOutput> {
-  const B = encoder.batch;
+async function firstBeamStep(backend: ModelBackend, encoder: EncoderStates, items: number[], startToken: number, K: number): Promise<DecoderStepOutput> {
   const V = backend.dims.vocabSize;
-  const items = Array.from({ length: B }, (_, b) => b);
-  const out = await backend.decode({ tokens: lastTokens(items.map((b) => ids[b * K])), rowItems: items, encoder, cache: null });
-  const logits = new Float32Array(B * K * V);
-  for (let r = 0; r < B * K; r++) logits.set(out.logits.subarray(Math.floor(r / K) * V, (Math.floor(r / K) + 1) * V), r * V);
+  const out = await backend.decode({ tokens: lastTokens(items.map(() => [startToken])), rowItems: items, encoder, cache: null });
+  const logits = new Float32Array(items.length * K * V);
+  for (let r = 0; r < items.length * K; r++) logits.set(out.logits.subarray(Math.floor(r / K) * V, (Math.floor(r / K) + 1) * V), r * V);
   return { logits, cache: out.cache };
 }
 
-async function beamSearch(backend: ModelBackend, encoder: EncoderStates, p: GenerationParams, options: GenerateOptions): Promise<GenerationOutput> {
+/** The beams of the live items, item-major (K rows per item). */
+interface BeamRows {
+  ids: number[][];
+  logprobs: number[][];
+  scores: number[];
+}
+
+/**
+ * HF beam search over a batch of items. An item leaves the batch (its K rows are dropped from later
+ * steps) as soon as it is final: done by HF's `is_done`, at its own max length (then its live beams
+ * are added as HF's `finalize` adds them), or stopped. The live items advance in lock-step from the
+ * same start, so all rows of a step share one cache length.
+ */
+async function beamSearch(backend: ModelBackend, encoder: EncoderStates, p: GenerationParams, limits: ItemLimits, options: GenerateOptions): Promise<GenerationOutput> {
   const K = p.numBeams;
-  const B = encoder.batch;
   const V = backend.dims.vocabSize;
-  const maxLength = maxLengthFor(p, backend.dims.maxPositions);
-  const proc = processorParams(p, maxLength);
   const promptLength = 1; // the decoder start token
-  const rowItems = Array.from({ length: B * K }, (_, r) => Math.floor(r / K));
-  let ids: number[][] = rowItems.map(() => [p.decoderStartTokenId]);
-  let logprobs: number[][] = rowItems.map(() => []);
-  // Only the first beam of an item is live at the start, so the K beams do not all pick the same token.
-  let beamScores: number[] = rowItems.map((_, r) => (r % K === 0 ? 0 : Math.fround(-1e9)));
-  const hyps = Array.from({ length: B }, () => new Hypotheses(K, p.lengthPenalty, p.earlyStopping));
-  const done = new Array<boolean>(B).fill(false);
-  let cache: KvCache | null = null;
+  const results = new ItemResults(encoder.batch, options.onItemDone);
+  const hyps = Array.from({ length: encoder.batch }, () => new Hypotheses(K, p.lengthPenalty, p.earlyStopping));
+  const beamRows = (items: number[]) => items.flatMap((b) => new Array<number>(K).fill(b));
+  let live = Array.from({ length: encoder.batch }, (_, b) => b);
+  let rows: BeamRows = {
+    ids: beamRows(live).map(() => [p.decoderStartTokenId]),
+    logprobs: beamRows(live).map(() => []),
+    // Only the first beam of an item is live at the start, so the K beams do not all pick the same token.
+    scores: beamRows(live).map((_, r) => (r % K === 0 ? 0 : Math.fround(-1e9))),
+  };
+  const cache = new RowCache(backend);
   let steps = 0;
 
-  while (true) {
+  /** The item's best hypothesis as HF `finalize` returns it, after adding `beams` (its live beams at its max length). */
+  const finalize = (b: number, beams: BeamRows | null): GeneratedSequence => {
+    const h = hyps[b];
+    if (beams) beams.ids.forEach((ids, j) => h.add(ids, beams.logprobs[j], beams.scores[j], ids.length - promptLength));
+    const best = h.best();
+    // Hypotheses that ended on EOS carry its log-probability but not the token (HF appends it here).
+    if (best.ids.length < limits.maxLength[b]) return { ids: [...best.ids, p.eosTokenId], logprobs: best.logprobs };
+    return { ids: best.ids, logprobs: best.logprobs.slice(0, best.ids.length - 1) };
+  };
+
+  while (live.length > 0) {
     if (options.shouldStop?.()) throw new GenerationStopped(steps);
-    const curLength = ids[0].length;
-    const out = cache === null ? await firstBeamStep(backend, encoder, ids, K) : await backend.decode({ tokens: lastTokens(ids), rowItems, encoder, cache });
+    const kept = unstopped(live, options, results);
+    if (kept) {
+      const keptRows = kept.flatMap((q) => Array.from({ length: K }, (_, j) => q * K + j));
+      live = kept.map((q) => live[q]);
+      rows = { ids: keptRows.map((r) => rows.ids[r]), logprobs: keptRows.map((r) => rows.logprobs[r]), scores: keptRows.map((r) => rows.scores[r]) };
+      // Before the first step there is no cache; after it, it has K rows per item (see below).
+      if (!cache.empty) cache.keep(keptRows);
+      if (live.length === 0) break;
+    }
+    const rowItems = beamRows(live);
+    const first = cache.empty;
+    const curLength = rows.ids[0].length;
+    const out = first
+      ? await firstBeamStep(backend, encoder, live, p.decoderStartTokenId, K)
+      : await backend.decode({ tokens: lastTokens(rows.ids), rowItems, encoder, cache: cache.take(rowItems) });
     steps += 1;
-    const scores = ids.map((rowIds, r) => {
+    const scores = rows.ids.map((rowIds, r) => {
       const s = out.logits.subarray(r * V, (r + 1) * V);
       logSoftmaxInPlace(s);
-      processScores(s, rowIds, proc);
+      processScores(s, rowIds, limits.proc[rowItems[r]]);
       return s;
     });
 
-    const nextIds: number[][] = [];
-    const nextLogprobs: number[][] = [];
-    const nextScores: number[] = [];
+    const next: BeamRows = { ids: [], logprobs: [], scores: [] };
+    /** Rows of `out.cache` the next beams continue (after the first step it has one row per item). */
     const sources: number[] = [];
-    for (let b = 0; b < B; b++) {
-      const first = b * K;
-      if (done[b]) {
-        for (let j = 0; j < K; j++) {
-          nextIds.push([...ids[first], p.padTokenId]);
-          nextLogprobs.push([...logprobs[first], 0]);
-          nextScores.push(0);
-          sources.push(first);
-        }
-        continue;
-      }
-      const candidates = topCandidates(scores.slice(first, first + K), beamScores.slice(first, first + K), 2 * K, V);
-      let added = 0;
+    const nextLive: number[] = [];
+    const finished: [number, GeneratedSequence][] = [];
+    live.forEach((b, q) => {
+      results.itemSteps[b] += 1;
+      const base = q * K;
+      const candidates = topCandidates(scores.slice(base, base + K), rows.scores.slice(base, base + K), 2 * K, V);
+      const beams: BeamRows = { ids: [], logprobs: [], scores: [] };
+      const beamSources: number[] = [];
       for (const [rank, c] of candidates.entries()) {
-        const src = first + Math.floor(c.index / V);
+        const src = base + Math.floor(c.index / V);
         const token = c.index % V;
         if (token === p.eosTokenId) {
           // An EOS outside the top K cannot finish a hypothesis (HF).
           if (rank >= K) continue;
-          hyps[b].add(ids[src], [...logprobs[src], c.logprob], c.score, curLength + 1 - promptLength);
+          hyps[b].add(rows.ids[src], [...rows.logprobs[src], c.logprob], c.score, curLength + 1 - promptLength);
         } else {
-          nextIds.push([...ids[src], token]);
-          nextLogprobs.push([...logprobs[src], c.logprob]);
-          nextScores.push(c.score);
-          sources.push(src);
-          added += 1;
+          beams.ids.push([...rows.ids[src], token]);
+          beams.logprobs.push([...rows.logprobs[src], c.logprob]);
+          beams.scores.push(c.score);
+          beamSources.push(first ? q : src);
         }
-        if (added === K) break;
+        if (beams.ids.length === K) break;
       }
-      done[b] = hyps[b].isDone(candidates[0].score, curLength + 1, promptLength);
-    }
-    ids = nextIds;
-    logprobs = nextLogprobs;
-    beamScores = nextScores;
-    if (done.every(Boolean) || ids[0].length >= maxLength) break;
-    // After the first step the cache has one row per image (see firstBeamStep): map beam rows to it.
-    cache = backend.selectRows(out.cache, steps === 1 ? sources.map((r) => Math.floor(r / K)) : sources, rowItems);
+      if (hyps[b].isDone(candidates[0].score, curLength + 1, promptLength)) finished.push([b, finalize(b, null)]);
+      else if (curLength + 1 >= limits.maxLength[b]) finished.push([b, finalize(b, beams)]);
+      else {
+        nextLive.push(b);
+        next.ids.push(...beams.ids);
+        next.logprobs.push(...beams.logprobs);
+        next.scores.push(...beams.scores);
+        sources.push(...beamSources);
+      }
+    });
+    live = nextLive;
+    rows = next;
+    cache.set(out.cache, sources);
+    for (const [b, seq] of finished) results.finish(b, seq);
   }
-
-  const sequences: GeneratedSequence[] = hyps.map((h, b) => {
-    if (!done[b]) {
-      for (let j = 0; j < K; j++) {
-        const r = b * K + j;
-        h.add(ids[r], logprobs[r], beamScores[r], ids[r].length - promptLength);
-      }
-    }
-    const best = h.best();
-    // Hypotheses that ended on EOS carry its log-probability but not the token (HF appends it here).
-    if (best.ids.length < maxLength) return { ids: [...best.ids, p.eosTokenId], logprobs: best.logprobs };
-    return { ids: best.ids, logprobs: best.logprobs.slice(0, best.ids.length - 1) };
-  });
-  return { sequences, steps };
+  return { sequences: results.sequences, itemSteps: results.itemSteps, steps };
 }
