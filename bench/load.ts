@@ -2,7 +2,7 @@
  * `npm run bench:load [-- --clients N] [--requests M] [--devices LIST] [--time-limit S] [--deadline-ms MS]`
  *
  * A bounded load test on loopback: starts `florence2 serve` as a child process on 127.0.0.1 with a
- * tiny car-scripted synthetic model (built once under .cache/load-models/), then N concurrent
+ * tiny car-scripted synthetic model (built once under .cache/bench-models/), then N concurrent
  * clients send M requests in all, mixed over Detect, Caption, Ocr, Run and the bidirectional Stream
  * (shared streams, several requests in flight on each, matched by request_id).
  *

@@ -1,8 +1,10 @@
 /**
- * Benchmark model folders: random synthetic models built on demand under `.cache/bench-models/`
- * (gitignored) and reused while their synthetic.json still describes what we would build.
+ * Benchmark model folders: synthetic models (random, or scripted to emit one text for every task)
+ * built on demand under `.cache/bench-models/` (gitignored) and reused while their synthetic.json
+ * still describes what we would build.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { BUILDER_VERSION, buildModel } from '../tools/synth/build';
 import type { SizeName } from '../tools/synth/sizes';
@@ -19,8 +21,8 @@ interface SyntheticJson {
   files?: { name: string; bytes: number }[];
 }
 
-/** Why a cached folder cannot be reused, or null when it matches a random fp32 build of `size`/`seed`. */
-export function cacheMismatch(dir: string, size: SizeName, seed: number): string | null {
+/** Why a cached folder cannot be reused, or null when it matches an fp32 build of `size`/`seed` with `script` (null: random). */
+export function cacheMismatch(dir: string, size: SizeName, seed: number, script: string | null = null): string | null {
   const file = join(dir, 'synthetic.json');
   if (!existsSync(file)) return 'no synthetic.json';
   let meta: SyntheticJson;
@@ -32,7 +34,7 @@ export function cacheMismatch(dir: string, size: SizeName, seed: number): string
   if (meta.builder_version !== BUILDER_VERSION) return `builder version ${meta.builder_version} ≠ ${BUILDER_VERSION}`;
   if (meta.size !== size) return `size ${meta.size} ≠ ${size}`;
   if (meta.seed !== seed) return `seed ${meta.seed} ≠ ${seed}`;
-  if (meta.script !== null || (meta.script_ids ?? null) !== null) return 'scripted, not random';
+  if ((meta.script ?? null) !== script || (meta.script_ids ?? null) !== null) return script === null ? 'scripted, not random' : 'another script';
   if (!meta.dtypes?.includes('fp32')) return 'no fp32 graphs';
   for (const f of meta.files ?? []) {
     const p = join(dir, f.name);
@@ -44,16 +46,17 @@ export function cacheMismatch(dir: string, size: SizeName, seed: number): string
   return null;
 }
 
-/** The folder of a random synthetic model of `size`, built (or rebuilt) when the cache does not match. */
-export async function benchModel(size: SizeName, seed: number, log: (line: string) => void): Promise<string> {
-  const dir = join(BENCH_MODELS_DIR, `${size}-random-seed${seed}`);
-  const why = cacheMismatch(dir, size, seed);
+/** The folder of a synthetic model of `size` (random, or scripted), built (or rebuilt) when the cache does not match. */
+export async function benchModel(size: SizeName, seed: number, log: (line: string) => void, script: string | null = null): Promise<string> {
+  const kind = script === null ? 'random' : `script-${createHash('sha256').update(script).digest('hex').slice(0, 8)}`;
+  const dir = join(BENCH_MODELS_DIR, `${size}-${kind}-seed${seed}`);
+  const why = cacheMismatch(dir, size, seed, script);
   if (why === null) {
     log(`model ${size}: reusing ${dir}`);
     return dir;
   }
   log(`model ${size}: building into ${dir} (${existsSync(dir) ? why : 'not cached'})${size === 'tiny' ? '' : ', about 20 s'}`);
-  const r = await buildModel({ size, seed, out: dir, dtypes: ['fp32'], force: true });
+  const r = await buildModel({ size, seed, out: dir, dtypes: ['fp32'], force: true, ...(script === null ? {} : { script }) });
   log(`model ${size}: built in ${r.seconds.toFixed(1)} s`);
   return r.dir;
 }

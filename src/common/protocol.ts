@@ -29,6 +29,8 @@ export interface WorkerInit {
   dtype: DtypeByModule;
   resample: ResampleMode;
   maxPixels: number;
+  /** Images per vision-encoder call within a batch. */
+  maxVisionBatch: number;
   /** Cooperative cancel flags, one Int32 per slot; a task reads `flags[task.cancelSlot]` between decoder steps. */
   cancelFlags: SharedArrayBuffer;
   /** The server's log level, so worker lines follow it. */
@@ -37,7 +39,7 @@ export interface WorkerInit {
   testHooks: boolean;
 }
 
-/** One request of a batch. */
+/** One prompt: a decoder row (or `numBeams` rows) of a batch. */
 export interface WorkerRequest {
   image: Uint8Array;
   task: TaskToken;
@@ -45,14 +47,25 @@ export interface WorkerRequest {
   region?: PixelRegion;
 }
 
-/** A batch of requests sharing generation settings: one pipeline call in the worker. */
-export interface WorkerTask {
-  kind: 'run';
-  requests: WorkerRequest[];
-  numBeams?: number;
+/** One client request inside a batch: its prompts (open vocabulary: one per class) and its own limits. */
+export interface WorkerBatchItem {
+  prompts: WorkerRequest[];
   maxNewTokens?: number;
   /** Index into the cancel flags: non-zero there means stop (1 = cancelled, 2 = deadline). */
   cancelSlot: number;
+}
+
+/**
+ * A batch of client requests sharing one generation loop (the same number of beams): one vision,
+ * encoder and decoder pass for all of them in the worker. Each item is answered on its own, as soon
+ * as it is final, with a {@link WorkerOutcomeMessage}; the task's result repeats every outcome.
+ */
+export interface WorkerTask {
+  kind: 'run';
+  /** Unique per pool, to route the early outcome messages. */
+  batchId: number;
+  items: WorkerBatchItem[];
+  numBeams?: number;
   /** Test hook: exit the worker thread while the task runs. */
   crash?: boolean;
 }
@@ -83,21 +96,64 @@ export type WorkerErrorKind = 'invalid_argument' | 'cancelled' | 'deadline_excee
  */
 export type WorkerErrorField = PromptField | 'image' | GenerationOptionError['field'];
 
-export type WorkerResult =
-  | { ok: true; items: WorkerResultItem[]; timings: StageTimings; device: string }
+/** A failure as data (errors cross the thread boundary as plain objects). */
+export interface WorkerError {
+  kind: WorkerErrorKind;
+  message: string;
+  field?: WorkerErrorField;
+  /**
+   * Set when the worker itself is unusable (its model failed to load when piscina replaced a dead
+   * worker), so it can serve nothing: the pool answers UNAVAILABLE, not INTERNAL.
+   */
+  workerFailed?: boolean;
+}
+
+/** What one batch was, for every request of it and for metrics. */
+export interface BatchShape {
+  /** Client requests in the batch. */
+  requests: number;
+  /** Decoder rows at the first step (prompts × beams). */
+  rows: number;
+}
+
+/** The answer to one item of a batch. */
+export type WorkerItemOutcome =
   | {
-      ok: false;
-      error: {
-        kind: WorkerErrorKind;
-        message: string;
-        field?: WorkerErrorField;
-        /**
-         * Set when the worker itself is unusable (its model failed to load when piscina replaced a
-         * dead worker), so it can serve nothing: the pool answers UNAVAILABLE, not INTERNAL.
-         */
-        workerFailed?: boolean;
-      };
-    };
+      ok: true;
+      items: WorkerResultItem[];
+      /** preprocess, vision and encoder were shared by the batch; decoder, postprocess and total are this item's own. */
+      timings: StageTimings;
+      /** Decoder steps this item's rows took part in. */
+      steps: number;
+    }
+  | { ok: false; error: WorkerError };
+
+/** Per-batch figures for metrics: decoder time and rows per step. */
+export interface BatchStats extends BatchShape {
+  /** Decoder steps of the whole batch. */
+  steps: number;
+  /** Sum over steps of the rows decoded: rowSteps / steps is the mean rows per step. */
+  rowSteps: number;
+  /** Wall time of the generation loop. */
+  decodeMs: number;
+  /** The part of `decodeMs` inside `session.run` (token embedding and decoder); the rest is our per-step work. */
+  decoderRunMs: number;
+  /** The stages every request of the batch shared, in milliseconds. */
+  shared: Pick<StageTimings, 'preprocess' | 'vision' | 'encoder'>;
+}
+
+export type WorkerResult =
+  | { ok: true; outcomes: WorkerItemOutcome[]; batch: BatchStats; device: string }
+  /** The whole batch failed (the model could not run it at all). */
+  | { ok: false; error: WorkerError };
+
+/** Posted on the worker's parentPort (piscina re-emits it on the pool) as soon as one item is final. */
+export interface WorkerOutcomeMessage {
+  florence2: 'outcome';
+  batchId: number;
+  index: number;
+  outcome: WorkerItemOutcome;
+}
 
 export interface WorkerModelInfo {
   name: string;

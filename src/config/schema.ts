@@ -6,11 +6,38 @@
 import { DEFAULT_MODEL, repoId } from '../hub/names';
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DTYPE_SUFFIX, MODULES, isProvider, type Dtype, type DtypeByModule, type ModuleName, type Provider } from '../runtime/model-files';
+import { DTYPE_SUFFIX, MODULES, isGpuProvider, isProvider, type Dtype, type DtypeByModule, type ModuleName, type Provider } from '../runtime/model-files';
 import type { ResampleMode } from '../florence/preprocess';
 import { LOG_LEVELS, type LogLevel } from '../common/logger';
 
 export type { DtypeByModule, Provider };
+
+/** A device's batching limits, resolved from the settings. */
+export interface DeviceBatching {
+  maxBatchRows: number;
+  maxQueueDelayMs: number;
+  maxVisionBatch: number;
+}
+
+/**
+ * What the auto settings resolve to. CPU: a decoder step costs about the same for 1 or 16 rows (it is
+ * memory-bound) while the vision encoder scales with images, so batches gather what arrives while a
+ * worker is busy and a free worker waits only briefly. GPU: far more rows fit in a step.
+ */
+export const AUTO_BATCHING: Readonly<Record<'cpu' | 'gpu', DeviceBatching>> = Object.freeze({
+  cpu: Object.freeze({ maxBatchRows: 16, maxQueueDelayMs: 2, maxVisionBatch: 4 }),
+  gpu: Object.freeze({ maxBatchRows: 64, maxQueueDelayMs: 5, maxVisionBatch: 16 }),
+});
+
+/** The batching limits of one device: the settings, with auto values by the device's kind. */
+export function batchingFor(config: Pick<Config, 'maxBatchRows' | 'maxQueueDelayMs' | 'maxVisionBatch'>, device: Pick<DeviceSpec, 'provider'>): DeviceBatching {
+  const auto = AUTO_BATCHING[isGpuProvider(device.provider) ? 'gpu' : 'cpu'];
+  return {
+    maxBatchRows: config.maxBatchRows > 0 ? config.maxBatchRows : auto.maxBatchRows,
+    maxQueueDelayMs: config.maxQueueDelayMs >= 0 ? config.maxQueueDelayMs : auto.maxQueueDelayMs,
+    maxVisionBatch: config.maxVisionBatch > 0 ? config.maxVisionBatch : auto.maxVisionBatch,
+  };
+}
 
 /** One device pool, parsed from a `--devices` item. */
 export interface DeviceSpec {
@@ -52,6 +79,12 @@ export interface Config {
   readonly maxMessageBytes: number;
   /** Requests running at once per device pool, resolved (the setting's 0 = `workersPerDevice`). */
   readonly maxInFlightPerDevice: number;
+  /** Decoder rows (prompts × beams) per worker batch; 0 = auto by device kind ({@link batchingFor}). */
+  readonly maxBatchRows: number;
+  /** How long the oldest waiting request waits for others while a worker is free; -1 = auto by device kind. */
+  readonly maxQueueDelayMs: number;
+  /** Images per vision-encoder call within a batch (bounds its memory); 0 = auto by device kind. */
+  readonly maxVisionBatch: number;
   /** Requests waiting per device pool beyond the in-flight ones; more are rejected with RESOURCE_EXHAUSTED. */
   readonly maxQueuePerDevice: number;
   /** Largest `num_beams` a request may ask for. */
@@ -468,7 +501,43 @@ export const SETTINGS: readonly AnySetting[] = [
     default: 0,
     defaultText: '0 (= workers per device)',
     range: '0..1024',
-    doc: 'Requests running at once per device pool; 0 means one per worker.',
+    doc: 'Worker batches running at once per device pool; 0 means one per worker.',
+    parse: integer(0, 1024),
+  }),
+  row({
+    key: 'maxBatchRows',
+    flag: '--max-batch-rows',
+    env: 'FLORENCE2_MAX_BATCH_ROWS',
+    type: 'integer',
+    valueName: 'N',
+    default: 0,
+    defaultText: `0 (auto: ${AUTO_BATCHING.cpu.maxBatchRows} on CPU, ${AUTO_BATCHING.gpu.maxBatchRows} on a GPU)`,
+    range: '0..4096',
+    doc: 'Decoder rows per worker batch (a request is prompts × beams rows); 1 turns batching off.',
+    parse: integer(0, 4096),
+  }),
+  row({
+    key: 'maxQueueDelayMs',
+    flag: '--max-queue-delay-ms',
+    env: 'FLORENCE2_MAX_QUEUE_DELAY_MS',
+    type: 'integer',
+    valueName: 'MS',
+    default: -1,
+    defaultText: `-1 (auto: ${AUTO_BATCHING.cpu.maxQueueDelayMs} on CPU, ${AUTO_BATCHING.gpu.maxQueueDelayMs} on a GPU)`,
+    range: '-1..60000',
+    doc: 'How long the oldest waiting request waits for others to join its batch while a worker is free; 0 sends what is waiting at once.',
+    parse: integer(-1, 60_000),
+  }),
+  row({
+    key: 'maxVisionBatch',
+    flag: '--max-vision-batch',
+    env: 'FLORENCE2_MAX_VISION_BATCH',
+    type: 'integer',
+    valueName: 'N',
+    default: 0,
+    defaultText: `0 (auto: ${AUTO_BATCHING.cpu.maxVisionBatch} on CPU, ${AUTO_BATCHING.gpu.maxVisionBatch} on a GPU)`,
+    range: '0..1024',
+    doc: "Images per vision-encoder call within a batch, to bound the encoder's memory.",
     parse: integer(0, 1024),
   }),
   row({

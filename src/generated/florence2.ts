@@ -1,6 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { BatchInfo as _florence2_v1_BatchInfo, BatchInfo__Output as _florence2_v1_BatchInfo__Output } from './florence2/v1/BatchInfo';
 import type { Box as _florence2_v1_Box, Box__Output as _florence2_v1_Box__Output } from './florence2/v1/Box';
 import type { CaptionRequest as _florence2_v1_CaptionRequest, CaptionRequest__Output as _florence2_v1_CaptionRequest__Output } from './florence2/v1/CaptionRequest';
 import type { CaptionResponse as _florence2_v1_CaptionResponse, CaptionResponse__Output as _florence2_v1_CaptionResponse__Output } from './florence2/v1/CaptionResponse';
@@ -41,6 +42,7 @@ type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> 
 export interface ProtoGrpcType {
   florence2: {
     v1: {
+      BatchInfo: MessageTypeDefinition<_florence2_v1_BatchInfo, _florence2_v1_BatchInfo__Output>
       Box: MessageTypeDefinition<_florence2_v1_Box, _florence2_v1_Box__Output>
       CaptionDetail: EnumTypeDefinition
       CaptionRequest: MessageTypeDefinition<_florence2_v1_CaptionRequest, _florence2_v1_CaptionRequest__Output>

@@ -5,6 +5,7 @@
 import * as ort from 'onnxruntime-node';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { MODULES, type ModuleName, type DtypeChoice, moduleFile, type Provider } from './model-files';
 import { type DecoderStepInput, type DecoderStepOutput, type EncoderStates, type KvCache, type ModelBackend, type ModelDims } from '../florence/generation/backend';
 
@@ -196,10 +197,15 @@ export class OrtBackend implements ModelBackend {
     return made;
   }
 
+  /** Milliseconds inside `session.run` for decoder steps (token embedding and decoder), since open. */
+  decoderRunMs = 0;
+
   async decode(input: DecoderStepInput): Promise<DecoderStepOutput> {
     const R = input.rowItems.length;
     const { dModel: D, decoderLayers: L, decoderHeads: H, headDim: Dh } = this.dims;
+    const e0 = performance.now();
     const embeds = await this.embed(input.tokens, R, 1);
+    this.decoderRunMs += performance.now() - e0;
     const layout = this.layout(input.encoder, input.rowItems);
     const cache = input.cache as OrtCache | null;
     const feeds: Record<string, ort.Tensor> = {
@@ -215,7 +221,9 @@ export class OrtBackend implements ModelBackend {
       feeds[`past_key_values.${l}.encoder.key`] = cache ? cache.cross[2 * l] : empty();
       feeds[`past_key_values.${l}.encoder.value`] = cache ? cache.cross[2 * l + 1] : empty();
     }
+    const d0 = performance.now();
     const out = await this.sessions.decoder_model_merged.run(feeds);
+    this.decoderRunMs += performance.now() - d0;
     const self: ort.Tensor[] = [];
     const cross: ort.Tensor[] = [];
     for (let l = 0; l < L; l++) {

@@ -1,6 +1,6 @@
 /**
- * The cooperative cancel flags shared with the workers, and their one owner. Each running task holds
- * one slot (an Int32 in a SharedArrayBuffer); the main thread writes why it must stop
+ * The cooperative cancel flags shared with the workers, and their one owner. Each request of a
+ * running batch holds one slot (an Int32 in a SharedArrayBuffer); the main thread writes why it must stop
  * (CANCEL_BY_CLIENT or CANCEL_BY_DEADLINE, first writer wins) and the worker reads it between decoder
  * steps. A slot is released only after its task settled, when its worker no longer reads it.
  */
@@ -13,11 +13,13 @@ export class CancelSlots {
   private readonly free: number[];
 
   /**
-   * The sizing rule: one slot per task that can run at once. Slots are released before the next
-   * queued task is dispatched, so devices × in-flight per device is exactly enough.
+   * The sizing rule: one slot per request that can run at once. A batch holds at most
+   * `maxBatchRows` requests (each needs at least one row; a single larger request runs alone), and
+   * its slots are released before the next batch of its device starts, so
+   * devices × batches in flight × maxBatchRows is exactly enough.
    */
-  static forDevices(devices: number, maxInFlightPerDevice: number): CancelSlots {
-    return new CancelSlots(devices * maxInFlightPerDevice);
+  static forDevices(devices: number, maxInFlightPerDevice: number, maxBatchRows = 1): CancelSlots {
+    return new CancelSlots(devices * maxInFlightPerDevice * maxBatchRows);
   }
 
   constructor(slots: number) {

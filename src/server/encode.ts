@@ -1,5 +1,5 @@
 /** Worker results → typed proto responses (one builder per task family). */
-import type { WorkerResultItem } from '../common/protocol';
+import type { BatchShape, WorkerResultItem } from '../common/protocol';
 import type { StageTimings } from '../florence/pipeline';
 import type { ValidRequest } from './validate';
 import type { Box } from '../generated/florence2/v1/Box';
@@ -13,6 +13,8 @@ export interface Completed {
   timings: StageTimings;
   device: string;
   queueMs: number;
+  batchWaitMs: number;
+  batch: BatchShape & { steps: number };
   requestId: string;
   /** When the request arrived (performance.now()). */
   arrived: number;
@@ -30,7 +32,9 @@ function meta(v: ValidRequest, c: Completed): ResponseMeta {
       decode_ms: c.timings.decoder,
       postprocess_ms: c.timings.postprocess,
       total_ms: c.now - c.arrived,
+      batch_wait_ms: c.batchWaitMs,
     },
+    batch: { requests: c.batch.requests, rows: c.batch.rows, decoder_steps: c.batch.steps },
     prompt_tokens: c.items.reduce((s, i) => s + i.promptTokens, 0),
     generated_tokens: c.items.reduce((s, i) => s + i.generatedTokens, 0),
     raw_text: v.includeRawText ? c.items.map((i) => i.text).join('\n') : '',

@@ -9,7 +9,7 @@ import { ReflectionService } from '@grpc/reflection';
 import * as protoLoader from '@grpc/proto-loader';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from '../config/schema';
+import { batchingFor, type Config } from '../config/schema';
 import type { Logger } from '../common/logger';
 import { Metrics } from '../metrics/registry';
 import { startMetricsServer } from '../metrics/http';
@@ -53,7 +53,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
 
   // 2) device pools and the scheduler (workers load and warm up in start())
   const maxInFlight = config.maxInFlightPerDevice > 0 ? config.maxInFlightPerDevice : config.workersPerDevice;
-  const cancelSlots = CancelSlots.forDevices(config.devices.length, maxInFlight);
+  const batching = new Map(config.devices.map((d) => [d.name, batchingFor(config, d)]));
+  const cancelSlots = CancelSlots.forDevices(config.devices.length, maxInFlight, Math.max(...[...batching.values()].map((b) => b.maxBatchRows)));
   const pools = config.devices.map(
     (d) =>
       new DevicePool({
@@ -67,6 +68,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
           dtype: config.dtype,
           resample: config.resample,
           maxPixels: config.maxImagePixels,
+          maxVisionBatch: batching.get(d.name)!.maxVisionBatch,
           cancelFlags: cancelSlots.buffer,
           logLevel: config.logLevel,
           testHooks: config.testHooks,
@@ -79,7 +81,20 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         },
       }),
   );
-  const scheduler = new Scheduler({ pools, cancelSlots, maxInFlightPerDevice: maxInFlight, maxQueuePerDevice: config.maxQueuePerDevice });
+  const scheduler = new Scheduler({
+    pools,
+    cancelSlots,
+    maxInFlightPerDevice: maxInFlight,
+    maxQueuePerDevice: config.maxQueuePerDevice,
+    batching: (device) => batching.get(device)!,
+    defaultNumBeams: model.generation.numBeams,
+    onBatchStart: (device, shape) => metrics.recordBatch(device, shape.requests, shape.rows),
+    onBatchEnd: (device, stats) => {
+      metrics.recordStages(stats.shared);
+      metrics.recordDecoderSteps(device, stats.steps, stats.rowSteps, stats.decodeMs, stats.decoderRunMs);
+    },
+    onStoppedInBatch: (requestId, device, message) => logger.info('running request stopped in its batch', { requestId, device, message }),
+  });
   metrics.setDeviceGaugesSource(() => scheduler.stats());
 
   // 3) transport: health says NOT_SERVING until every worker is warm
@@ -99,7 +114,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     model: model.name,
     path: config.model,
     files,
-    devices: config.devices.map((d) => ({ name: d.name, provider: d.provider, workers: config.workersPerDevice })),
+    devices: config.devices.map((d) => {
+      const b = batching.get(d.name)!;
+      return { name: d.name, provider: d.provider, workers: config.workersPerDevice, max_batch_rows: b.maxBatchRows, max_queue_delay_ms: b.maxQueueDelayMs, max_vision_batch: b.maxVisionBatch };
+    }),
     limits: {
       max_image_pixels: config.maxImagePixels,
       max_message_bytes: config.maxMessageBytes,

@@ -24,7 +24,7 @@ import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import { InternalError, UnavailableError } from '../common/errors';
 import { createLogger, type Logger } from '../common/logger';
-import type { WorkerInfoTask, WorkerInit, WorkerLifecycleMessage, WorkerModelInfo, WorkerResult, WorkerTask } from '../common/protocol';
+import type { WorkerInfoTask, WorkerInit, WorkerItemOutcome, WorkerLifecycleMessage, WorkerModelInfo, WorkerOutcomeMessage, WorkerResult, WorkerTask } from '../common/protocol';
 
 /** The worker entry next to this file's build: `.ts` under tsx, `.js` when compiled. */
 export const DEFAULT_WORKER_FILENAME = resolve(__dirname, '..', 'worker', `florence.worker${extname(__filename) || '.js'}`);
@@ -60,9 +60,12 @@ export class WorkerStartError extends Error {
   }
 }
 
-function isLifecycleMessage(m: unknown): m is WorkerLifecycleMessage {
+function isWorkerMessage(m: unknown): m is WorkerLifecycleMessage | WorkerOutcomeMessage {
   return typeof m === 'object' && m !== null && 'florence2' in m;
 }
+
+/** Called with each item's outcome as soon as the worker has it (before the batch ends). */
+export type OutcomeListener = (index: number, outcome: WorkerItemOutcome) => void;
 
 /** Integrates busy worker-seconds and answers the busy ratio over a sliding window. */
 class BusyMeter {
@@ -139,6 +142,8 @@ export class DevicePool {
   private lastError: string | null = null;
   private closing = false;
   private closed: Promise<void> | null = null;
+  /** Early outcome listeners of the batches in flight, by batch id. */
+  private readonly listeners = new Map<number, OutcomeListener>();
   /** Re-evaluated whenever a worker reports, dies or a task settles. */
   private waiters: Array<() => void> = [];
 
@@ -247,8 +252,14 @@ export class DevicePool {
    * data). Rejects with UnavailableError when the pool is not serving or the worker died during the
    * task (the thread is replaced and counted in `restarts`).
    */
-  async run(task: WorkerTask): Promise<WorkerResult> {
-    const result = (await this.submit(task)) as WorkerResult;
+  async run(task: WorkerTask, onOutcome?: OutcomeListener): Promise<WorkerResult> {
+    if (onOutcome) this.listeners.set(task.batchId, onOutcome);
+    let result: WorkerResult;
+    try {
+      result = (await this.submit(task)) as WorkerResult;
+    } finally {
+      this.listeners.delete(task.batchId);
+    }
     if (!result.ok && result.error.workerFailed) {
       this.failure ??= result.error.message;
       throw new UnavailableError(`${this.device} is unavailable: ${result.error.message}`);
@@ -299,7 +310,11 @@ export class DevicePool {
   }
 
   private onMessage(m: unknown): void {
-    if (!isLifecycleMessage(m)) return;
+    if (!isWorkerMessage(m)) return;
+    if (m.florence2 === 'outcome') {
+      this.listeners.get(m.batchId)?.(m.index, m.outcome);
+      return;
+    }
     this.reportedThreads.add(m.threadId);
     if (m.florence2 === 'ready') {
       this.readyThreads.add(m.threadId);

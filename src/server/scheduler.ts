@@ -1,14 +1,19 @@
 /**
- * Admission, device choice, queueing, deadlines and cancellation over several device pools.
+ * Admission, device choice, batching, deadlines and cancellation over several device pools.
  *
- * - Admission is bounded: per device at most `maxInFlightPerDevice` tasks run and at most
- *   `maxQueuePerDevice` wait in our own FIFO. When every device is full the request is refused at
- *   once with RESOURCE_EXHAUSTED; while not started or draining, with UNAVAILABLE.
+ * - Admission is bounded: per device at most `maxQueuePerDevice` requests wait in our own FIFO, plus
+ *   one per free worker slot (so a request that can start at once is never refused). When every
+ *   device is full the request is refused at once with RESOURCE_EXHAUSTED; while not started or
+ *   draining, with UNAVAILABLE.
+ * - Batching: while a device has a free worker slot, the waiting requests that can share a decoder
+ *   loop become one worker batch (`batcher.ts`), when their rows fill `maxBatchRows` or the oldest has
+ *   waited `maxQueueDelayMs`. Arrival order is kept: the oldest request always goes first.
  * - The queue is ours, not piscina's, so an expired or cancelled queued request is removed and never
  *   runs.
- * - Running requests are stopped cooperatively: each gets a slot in a shared Int32Array that its
- *   worker reads between decoder steps; the deadline timer writes CANCEL_BY_DEADLINE and a client
- *   abort CANCEL_BY_CLIENT (first writer wins). Running piscina tasks are never aborted.
+ * - Each request of a running batch has its own cancel slot, read by the worker between decoder
+ *   steps. A deadline or a client cancel answers the request at once and asks the worker to drop its
+ *   rows; its batch-mates go on. The slot is released when the batch ends. Running piscina tasks are
+ *   never aborted.
  */
 import { performance } from 'node:perf_hooks';
 import {
@@ -22,11 +27,19 @@ import {
   WorkerInputError,
 } from '../common/errors';
 import type { DeviceGauges } from '../metrics/registry';
-import { CANCEL_BY_CLIENT, CANCEL_BY_DEADLINE, type WorkerResult, type WorkerTask } from '../common/protocol';
+import {
+  CANCEL_BY_CLIENT,
+  CANCEL_BY_DEADLINE,
+  type BatchShape,
+  type BatchStats,
+  type WorkerError,
+  type WorkerItemOutcome,
+  type WorkerRequest,
+  type WorkerResult,
+  type WorkerTask,
+} from '../common/protocol';
 import { CancelSlots } from './cancel-slots';
-
-/** A successful worker result. */
-export type WorkerSuccess = Extract<WorkerResult, { ok: true }>;
+import { type BatchLimits, flushIn, takeBatch } from './batcher';
 
 /** What the scheduler needs of a device pool ({@link DevicePool} implements it; tests fake it). */
 export interface PoolLike {
@@ -39,8 +52,11 @@ export interface PoolLike {
   /** Started and able to take work. */
   readonly ready: boolean;
   start(): Promise<void>;
-  /** Resolves with the worker's result; rejects (with a ServiceError) only when the worker could not answer. */
-  run(task: WorkerTask): Promise<WorkerResult>;
+  /**
+   * Resolves with the worker's result; rejects (with a ServiceError) only when the worker could not
+   * answer. `onOutcome` hears each item's outcome as soon as the worker has it.
+   */
+  run(task: WorkerTask, onOutcome?: (index: number, outcome: WorkerItemOutcome) => void): Promise<WorkerResult>;
   busyRatio(): number;
   close(): Promise<void>;
 }
@@ -49,12 +65,29 @@ export interface SchedulerOptions {
   pools: PoolLike[];
   /** The cancel flags every pool was started with, sized with {@link CancelSlots.forDevices}. */
   cancelSlots: CancelSlots;
-  /** Tasks running at once per device (more wait in the queue). */
+  /** Worker batches running at once per device (the pool's worker threads). */
   maxInFlightPerDevice: number;
-  /** Tasks waiting per device beyond the in-flight ones. */
+  /** Requests waiting per device beyond those a free worker can take at once. */
   maxQueuePerDevice: number;
-  /** Called for every request that starts running, with its time in our queue. */
-  onQueueWait?: (device: string, ms: number) => void;
+  /** Batching limits per device; default: one request per batch. */
+  batching?: (device: string) => BatchLimits;
+  /** Beams of a request that does not ask (the model's default), to count its rows. */
+  defaultNumBeams?: number;
+  /** Called once per batch that starts, with its shape and each request's time in the queue. */
+  onBatchStart?: (device: string, shape: BatchShape, waitMs: number[]) => void;
+  /** Called once per batch that ended with the worker's figures. */
+  onBatchEnd?: (device: string, stats: BatchStats) => void;
+  /** Called when a request answered early (deadline, cancel) is later reported stopped by its worker. */
+  onStoppedInBatch?: (requestId: string, device: string, message: string) => void;
+}
+
+/** A request for the scheduler: the prompts of one client request and its own limits. */
+export interface ScheduledRequest {
+  prompts: WorkerRequest[];
+  numBeams?: number;
+  maxNewTokens?: number;
+  /** Test hook: the worker exits while the batch runs. */
+  crash?: boolean;
 }
 
 export interface SubmitOptions {
@@ -62,15 +95,19 @@ export interface SubmitOptions {
   deadline?: number;
   /** Aborted when the client cancels. */
   signal?: AbortSignal;
-  /** For error messages of unexpected failures. */
+  /** For logs and error messages. */
   requestId: string;
 }
 
 export interface SubmitResult {
-  result: WorkerSuccess;
+  result: Extract<WorkerItemOutcome, { ok: true }>;
   device: string;
-  /** Time in our queue before a worker got it. */
+  /** Time in our queue before its batch started. */
   queueMs: number;
+  /** The part of `queueMs` a worker was free while the batch gathered (`maxQueueDelayMs`). */
+  batchWaitMs: number;
+  /** The batch the request ran in. */
+  batch: BatchShape;
 }
 
 /** setTimeout caps delays at 2^31-1 ms (longer ones fire at once), so long deadlines re-arm. */
@@ -85,29 +122,39 @@ function timerAt(epochMs: number, fn: () => void): { clear(): void } {
   return { clear: () => clearTimeout(handle) };
 }
 
-type Task = Omit<WorkerTask, 'cancelSlot' | 'kind'>;
-
 interface Entry {
-  task: Task;
+  request: ScheduledRequest;
   opts: SubmitOptions;
   lane: Lane;
+  rows: number;
+  key: string;
   enqueued: number;
   resolve(r: SubmitResult): void;
   reject(e: Error): void;
   settled: boolean;
   timer: { clear(): void } | null;
   onAbort: (() => void) | null;
-  /** Set while running. */
+  /** Set while its batch runs. */
   slot: number;
 }
 
 interface Lane {
   pool: PoolLike;
+  limits: BatchLimits;
+  /** Worker batches running. */
+  batches: number;
+  /** Requests of running batches not answered yet. */
   running: number;
   queue: Entry[];
+  /** When a worker slot last became free (performance.now()): the start of a batch's gathering wait. */
+  freeSince: number;
+  /** Armed while the head of the queue waits for its batch to fill. */
+  flushTimer: NodeJS.Timeout | null;
 }
 
 type State = 'new' | 'starting' | 'running' | 'draining' | 'closed';
+
+const ONE_BY_ONE: BatchLimits = { maxBatchRows: 1, maxQueueDelayMs: 0 };
 
 /** Admission and dispatch over device pools. */
 export class Scheduler {
@@ -115,28 +162,38 @@ export class Scheduler {
   private readonly slots: CancelSlots;
   private readonly maxInFlight: number;
   private readonly maxQueue: number;
-  private readonly onQueueWait?: (device: string, ms: number) => void;
+  private readonly defaultNumBeams: number;
+  private readonly options: SchedulerOptions;
   private state: State = 'new';
   private rr = 0;
+  private nextBatchId = 1;
   private idleWaiters: Array<() => void> = [];
 
   constructor(options: SchedulerOptions) {
-    const { pools, maxInFlightPerDevice, maxQueuePerDevice } = options;
+    const { pools, maxInFlightPerDevice, maxQueuePerDevice, cancelSlots } = options;
     if (pools.length === 0) throw new RangeError('the scheduler needs at least one device pool');
     if (!Number.isInteger(maxInFlightPerDevice) || maxInFlightPerDevice < 1) throw new RangeError(`maxInFlightPerDevice must be an integer ≥ 1, got ${maxInFlightPerDevice}`);
     if (!Number.isInteger(maxQueuePerDevice) || maxQueuePerDevice < 0) throw new RangeError(`maxQueuePerDevice must be an integer ≥ 0, got ${maxQueuePerDevice}`);
-    const { cancelSlots } = options;
     const other = pools.find((p) => p.cancelFlags !== cancelSlots.buffer);
     if (other) throw new RangeError(`pool ${other.device} has its own cancel-flag buffer; every pool must share the scheduler's (CancelSlots)`);
     const names = new Set(pools.map((p) => p.device));
     if (names.size !== pools.length) throw new RangeError('two pools have the same device name');
-    const needed = CancelSlots.forDevices(pools.length, maxInFlightPerDevice).size;
-    if (cancelSlots.size < needed) throw new RangeError(`the cancel-flag buffer has ${cancelSlots.size} slots; ${pools.length} devices × ${maxInFlightPerDevice} in flight need ${needed}`);
+    const limits = pools.map((p) => options.batching?.(p.device) ?? ONE_BY_ONE);
+    for (const [i, l] of limits.entries()) {
+      if (!Number.isInteger(l.maxBatchRows) || l.maxBatchRows < 1) throw new RangeError(`${pools[i].device}: maxBatchRows must be an integer ≥ 1, got ${l.maxBatchRows}`);
+      if (!Number.isFinite(l.maxQueueDelayMs) || l.maxQueueDelayMs < 0) throw new RangeError(`${pools[i].device}: maxQueueDelayMs must be ≥ 0, got ${l.maxQueueDelayMs}`);
+    }
+    const needed = CancelSlots.forDevices(pools.length, maxInFlightPerDevice, Math.max(...limits.map((l) => l.maxBatchRows))).size;
+    if (cancelSlots.size < needed) {
+      throw new RangeError(`the cancel-flag buffer has ${cancelSlots.size} slots; ${pools.length} devices × ${maxInFlightPerDevice} batches in flight × their requests need ${needed}`);
+    }
     this.slots = cancelSlots;
-    this.lanes = pools.map((pool) => ({ pool, running: 0, queue: [] }));
+    const now = performance.now();
+    this.lanes = pools.map((pool, i) => ({ pool, limits: limits[i], batches: 0, running: 0, queue: [], freeSince: now, flushTimer: null }));
     this.maxInFlight = maxInFlightPerDevice;
     this.maxQueue = maxQueuePerDevice;
-    this.onQueueWait = options.onQueueWait;
+    this.defaultNumBeams = options.defaultNumBeams ?? 1;
+    this.options = options;
   }
 
   /** The device names, in pool order. */
@@ -166,11 +223,12 @@ export class Scheduler {
   }
 
   /**
-   * Runs a task on the least-loaded device, now or after waiting in that device's queue. Rejects with
-   * a ServiceError: UNAVAILABLE (not started, draining, device down), RESOURCE_EXHAUSTED (all full),
-   * DEADLINE_EXCEEDED / CANCELLED (queued or running), INVALID_ARGUMENT or INTERNAL from the worker.
+   * Runs a request on the least-loaded device, in a batch with others that can share its decoder
+   * loop. Rejects with a ServiceError: UNAVAILABLE (not started, draining, device down, worker died),
+   * RESOURCE_EXHAUSTED (all full), DEADLINE_EXCEEDED / CANCELLED (queued or running),
+   * INVALID_ARGUMENT or INTERNAL from the worker.
    */
-  submit(task: Task, opts: SubmitOptions): Promise<SubmitResult> {
+  submit(request: ScheduledRequest, opts: SubmitOptions): Promise<SubmitResult> {
     return new Promise<SubmitResult>((resolve, reject) => {
       // 1) admission
       if (this.state === 'new' || this.state === 'starting') return reject(new UnavailableError('the scheduler is not started yet; retry'));
@@ -182,22 +240,36 @@ export class Scheduler {
       if (lane === 'full') {
         return reject(
           new ResourceExhaustedError(
-            `all ${this.lanes.length} device(s) are full (each runs at most ${this.maxInFlight} and queues at most ${this.maxQueue} requests); retry later`,
+            `all ${this.lanes.length} device(s) are full (each runs ${this.maxInFlight} batch(es) and queues at most ${this.maxQueue} requests); retry later`,
           ),
         );
       }
 
       // 2) bookkeeping shared by the queued and running phases
-      const entry: Entry = { task, opts, lane, enqueued: performance.now(), resolve, reject, settled: false, timer: null, onAbort: null, slot: -1 };
+      const numBeams = request.numBeams ?? this.defaultNumBeams;
+      const entry: Entry = {
+        request,
+        opts,
+        lane,
+        rows: request.prompts.length * numBeams,
+        key: `beams=${numBeams}`,
+        enqueued: performance.now(),
+        resolve,
+        reject,
+        settled: false,
+        timer: null,
+        onAbort: null,
+        slot: -1,
+      };
       if (opts.deadline !== undefined && Number.isFinite(opts.deadline)) entry.timer = timerAt(opts.deadline, () => this.onDeadline(entry));
       if (opts.signal) {
         entry.onAbort = () => this.onClientCancel(entry);
         opts.signal.addEventListener('abort', entry.onAbort, { once: true });
       }
 
-      // 3) run now or wait in the device's FIFO
-      if (lane.running < this.maxInFlight && lane.queue.length === 0) this.dispatch(entry);
-      else lane.queue.push(entry);
+      // 3) wait in the device's FIFO for a batch
+      lane.queue.push(entry);
+      this.pump(lane);
     });
   }
 
@@ -208,6 +280,8 @@ export class Scheduler {
   async drain(graceMs: number): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'draining';
+    // What waits for a batch to fill goes now.
+    for (const lane of this.lanes) this.pump(lane);
     if (this.total() > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([this.whenIdle(), new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, graceMs))))]);
@@ -223,9 +297,13 @@ export class Scheduler {
     await Promise.all(this.lanes.map((l) => l.pool.close()));
   }
 
-  /** Least (running + queued) relative to the device's bound among devices with room; ties round-robin. */
+  /** Waiting requests a lane admits: its queue bound plus one per free worker slot. */
+  private capacity(lane: Lane): number {
+    return this.maxQueue + Math.max(0, this.maxInFlight - lane.batches);
+  }
+
+  /** The least-loaded device with room (queued + running batches, relative to its bound); ties round-robin. */
   private pick(): Lane | 'full' | null {
-    const bound = this.maxInFlight + this.maxQueue;
     let best: Lane | null = null;
     let bestLoad = Infinity;
     let bestIndex = -1;
@@ -235,9 +313,8 @@ export class Scheduler {
       const lane = this.lanes[i];
       if (!lane.pool.ready) continue;
       anyReady = true;
-      const used = lane.running + lane.queue.length;
-      if (used >= bound) continue;
-      const load = used / bound;
+      if (lane.queue.length >= this.capacity(lane)) continue;
+      const load = (lane.queue.length + lane.batches) / (this.maxQueue + this.maxInFlight);
       if (load < bestLoad) {
         best = lane;
         bestLoad = load;
@@ -249,35 +326,113 @@ export class Scheduler {
     return best;
   }
 
-  private dispatch(entry: Entry): void {
-    const { lane } = entry;
-    const slot = this.slots.claim();
-    if (slot === undefined) {
-      // Cannot happen with the constructor's slot check; fail the request rather than share a slot.
-      return this.settle(entry, new InternalError(`request ${entry.opts.requestId}: no free cancel slot`));
+  /** Starts batches while the device has a free worker slot and a batch is ready to go. */
+  private pump(lane: Lane): void {
+    if (lane.flushTimer) {
+      clearTimeout(lane.flushTimer);
+      lane.flushTimer = null;
     }
-    entry.slot = slot;
-    lane.running += 1;
-    const queueMs = performance.now() - entry.enqueued;
-    this.onQueueWait?.(lane.pool.device, queueMs);
+    while (lane.batches < this.maxInFlight) {
+      this.dropExpired(lane);
+      if (lane.queue.length === 0) return;
+      const now = performance.now();
+      const wait = this.state === 'running' ? flushIn(lane.queue, lane.limits, now) : 0;
+      if (wait > 0) {
+        lane.flushTimer = setTimeout(() => this.pump(lane), Math.ceil(wait));
+        return;
+      }
+      const batch = takeBatch(lane.queue, lane.limits);
+      const taken = new Set(batch);
+      lane.queue = lane.queue.filter((e) => !taken.has(e));
+      this.dispatch(lane, batch);
+    }
+  }
+
+  /** Settles queued requests whose deadline passed (timers can fire late; such a request must not start). */
+  private dropExpired(lane: Lane): void {
+    const now = Date.now();
+    for (const e of [...lane.queue]) {
+      if (e.opts.deadline !== undefined && e.opts.deadline <= now) this.onDeadline(e);
+    }
+  }
+
+  private dispatch(lane: Lane, batch: Entry[]): void {
     const device = lane.pool.device;
-    // The lane and slot are released before the caller hears back, so a client that sends its next
-    // request on receipt never finds its own finished request still counted.
-    const release = () => {
+    const started = performance.now();
+    const items: Array<{ entry: Entry; slot: number }> = [];
+    for (const entry of batch) {
+      const slot = this.slots.claim();
+      if (slot === undefined) {
+        // Cannot happen with the constructor's slot check; fail the request rather than share a slot.
+        this.settle(entry, new InternalError(`request ${entry.opts.requestId}: no free cancel slot`));
+        continue;
+      }
+      entry.slot = slot;
+      items.push({ entry, slot });
+    }
+    if (items.length === 0) return;
+    lane.batches += 1;
+    lane.running += items.length;
+    const shape: BatchShape = { requests: items.length, rows: items.reduce((s, i) => s + i.entry.rows, 0) };
+    const gatherStart = lane.freeSince;
+    const waits = items.map((i) => started - i.entry.enqueued);
+    this.options.onBatchStart?.(device, shape, waits);
+    const timing = items.map((i) => ({ queueMs: started - i.entry.enqueued, batchWaitMs: Math.max(0, started - Math.max(i.entry.enqueued, gatherStart)) }));
+    const numBeams = batch[0].request.numBeams;
+    const task: WorkerTask = {
+      kind: 'run',
+      batchId: this.nextBatchId++,
+      items: items.map((i) => ({ prompts: i.entry.request.prompts, maxNewTokens: i.entry.request.maxNewTokens, cancelSlot: i.slot })),
+      ...(numBeams !== undefined ? { numBeams } : {}),
+      ...(items.some((i) => i.entry.request.crash) ? { crash: true } : {}),
+    };
+    const answered = new Set<number>();
+    const answer = (k: number, outcome: WorkerItemOutcome) => {
+      if (answered.has(k)) return;
+      answered.add(k);
+      const { entry } = items[k];
+      if (entry.settled) {
+        // Answered already (deadline or cancel): the worker confirms it dropped the request's rows.
+        if (!outcome.ok) this.options.onStoppedInBatch?.(entry.opts.requestId, device, outcome.error.message);
+        return;
+      }
       lane.running -= 1;
-      // The worker no longer reads the slot once its task settled.
-      this.slots.release(slot);
+      if (outcome.ok) this.settle(entry, { result: outcome, device, ...timing[k], batch: shape });
+      else this.settle(entry, this.toError(outcome.error, entry, device));
+      this.checkIdle();
+    };
+    // Slots and the lane are released before the callers hear the batch's end, so a client that sends
+    // its next request on receipt never finds its own finished batch still counted.
+    const release = () => {
+      lane.batches -= 1;
+      lane.freeSince = performance.now();
+      for (const i of items) this.slots.release(i.slot);
+    };
+    const failAll = (error: ServiceError) => {
+      items.forEach((i, k) => {
+        if (answered.has(k)) return;
+        answered.add(k);
+        if (!i.entry.settled) lane.running -= 1;
+        this.settle(i.entry, error);
+      });
     };
     Promise.resolve()
-      .then(() => lane.pool.run({ ...entry.task, kind: 'run', cancelSlot: slot }))
+      .then(() => lane.pool.run(task, answer))
       .then(
         (result) => {
           release();
-          this.settle(entry, result.ok ? { result, device, queueMs } : this.toError(result.error, entry, device));
+          if (result.ok) {
+            result.outcomes.forEach((o, k) => answer(k, o));
+            this.options.onBatchEnd?.(device, result.batch);
+          } else {
+            const ids = items.map((i) => i.entry.opts.requestId).join(', ');
+            failAll(result.error.kind === 'internal' ? new InternalError(`batch of ${ids} failed on ${device}: internal error`, { cause: new Error(result.error.message) }) : this.toError(result.error, items[0].entry, device));
+          }
         },
         (err: unknown) => {
           release();
-          this.settle(entry, err instanceof ServiceError ? err : new InternalError(`request ${entry.opts.requestId} failed on ${device}: internal error`, { cause: err }));
+          // A worker that died fails every request of its batch (UNAVAILABLE: retryable).
+          failAll(err instanceof ServiceError ? err : new InternalError(`a batch failed on ${device}: internal error`, { cause: err }));
         },
       )
       .finally(() => {
@@ -286,7 +441,7 @@ export class Scheduler {
       });
   }
 
-  private toError(error: Extract<WorkerResult, { ok: false }>['error'], entry: Entry, device: string): ServiceError {
+  private toError(error: WorkerError, entry: Entry, device: string): ServiceError {
     switch (error.kind) {
       case 'invalid_argument':
         return error.field ? new WorkerInputError(error.field, error.message) : new InvalidArgumentError('request', error.message);
@@ -300,25 +455,14 @@ export class Scheduler {
     }
   }
 
-  /** Starts queued requests while the device has room, skipping ones that settled while waiting. */
-  private pump(lane: Lane): void {
-    while (lane.running < this.maxInFlight && lane.queue.length > 0) {
-      const next = lane.queue.shift()!;
-      if (next.settled) continue;
-      // Timers can fire late; a request whose deadline passed must not start.
-      if (next.opts.deadline !== undefined && next.opts.deadline <= Date.now()) {
-        this.settle(next, new DeadlineExceededError(`the deadline passed after ${Math.round(performance.now() - next.enqueued)} ms in the queue for ${lane.pool.device}`));
-        continue;
-      }
-      this.dispatch(next);
-    }
-  }
-
   private onDeadline(entry: Entry): void {
     if (entry.settled) return;
     if (entry.slot >= 0) {
-      // Running: the worker stops between decoder steps and answers deadline_exceeded.
+      // Running: answered now; the worker drops the request's rows before its next decoder step.
       this.slots.stop(entry.slot, CANCEL_BY_DEADLINE);
+      entry.lane.running -= 1;
+      this.settle(entry, new DeadlineExceededError(`the deadline passed while the request ran on ${entry.lane.pool.device}`));
+      this.checkIdle();
       return;
     }
     this.removeQueued(entry);
@@ -329,6 +473,9 @@ export class Scheduler {
     if (entry.settled) return;
     if (entry.slot >= 0) {
       this.slots.stop(entry.slot, CANCEL_BY_CLIENT);
+      entry.lane.running -= 1;
+      this.settle(entry, new CancelledError('the request was cancelled by the client while it ran'));
+      this.checkIdle();
       return;
     }
     this.removeQueued(entry);
@@ -343,6 +490,8 @@ export class Scheduler {
 
   private rejectQueued(error: () => ServiceError): void {
     for (const lane of this.lanes) {
+      if (lane.flushTimer) clearTimeout(lane.flushTimer);
+      lane.flushTimer = null;
       const queued = lane.queue.splice(0);
       for (const e of queued) this.settle(e, error());
     }

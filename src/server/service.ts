@@ -89,7 +89,7 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
       v = await validate();
       const crash = deps.testHooks && ctx.call.metadata.get('x-florence2-test-crash').length > 0;
       const out = await scheduler.submit(
-        { requests: v.requests, numBeams: v.numBeams, maxNewTokens: v.maxNewTokens, ...(crash ? { crash: true } : {}) },
+        { prompts: v.requests, numBeams: v.numBeams, maxNewTokens: v.maxNewTokens, ...(crash ? { crash: true } : {}) },
         { deadline: deadlineOf(ctx.call), signal: ctx.signal, requestId: ctx.requestId },
       );
       const response = encodeResponse(v, {
@@ -97,6 +97,8 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
         timings: out.result.timings,
         device: out.device,
         queueMs: out.queueMs,
+        batchWaitMs: out.batchWaitMs,
+        batch: { ...out.batch, steps: out.result.steps },
         requestId: ctx.requestId,
         arrived: ctx.arrived,
         now: performance.now(),
@@ -104,7 +106,9 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
       const seconds = (performance.now() - ctx.arrived) / 1000;
       metrics.recordRequest(v.task, 'OK', seconds);
       metrics.recordQueueWait(out.device, out.queueMs / 1000);
-      metrics.recordStages(out.result.timings);
+      metrics.recordBatchWait(out.device, out.batchWaitMs / 1000);
+      // The shared stages are recorded once per batch (main.ts); these are the request's own.
+      metrics.recordStages({ decoder: out.result.timings.decoder, postprocess: out.result.timings.postprocess });
       metrics.recordTokens(
         v.task,
         out.result.items.reduce((s, i) => s + i.promptTokens, 0),

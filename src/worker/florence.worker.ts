@@ -22,6 +22,8 @@ import {
   type WorkerLifecycleMessage,
   type WorkerModelInfo,
   type WorkerResult,
+  type WorkerItemOutcome,
+  type WorkerOutcomeMessage,
   type WorkerTask,
 } from '../common/protocol';
 
@@ -44,7 +46,7 @@ function errorMessage(err: unknown): string {
  * with `allowCpuFallback`, loads again on CPU and logs a warning.
  */
 async function loadModel(init: WorkerInit): Promise<{ model: Florence2; provider: string; fallback: boolean }> {
-  const common = { intraOpNumThreads: init.intraOpNumThreads, dtype: init.dtype, resample: init.resample, maxPixels: init.maxPixels };
+  const common = { intraOpNumThreads: init.intraOpNumThreads, dtype: init.dtype, resample: init.resample, maxPixels: init.maxPixels, maxVisionBatch: init.maxVisionBatch };
   try {
     const model = await Florence2.load(init.modelDir, { ...common, executionProviders: executionProvidersFor(init.provider, init.deviceId) });
     return { model, provider: init.provider, fallback: false };
@@ -85,31 +87,109 @@ export function toWorkerError(err: unknown, stopFlag: number): Extract<WorkerRes
   return { kind: 'internal', message: errorMessage(err) };
 }
 
-const ZERO_TIMINGS: StageTimings = { preprocess: 0, vision: 0, encoder: 0, decoder: 0, postprocess: 0, total: 0 };
+/** One item's outcome from its prompts' outcomes (open vocabulary: one prompt per class). */
+function itemOutcome(results: RunResult[]): WorkerItemOutcome {
+  const first = results[0];
+  const timings: StageTimings = {
+    // The batch's shared stages are the same for every prompt.
+    preprocess: first.timings.preprocess,
+    vision: first.timings.vision,
+    encoder: first.timings.encoder,
+    decoder: Math.max(...results.map((r) => r.timings.decoder)),
+    postprocess: results.reduce((s, r) => s + r.timings.postprocess, 0),
+    total: Math.max(...results.map((r) => r.timings.total)),
+  };
+  return {
+    ok: true,
+    items: results.map((r) => ({ task: r.task, result: r.result, text: r.text, imageSize: r.imageSize, promptTokens: r.promptTokens, generatedTokens: r.generatedTokens })),
+    timings,
+    steps: Math.max(...results.map((r) => r.batch.steps)),
+  };
+}
+
+/**
+ * Runs one batch: the prompts of every item flattened into one pipeline call, each prompt stopped by
+ * its item's cancel slot, and each item answered (posted on parentPort) as soon as all its prompts
+ * are final; one failed prompt fails its item and stops the item's other prompts.
+ */
+async function runTask(init: WorkerInit, model: Florence2, flags: Int32Array, task: WorkerTask): Promise<WorkerResult> {
+  const prompts = task.items.flatMap((item) => item.prompts);
+  const itemOf = task.items.flatMap((item, i) => item.prompts.map(() => i));
+  // Filled, not sparse: every() skips the holes of a sparse array.
+  const results = task.items.map((item) => Array.from<RunResult | undefined>({ length: item.prompts.length }));
+  const firstPrompt = task.items.map((_, i) => itemOf.indexOf(i));
+  const outcomes = new Array<WorkerItemOutcome | undefined>(task.items.length);
+  const finish = (i: number, outcome: WorkerItemOutcome) => {
+    if (outcomes[i]) return;
+    outcomes[i] = outcome;
+    const message: WorkerOutcomeMessage = { florence2: 'outcome', batchId: task.batchId, index: i, outcome };
+    parentPort?.postMessage(message);
+  };
+  const t0 = performance.now();
+  const run0 = model.decoderRunMs;
+  const settled = await model.runBatchSettled(prompts, {
+    generation: { numBeams: task.numBeams },
+    items: prompts.map((_, p) => {
+      const item = task.items[itemOf[p]];
+      return {
+        maxNewTokens: item.maxNewTokens,
+        shouldStop: () => outcomes[itemOf[p]] !== undefined || Atomics.load(flags, item.cancelSlot) !== CANCEL_NONE,
+      };
+    }),
+    onOutcome: (p, outcome) => {
+      const i = itemOf[p];
+      if (outcomes[i]) return;
+      if (!outcome.ok) return finish(i, { ok: false, error: toWorkerError(outcome.error, Atomics.load(flags, task.items[i].cancelSlot)) });
+      results[i][p - firstPrompt[i]] = outcome.result;
+      const all = results[i];
+      if (all.every((r) => r !== undefined)) finish(i, itemOutcome(all));
+    },
+  });
+  const decodeMs = performance.now() - t0;
+  const decoderRunMs = model.decoderRunMs - run0;
+  // Every item is final once the call returns; outcomes the callbacks missed come from its result.
+  settled.forEach((outcome, p) => {
+    const i = itemOf[p];
+    if (outcomes[i]) return;
+    if (!outcome.ok) finish(i, { ok: false, error: toWorkerError(outcome.error, Atomics.load(flags, task.items[i].cancelSlot)) });
+    else results[i][p - firstPrompt[i]] = outcome.result;
+  });
+  task.items.forEach((_, i) => {
+    if (!outcomes[i]) finish(i, itemOutcome(results[i] as RunResult[]));
+  });
+  const ran = settled.flatMap((o) => (o.ok ? [o.result] : []));
+  const shared = ran[0]?.timings ?? { preprocess: 0, vision: 0, encoder: 0 };
+  const beams = Math.max(1, ...ran.map((r) => (r.batch.requests > 0 ? r.batch.rows / r.batch.requests : 1)));
+  return {
+    ok: true,
+    outcomes: outcomes as WorkerItemOutcome[],
+    batch: {
+      requests: task.items.length,
+      rows: ran[0]?.batch.rows ?? 0,
+      steps: Math.max(0, ...ran.map((r) => r.batch.steps)),
+      rowSteps: ran.reduce((s, r) => s + r.batch.steps * beams, 0),
+      decodeMs: Math.max(0, ...ran.map((r) => r.timings.decoder)) || decodeMs,
+      decoderRunMs,
+      shared: { preprocess: shared.preprocess, vision: shared.vision, encoder: shared.encoder },
+    },
+    device: init.device,
+  };
+}
 
 function makeHandler(init: WorkerInit, model: Florence2, info: WorkerModelInfo): WorkerHandler {
   const flags = new Int32Array(init.cancelFlags);
   return async (task) => {
     if (task.kind === 'info') return info;
-    if (!Number.isInteger(task.cancelSlot) || task.cancelSlot < 0 || task.cancelSlot >= flags.length) {
-      return { ok: false, error: { kind: 'internal', message: `cancel slot ${task.cancelSlot} is outside [0, ${flags.length})` } };
-    }
+    const bad = task.items.find((item) => !Number.isInteger(item.cancelSlot) || item.cancelSlot < 0 || item.cancelSlot >= flags.length);
+    if (bad) return { ok: false, error: { kind: 'internal', message: `cancel slot ${bad.cancelSlot} is outside [0, ${flags.length})` } };
     // Test hook: end this thread as a native crash would. In a worker thread process.exit ends only
     // the thread. It runs before any session.run is in flight (terminating mid-run aborts the process).
     if (init.testHooks && task.crash) process.exit(1);
     try {
-      const results: RunResult[] = await model.runBatch(task.requests, {
-        generation: { numBeams: task.numBeams, maxNewTokens: task.maxNewTokens },
-        shouldStop: () => Atomics.load(flags, task.cancelSlot) !== CANCEL_NONE,
-      });
-      return {
-        ok: true,
-        items: results.map((r) => ({ task: r.task, result: r.result, text: r.text, imageSize: r.imageSize, promptTokens: r.promptTokens, generatedTokens: r.generatedTokens })),
-        timings: results[0]?.timings ?? ZERO_TIMINGS,
-        device: init.device,
-      };
+      return await runTask(init, model, flags, task);
     } catch (err) {
-      return { ok: false, error: toWorkerError(err, Atomics.load(flags, task.cancelSlot)) };
+      // The model could not run the batch at all (a backend failure): every item fails.
+      return { ok: false, error: { kind: 'internal', message: errorMessage(err) } };
     }
   };
 }

@@ -181,7 +181,7 @@ describe('metrics', () => {
     it('records queue wait, stages (decoder → decode) and tokens', async () => {
       metrics.recordQueueWait('cpu:1', 0.05);
       metrics.recordQueueWait('cpu:1', Number.NaN); // ignored, never throws
-      metrics.recordStages({ preprocess: 10, vision: 200, encoder: 30, decoder: 400, postprocess: 1, total: 641 });
+      metrics.recordStages({ preprocess: 10, vision: 200, encoder: 30, decoder: 400, postprocess: 1 });
       metrics.recordTokens('<CAPTION>', 7, 20);
       metrics.recordTokens('<CAPTION>', 7, 5);
       metrics.recordTokens('<CAPTION>', -1, Number.POSITIVE_INFINITY); // ignored

@@ -284,8 +284,10 @@ describe('gRPC server (random model: long generations, one pool, small queue)', 
     // request, never a client cancel that happened to arrive first. 1.5 s: far less than LONG runs
     // (about 15 s unloaded).
     await rejectsWith(call(s.client, 'Detect', { image: { data: image }, options: LONG }, { serverDeadlineMs: 1500 }), grpc.status.DEADLINE_EXCEEDED);
-    // The status comes from the transport at the deadline; the log says the worker stopped mid-generation.
-    const stopped = await waitForLog(s, { msg: 'request failed', code: 'DEADLINE_EXCEEDED' }, { from });
+    // Answered at the deadline; then the worker confirms that it dropped the request mid-generation.
+    await waitForLog(s, { msg: 'request failed', code: 'DEADLINE_EXCEEDED' }, { from });
+    const stopped = await waitForLog(s, { msg: 'running request stopped in its batch' }, { from });
+    assert.match(String(stopped.message), /^deadline exceeded; /);
     assert.ok(decoderSteps(stopped.message) < LONG.max_new_tokens, String(stopped.message));
     const r = await call<object, DetectResponse__Output>(s.client, 'Detect', { image: { data: image }, options: { max_new_tokens: 5 } });
     assert.equal(r.meta!.generated_tokens, 5);
@@ -305,7 +307,9 @@ describe('gRPC server (random model: long generations, one pool, small queue)', 
     assert.match(String(expired.message), /the deadline passed after \d+ ms in the queue/, 'expired in the queue, never ran');
     running.cancel();
     // The cancelling client never sees a status; the server records the request as CANCELLED, stopped mid-generation.
-    const cancelled = await waitForLog(s, { msg: 'request failed', code: 'CANCELLED' }, { from });
+    await waitForLog(s, { msg: 'request failed', code: 'CANCELLED' }, { from });
+    const cancelled = await waitForLog(s, { msg: 'running request stopped in its batch' }, { from });
+    assert.match(String(cancelled.message), /^cancelled by the client; /);
     assert.ok(decoderSteps(cancelled.message) < LONG.max_new_tokens, String(cancelled.message));
     const r = await call<object, DetectResponse__Output>(s.client, 'Detect', { image: { data: image }, options: { max_new_tokens: 5 } });
     assert.equal(r.meta!.generated_tokens, 5);

@@ -25,6 +25,7 @@ function initFor(modelDir: string, device: string, extra: Partial<WorkerInit> = 
     dtype: dtypesFrom('fp32'),
     resample: 'sharp',
     maxPixels: 4096 * 4096,
+    maxVisionBatch: 4,
     cancelFlags: CancelSlots.forDevices(1, 1).buffer,
     logLevel: 'info',
     testHooks: false,
@@ -36,9 +37,11 @@ function initFor(modelDir: string, device: string, extra: Partial<WorkerInit> = 
 async function startDevice(init: WorkerInit, hooks: { onWorkerRestart?: (d: string) => void; onWorkerReady?: (d: string, id: number) => void } = {}) {
   const cancelSlots = CancelSlots.forDevices(1, 1);
   const pool = new DevicePool({ init: { ...init, cancelFlags: cancelSlots.buffer }, workers: 1, ...hooks });
-  const scheduler = new Scheduler({ pools: [pool], cancelSlots, maxInFlightPerDevice: 1, maxQueuePerDevice: 4 });
+  /** What the worker said of requests that were answered early (deadline, cancel): `request id → message`. */
+  const stopped = new Map<string, string>();
+  const scheduler = new Scheduler({ pools: [pool], cancelSlots, maxInFlightPerDevice: 1, maxQueuePerDevice: 4, onStoppedInBatch: (id, _d, message) => stopped.set(id, message) });
   await scheduler.start();
-  return { pool, scheduler };
+  return { pool, scheduler, stopped };
 }
 
 describe('worker pool (real threads, tiny models)', function () {
@@ -68,7 +71,7 @@ describe('worker pool (real threads, tiny models)', function () {
       assert.equal(pool.workers, 1);
       assert.equal(pool.provider, 'cpu');
       assert.equal(events.filter((e) => e.what === 'ready').length, 1, 'start() resolved after the ready report');
-      const out = await scheduler.submit({ requests: [{ image, task: '<OD>' }], maxNewTokens: 20 }, { requestId: 'car' });
+      const out = await scheduler.submit({ prompts: [{ image, task: '<OD>' }], maxNewTokens: 20 }, { requestId: 'car' });
       assert.equal(out.device, 'cpu:0');
       assert.equal(out.result.items.length, 1);
       const item = out.result.items[0];
@@ -83,7 +86,7 @@ describe('worker pool (real threads, tiny models)', function () {
     });
 
     it('answers text for <OD> with INVALID_ARGUMENT naming `text`', async function () {
-      await assert.rejects(scheduler.submit({ requests: [{ image, task: '<OD>', text: 'a car' }] }, { requestId: 'bad-text' }), (err: unknown) => {
+      await assert.rejects(scheduler.submit({ prompts: [{ image, task: '<OD>', text: 'a car' }] }, { requestId: 'bad-text' }), (err: unknown) => {
         assert.ok(err instanceof InvalidArgumentError, String(err));
         assert.equal(err.field, 'text');
         assert.match(err.message, /`text`/);
@@ -93,7 +96,7 @@ describe('worker pool (real threads, tiny models)', function () {
 
     it('answers a corrupt image with INVALID_ARGUMENT naming the library field `image` (the service renames it)', async function () {
       const corrupt = Buffer.concat([image.subarray(0, 40), Buffer.alloc(40, 7)]);
-      await assert.rejects(scheduler.submit({ requests: [{ image: corrupt, task: '<OD>' }] }, { requestId: 'bad-image' }), (err: unknown) => {
+      await assert.rejects(scheduler.submit({ prompts: [{ image: corrupt, task: '<OD>' }] }, { requestId: 'bad-image' }), (err: unknown) => {
         assert.ok(err instanceof WorkerInputError, String(err));
         assert.equal(err.libraryField, 'image');
         assert.match(err.message, /`image`/);
@@ -104,7 +107,7 @@ describe('worker pool (real threads, tiny models)', function () {
 
     it('a worker that crashes mid-request fails it with UNAVAILABLE, is replaced warm and serves the next one', async function () {
       const before = pool.threadIds;
-      await assert.rejects(scheduler.submit({ requests: [{ image, task: '<OD>' }], crash: true }, { requestId: 'crash' }), (err: unknown) => {
+      await assert.rejects(scheduler.submit({ prompts: [{ image, task: '<OD>' }], crash: true }, { requestId: 'crash' }), (err: unknown) => {
         assert.ok(err instanceof UnavailableError, String(err));
         assert.match(err.message, /worker on cpu:0 died during the request; retry/);
         return true;
@@ -112,7 +115,7 @@ describe('worker pool (real threads, tiny models)', function () {
       assert.equal(pool.restarts, 1);
       // Sent at once, while the replacement still loads: piscina holds it until that worker is warm.
       const t0 = Date.now();
-      const out = await scheduler.submit({ requests: [{ image, task: '<OD>' }], maxNewTokens: 20 }, { requestId: 'after-crash' });
+      const out = await scheduler.submit({ prompts: [{ image, task: '<OD>' }], maxNewTokens: 20 }, { requestId: 'after-crash' });
       const done = Date.now();
       assert.deepEqual((out.result.items[0].result as { labels: string[] }).labels, ['car']);
       const ready = events.filter((e) => e.what === 'ready');
@@ -128,14 +131,15 @@ describe('worker pool (real threads, tiny models)', function () {
   describe('random model, long generations', function () {
     let pool: DevicePool;
     let scheduler: Scheduler;
+    let stopped: Map<string, string>;
     // Never finished here: each test stops it early. 1000 tokens run for seconds even on a fast machine.
     const MAX_NEW_TOKENS = 1000;
-    const long = () => ({ requests: [{ image, task: '<CAPTION>' as const }], numBeams: 3, maxNewTokens: MAX_NEW_TOKENS });
+    const long = () => ({ prompts: [{ image, task: '<CAPTION>' as const }], numBeams: 3, maxNewTokens: MAX_NEW_TOKENS });
     /** The decoder steps the worker ran before it stopped, from its `generation stopped after N decoder steps`. */
     const stepsBeforeStop = (message: string) => Number(/generation stopped after (\d+) decoder steps/.exec(message)?.[1] ?? NaN);
 
     before(async function () {
-      ({ pool, scheduler } = await startDevice(initFor(await randomTiny(), 'cpu:1')));
+      ({ pool, scheduler, stopped } = await startDevice(initFor(await randomTiny(), 'cpu:1')));
     });
     after(() => scheduler?.close());
 
@@ -143,11 +147,14 @@ describe('worker pool (real threads, tiny models)', function () {
       const threads = pool.threadIds;
       await assert.rejects(scheduler.submit(long(), { requestId: 'deadline', deadline: Date.now() + 400 }), (err: unknown) => {
         assert.ok(err instanceof DeadlineExceededError, String(err));
-        assert.match(err.message, /decoder steps/, 'stopped inside the generation loop');
-        assert.ok(stepsBeforeStop(err.message) < MAX_NEW_TOKENS, `stopped early: ${err.message}`);
+        assert.match(err.message, /while the request ran/);
         return true;
       });
-      const out = await scheduler.submit({ requests: [{ image, task: '<CAPTION>' }], maxNewTokens: 3 }, { requestId: 'next' });
+      // Answered at the deadline; the worker then confirms it dropped the request inside the generation loop.
+      await waitFor(() => stopped.get('deadline'), { what: 'the worker to report the request stopped' });
+      assert.match(stopped.get('deadline')!, /^deadline exceeded; generation stopped after \d+ decoder steps/);
+      assert.ok(stepsBeforeStop(stopped.get('deadline')!) < MAX_NEW_TOKENS, `stopped early: ${stopped.get('deadline')}`);
+      const out = await scheduler.submit({ prompts: [{ image, task: '<CAPTION>' }], maxNewTokens: 3 }, { requestId: 'next' });
       assert.equal(out.result.items.length, 1);
       assert.deepEqual(pool.threadIds, threads, 'same worker thread');
       assert.equal(pool.restarts, 0);
@@ -158,15 +165,19 @@ describe('worker pool (real threads, tiny models)', function () {
       const ac = new AbortController();
       const running = scheduler.submit(long(), { requestId: 'cancel', signal: ac.signal, deadline: Date.now() + 60_000 });
       // Cancel once the worker has the task (not while it is in our queue).
-      await waitFor(() => pool.inFlight === 1, { what: 'the task to be handed to the worker' });
+      // The scheduler's running count: this request's batch was dispatched (the previous test's
+      // batch may still be finishing on the worker, so the pool's own count is not this request's).
+      await waitFor(() => scheduler.stats()[0].inFlight === 1, { what: 'the request to be dispatched to the worker' });
       ac.abort();
       await assert.rejects(running, (err: unknown) => {
         assert.ok(err instanceof CancelledError, String(err));
-        assert.match(err.message, /decoder steps/);
-        assert.ok(stepsBeforeStop(err.message) < MAX_NEW_TOKENS, `stopped early: ${err.message}`);
+        assert.match(err.message, /cancelled by the client while it ran/);
         return true;
       });
-      const out = await scheduler.submit({ requests: [{ image, task: '<CAPTION>' }], maxNewTokens: 3 }, { requestId: 'next' });
+      await waitFor(() => stopped.get('cancel'), { what: 'the worker to report the request stopped' });
+      assert.match(stopped.get('cancel')!, /^cancelled by the client; generation stopped after \d+ decoder steps/);
+      assert.ok(stepsBeforeStop(stopped.get('cancel')!) < MAX_NEW_TOKENS, `stopped early: ${stopped.get('cancel')}`);
+      const out = await scheduler.submit({ prompts: [{ image, task: '<CAPTION>' }], maxNewTokens: 3 }, { requestId: 'next' });
       assert.equal(out.result.items.length, 1);
       assert.deepEqual(pool.threadIds, threads);
       assert.equal(pool.restarts, 0);
@@ -194,7 +205,7 @@ describe('worker pool (real threads, tiny models)', function () {
         assert.equal(pool.provider, 'cpu');
         assert.equal(pool.cpuFallback, true);
         assert.equal((await pool.describe()).provider, 'cpu');
-        const out = await scheduler.submit({ requests: [{ image, task: '<OD>' }], maxNewTokens: 20 }, { requestId: 'fallback' });
+        const out = await scheduler.submit({ prompts: [{ image, task: '<OD>' }], maxNewTokens: 20 }, { requestId: 'fallback' });
         assert.equal(out.device, 'cuda:0');
         assert.deepEqual((out.result.items[0].result as { labels: string[] }).labels, ['car']);
       } finally {

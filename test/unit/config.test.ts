@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, helpText, isHelpRequested, loadConfig, type Config } from '../../src/config/load';
-import { SETTINGS, parseDevice } from '../../src/config/schema';
+import { AUTO_BATCHING, SETTINGS, batchingFor, parseDevice } from '../../src/config/schema';
 import { MODULES } from '../../src/runtime/model-files';
 
 /** Asserts that `fn` throws a ConfigError and returns its problems. */
@@ -62,6 +62,9 @@ describe('config/load', () => {
         maxImagePixels: 50_000_000,
         maxMessageBytes: 67_108_864,
         maxInFlightPerDevice: 1,
+        maxBatchRows: 0,
+        maxQueueDelayMs: -1,
+        maxVisionBatch: 0,
         maxQueuePerDevice: 16,
         maxNumBeams: 8,
         maxNewTokens: 1024,
@@ -72,6 +75,15 @@ describe('config/load', () => {
         configFile: null,
         testHooks: false,
       });
+    });
+
+    it('resolves batching per device kind: auto values for CPU and GPU, explicit settings for both', () => {
+      const auto = loadConfig(['--model', tmp], {}, { cwd: tmp });
+      assert.deepEqual(batchingFor(auto, { provider: 'cpu' }), AUTO_BATCHING.cpu);
+      assert.deepEqual(batchingFor(auto, { provider: 'cuda' }), AUTO_BATCHING.gpu);
+      const set = loadConfig(['--model', tmp, '--max-batch-rows', '1', '--max-queue-delay-ms', '0', '--max-vision-batch', '2'], {}, { cwd: tmp });
+      for (const provider of ['cpu', 'webgpu'] as const) assert.deepEqual(batchingFor(set, { provider }), { maxBatchRows: 1, maxQueueDelayMs: 0, maxVisionBatch: 2 });
+      assert.throws(() => loadConfig(['--model', tmp, '--max-queue-delay-ms', '-2'], {}, { cwd: tmp }), /--max-queue-delay-ms/);
     });
 
     it('defaults to the Hub model base-ft; takes Hub names; a missing path is an error, not a download', () => {

@@ -1,6 +1,7 @@
 /**
- * Scheduler policy over fake pools: device choice, admission bounds, our own queue (deadline and
- * cancel of queued work), cancel flags of running work, worker error mapping and drain. No threads.
+ * Scheduler policy over fake pools: device choice, admission bounds, batching, our own queue
+ * (deadline and cancel of queued work), cancel flags of running work, early answers, worker error
+ * mapping and drain. No threads.
  */
 import assert from 'node:assert/strict';
 import {
@@ -11,14 +12,17 @@ import {
   ResourceExhaustedError,
   UnavailableError,
 } from '../../src/common/errors';
-import { CANCEL_BY_CLIENT, CANCEL_BY_DEADLINE, CANCEL_NONE, type WorkerResult, type WorkerTask } from '../../src/common/protocol';
-import { type PoolLike, Scheduler, type SubmitResult } from '../../src/server/scheduler';
+import { CANCEL_BY_CLIENT, CANCEL_BY_DEADLINE, CANCEL_NONE, type BatchShape, type WorkerItemOutcome, type WorkerResult, type WorkerTask } from '../../src/common/protocol';
+import { type PoolLike, type ScheduledRequest, Scheduler, type SubmitResult } from '../../src/server/scheduler';
+import type { BatchLimits } from '../../src/server/batcher';
 import { CancelSlots } from '../../src/server/cancel-slots';
 import { waitFor } from '../helpers/wait';
 
 /** A task the fake pool received; the test settles it. */
 interface Call {
   task: WorkerTask;
+  /** The scheduler's early-outcome listener for this batch. */
+  early?: (index: number, outcome: WorkerItemOutcome) => void;
   resolve(r: WorkerResult): void;
   reject(e: Error): void;
 }
@@ -36,8 +40,8 @@ class FakePool implements PoolLike {
   async start(): Promise<void> {
     this.ready = true;
   }
-  run(task: WorkerTask): Promise<WorkerResult> {
-    return new Promise((resolve, reject) => this.calls.push({ task, resolve, reject }));
+  run(task: WorkerTask, early?: (index: number, outcome: WorkerItemOutcome) => void): Promise<WorkerResult> {
+    return new Promise((resolve, reject) => this.calls.push({ task, early, resolve, reject }));
   }
   busyRatio(): number {
     return 0.25;
@@ -47,33 +51,53 @@ class FakePool implements PoolLike {
   }
   private readonly done = new Set<number>();
   /** Settles call `i` (in arrival order) with `result`. */
-  finish(i: number, result: WorkerResult = OK(this.device)): void {
+  finish(i: number, result?: WorkerResult): void {
     assert.ok(i < this.calls.length && !this.done.has(i), `call ${i} on ${this.device} is not pending`);
     this.done.add(i);
-    this.calls[i].resolve(result);
+    this.calls[i].resolve(result ?? OK(this.device, this.calls[i].task));
+  }
+  /** Fails every item of call `i` with the same worker error. */
+  fail(i: number, error: Extract<WorkerItemOutcome, { ok: false }>['error']): void {
+    const task = this.calls[i].task;
+    this.finish(i, { ...OK(this.device, task), outcomes: task.items.map(() => ({ ok: false as const, error })) } as WorkerResult);
   }
 }
 
-const OK = (device: string): WorkerResult => ({
+const TIMINGS = { preprocess: 1, vision: 2, encoder: 3, decoder: 4, postprocess: 5, total: 15 };
+const ITEM_OK: WorkerItemOutcome = { ok: true, items: [], timings: TIMINGS, steps: 7 };
+const OK = (device: string, task: WorkerTask): WorkerResult => ({
   ok: true,
-  items: [],
-  timings: { preprocess: 0, vision: 0, encoder: 0, decoder: 0, postprocess: 0, total: 0 },
+  outcomes: task.items.map(() => ITEM_OK),
+  batch: { requests: task.items.length, rows: task.items.length, steps: 7, rowSteps: 7 * task.items.length, decodeMs: 4, decoderRunMs: 3, shared: { preprocess: 1, vision: 2, encoder: 3 } },
   device,
 });
-const TASK = { requests: [] };
+const PROMPT = { image: new Uint8Array(1), task: '<OD>' as const };
+/** One prompt, greedy: one decoder row. */
+const TASK: ScheduledRequest = { prompts: [PROMPT] };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Lets promise callbacks (dispatch, settle, pump) run. */
 const tick = () => sleep(0);
 
-async function setup(opts: { devices?: number; maxInFlight?: number; maxQueue?: number; onQueueWait?: (d: string, ms: number) => void } = {}) {
+async function setup(
+  opts: { devices?: number; maxInFlight?: number; maxQueue?: number; batching?: BatchLimits; onBatchStart?: (d: string, shape: BatchShape, waits: number[]) => void } = {},
+) {
   const devices = opts.devices ?? 1;
   const maxInFlight = opts.maxInFlight ?? 1;
-  const cancelSlots = CancelSlots.forDevices(devices, maxInFlight);
+  const cancelSlots = CancelSlots.forDevices(devices, maxInFlight, opts.batching?.maxBatchRows ?? 1);
   const flagsBuffer = cancelSlots.buffer;
   const pools = Array.from({ length: devices }, (_, i) => new FakePool(`cpu:${i}`, flagsBuffer));
-  const scheduler = new Scheduler({ pools, cancelSlots, maxInFlightPerDevice: maxInFlight, maxQueuePerDevice: opts.maxQueue ?? 1, onQueueWait: opts.onQueueWait });
+  const stopped: string[] = [];
+  const scheduler = new Scheduler({
+    pools,
+    cancelSlots,
+    maxInFlightPerDevice: maxInFlight,
+    maxQueuePerDevice: opts.maxQueue ?? 1,
+    ...(opts.batching ? { batching: () => opts.batching! } : {}),
+    onBatchStart: opts.onBatchStart,
+    onStoppedInBatch: (id) => stopped.push(id),
+  });
   await scheduler.start();
-  return { scheduler, pools, flags: new Int32Array(flagsBuffer) };
+  return { scheduler, pools, flags: new Int32Array(flagsBuffer), stopped };
 }
 
 /** Keeps a rejection from being reported as unhandled before the test awaits it. */
@@ -99,6 +123,10 @@ describe('Scheduler', () => {
     );
     const small = new CancelSlots(3);
     assert.throws(() => new Scheduler({ pools: [new FakePool('a', small.buffer), new FakePool('b', small.buffer)], cancelSlots: small, maxInFlightPerDevice: 2, maxQueuePerDevice: 0 }), /need 4/);
+    // Batches of up to 4 requests on 2 devices × 2 workers: 16 slots.
+    const batching = () => ({ maxBatchRows: 4, maxQueueDelayMs: 0 });
+    const eight = new CancelSlots(8);
+    assert.throws(() => new Scheduler({ pools: [new FakePool('a', eight.buffer), new FakePool('b', eight.buffer)], cancelSlots: eight, maxInFlightPerDevice: 2, maxQueuePerDevice: 0, batching }), /need 16/);
   });
 
   it('sends each request to the least-loaded device, round-robin on ties', async () => {
@@ -149,7 +177,7 @@ describe('Scheduler', () => {
     assert.ok(first !== 'still pending', 'refused without waiting');
     assert.ok(!first.ok);
     assert.ok(first.error instanceof ResourceExhaustedError, String(first.error));
-    assert.match(first.error.message, /at most 1 and queues at most 1/);
+    assert.match(first.error.message, /each runs 1 batch\(es\) and queues at most 1 requests/);
     // Draining the fakes lets everything accepted finish.
     pools[0].finish(0);
     pools[1].finish(0);
@@ -161,7 +189,7 @@ describe('Scheduler', () => {
 
   it('never runs a queued request whose deadline passed', async () => {
     const waits: number[] = [];
-    const { scheduler, pools } = await setup({ maxInFlight: 1, maxQueue: 2, onQueueWait: (_d, ms) => waits.push(ms) });
+    const { scheduler, pools } = await setup({ maxInFlight: 1, maxQueue: 2, onBatchStart: (_d, _s, w) => waits.push(...w) });
     const first = scheduler.submit(TASK, { requestId: 'running' });
     const queued = settled(scheduler.submit(TASK, { requestId: 'queued', deadline: Date.now() + 40 }));
     // Admission is synchronous: checked before any timer (the deadline's included) can run.
@@ -200,22 +228,25 @@ describe('Scheduler', () => {
     await assert.rejects(scheduler.submit(TASK, { requestId: 'x', signal: AbortSignal.abort() }), CancelledError);
   });
 
-  it('sets CANCEL_BY_DEADLINE on a running request when its deadline passes, and maps the worker answer', async () => {
-    const { scheduler, pools, flags } = await setup();
+  it('answers a running request at its deadline at once, sets CANCEL_BY_DEADLINE, and frees the slot when the batch ends', async () => {
+    const { scheduler, pools, flags, stopped } = await setup();
     const ac = new AbortController();
     // 300 ms: the check that the flag is still clear runs one zero-delay timer after submit, far sooner.
     const p = settled(scheduler.submit(TASK, { requestId: 'r', deadline: Date.now() + 300, signal: ac.signal }));
     await tick();
-    const slot = pools[0].calls[0].task.cancelSlot;
+    const slot = pools[0].calls[0].task.items[0].cancelSlot;
     assert.equal(Atomics.load(flags, slot), CANCEL_NONE);
-    await waitFor(() => Atomics.load(flags, slot) === CANCEL_BY_DEADLINE, { what: 'the deadline timer to set CANCEL_BY_DEADLINE' });
+    const r = await p;
+    // Answered while the worker still runs the batch.
+    assert.ok(!r.ok && r.error instanceof DeadlineExceededError, String(!r.ok && r.error));
+    assert.equal(Atomics.load(flags, slot), CANCEL_BY_DEADLINE);
+    assert.equal(scheduler.stats()[0].inFlight, 0, 'no longer counted as running');
     // A later client cancel does not overwrite the first cause.
     ac.abort();
     assert.equal(Atomics.load(flags, slot), CANCEL_BY_DEADLINE);
-    pools[0].finish(0, { ok: false, error: { kind: 'deadline_exceeded', message: 'deadline exceeded; generation stopped after 3 decoder steps' } });
-    const r = await p;
-    assert.ok(!r.ok && r.error instanceof DeadlineExceededError);
-    await tick();
+    pools[0].fail(0, { kind: 'deadline_exceeded', message: 'deadline exceeded; generation stopped after 3 decoder steps' });
+    await waitFor(() => stopped.length === 1, { what: 'the worker to confirm the request stopped' });
+    assert.deepEqual(stopped, ['r']);
     assert.equal(Atomics.load(flags, slot), CANCEL_NONE, 'slot reset for reuse');
   });
 
@@ -224,19 +255,21 @@ describe('Scheduler', () => {
     const ac = new AbortController();
     const p = settled(scheduler.submit(TASK, { requestId: 'r', deadline: Date.now() + 60_000, signal: ac.signal }));
     await tick();
-    const slot = pools[0].calls[0].task.cancelSlot;
+    const slot = pools[0].calls[0].task.items[0].cancelSlot;
     ac.abort();
     assert.equal(Atomics.load(flags, slot), CANCEL_BY_CLIENT);
-    pools[0].finish(0, { ok: false, error: { kind: 'cancelled', message: 'cancelled by the client' } });
     const r = await p;
-    assert.ok(!r.ok && r.error instanceof CancelledError);
+    assert.ok(!r.ok && r.error instanceof CancelledError, 'answered at once');
+    pools[0].fail(0, { kind: 'cancelled', message: 'cancelled by the client' });
   });
 
   it('maps worker errors to ServiceErrors and recycles cancel slots', async () => {
     const { scheduler, pools, flags } = await setup({ maxInFlight: 1, maxQueue: 0 });
-    const cases: Array<[WorkerResult | Error, (e: unknown) => boolean]> = [
-      [{ ok: false, error: { kind: 'invalid_argument', field: 'text', message: '`text` is not allowed for task <OD>' } }, (e) => e instanceof InvalidArgumentError && e.field === 'text'],
-      [{ ok: false, error: { kind: 'internal', message: 'onnx exploded' } }, (e) => e instanceof InternalError && /request r1/.test(e.message)],
+    type Answer = Extract<WorkerItemOutcome, { ok: false }>['error'] | WorkerResult | Error;
+    const cases: Array<[Answer, (e: unknown) => boolean]> = [
+      [{ kind: 'invalid_argument', field: 'text', message: '`text` is not allowed for task <OD>' }, (e) => e instanceof InvalidArgumentError && e.field === 'text'],
+      [{ kind: 'internal', message: 'onnx exploded' }, (e) => e instanceof InternalError && /request r1/.test(e.message)],
+      [{ ok: false, error: { kind: 'internal', message: 'the batch could not run' } }, (e) => e instanceof InternalError && /batch of r2/.test(e.message)],
       [new UnavailableError('worker on cpu:0 died during the request; retry'), (e) => e instanceof UnavailableError],
       [new Error('odd'), (e) => e instanceof InternalError],
     ];
@@ -245,7 +278,8 @@ describe('Scheduler', () => {
       await tick();
       const call = pools[0].calls[i];
       if (answer instanceof Error) call.reject(answer);
-      else call.resolve(answer);
+      else if ('ok' in answer) call.resolve(answer);
+      else pools[0].fail(i, answer);
       const r = await p;
       assert.ok(!r.ok && check(r.error), `case ${i}: ${r.ok ? 'resolved' : String(r.error)}`);
     }
@@ -285,10 +319,136 @@ describe('Scheduler', () => {
     assert.ok(Date.now() - t0 >= 45);
     const q = await queued;
     assert.ok(!q.ok && q.error instanceof UnavailableError);
-    const slot = pools[0].calls[0].task.cancelSlot;
+    const slot = pools[0].calls[0].task.items[0].cancelSlot;
     assert.equal(Atomics.load(flags, slot), CANCEL_NONE, 'the running request was not cancelled');
     pools[0].finish(0);
     assert.equal((await running).device, 'cpu:0');
     assert.equal(pools[0].calls.length, 1, 'the queued request never ran');
+  });
+
+  describe('batching', () => {
+    const BATCH: BatchLimits = { maxBatchRows: 8, maxQueueDelayMs: 0 };
+    const beams = (n: number, prompts = 1): ScheduledRequest => ({ prompts: Array.from({ length: prompts }, () => PROMPT), numBeams: n });
+
+    it('gathers what waits while the worker is busy into one batch, in arrival order, within the row limit', async () => {
+      const shapes: BatchShape[] = [];
+      const { scheduler, pools } = await setup({ maxQueue: 20, batching: BATCH, onBatchStart: (_d, shape) => shapes.push(shape) });
+      const first = scheduler.submit(TASK, { requestId: 'first' });
+      // 3 + 3 + 1 + 3 rows wait: the first three fit in 8 rows, the fourth waits for the next batch.
+      const queued = [beams(3), beams(3), TASK, beams(3)].map((r, i) => scheduler.submit(r, { requestId: `q${i}` }));
+      await tick();
+      assert.equal(pools[0].calls.length, 1);
+      pools[0].finish(0);
+      await first;
+      await waitFor(() => pools[0].calls.length === 2, { what: 'the second batch' });
+      // Only requests that share a decoder loop (the same beams) go together: q2 (greedy) waits.
+      assert.deepEqual(pools[0].calls[1].task.items.map((it) => it.prompts.length), [1, 1]);
+      assert.equal(pools[0].calls[1].task.numBeams, 3);
+      pools[0].finish(1);
+      await waitFor(() => pools[0].calls.length === 3, { what: 'the third batch' });
+      pools[0].finish(2);
+      await waitFor(() => pools[0].calls.length === 4, { what: 'the fourth batch' });
+      pools[0].finish(3);
+      const done = await Promise.all(queued);
+      assert.deepEqual(shapes.map((x) => [x.requests, x.rows]), [[1, 1], [2, 6], [1, 1], [1, 3]]);
+      assert.deepEqual(done.map((d) => d.batch.requests), [2, 2, 1, 1]);
+      assert.deepEqual(done.map((d) => d.result.steps), [7, 7, 7, 7]);
+    });
+
+    it('a request larger than the row limit still runs, alone', async () => {
+      const { scheduler, pools } = await setup({ batching: { maxBatchRows: 4, maxQueueDelayMs: 0 } });
+      const big = scheduler.submit(beams(3, 5), { requestId: 'big' });
+      await tick();
+      assert.equal(pools[0].calls[0].task.items.length, 1);
+      pools[0].finish(0);
+      assert.equal((await big).batch.rows, 15);
+    });
+
+    it('a free worker waits up to the queue delay for a batch to fill, and no longer', async () => {
+      const shapes: BatchShape[] = [];
+      const { scheduler, pools } = await setup({ maxQueue: 8, batching: { maxBatchRows: 3, maxQueueDelayMs: 60_000 }, onBatchStart: (_d, shape) => shapes.push(shape) });
+      const a = scheduler.submit(TASK, { requestId: 'a' });
+      const b = scheduler.submit(TASK, { requestId: 'b' });
+      await tick();
+      assert.equal(pools[0].calls.length, 0, 'two rows of three: waiting for the third');
+      assert.equal(scheduler.stats()[0].queued, 2);
+      const c = scheduler.submit(TASK, { requestId: 'c' });
+      await tick();
+      assert.equal(pools[0].calls.length, 1, 'full: sent without waiting out the delay');
+      pools[0].finish(0);
+      const done = await Promise.all([a, b, c]);
+      assert.deepEqual(shapes, [{ requests: 3, rows: 3 }]);
+      for (const d of done) assert.ok(d.batchWaitMs <= d.queueMs);
+    });
+
+    it('answers each request of a batch as soon as the worker reports it, before the batch ends', async () => {
+      const { scheduler, pools } = await setup({ maxQueue: 4, batching: BATCH });
+      const blocker = scheduler.submit(TASK, { requestId: 'blocker' });
+      const early = settled(scheduler.submit(TASK, { requestId: 'early' }));
+      const late = settled(scheduler.submit(TASK, { requestId: 'late' }));
+      await tick();
+      pools[0].finish(0);
+      await blocker;
+      await waitFor(() => pools[0].calls.length === 2, { what: 'the batch of two' });
+      const call = pools[0].calls[1];
+      call.early!(0, { ...ITEM_OK, steps: 2 });
+      const e = await early;
+      assert.ok(e.ok && e.value.result.steps === 2, 'answered from the early outcome');
+      assert.equal(scheduler.stats()[0].inFlight, 1, 'its batch-mate still runs');
+      pools[0].finish(1);
+      const l = await late;
+      assert.ok(l.ok && l.value.result.steps === 7);
+    });
+
+    it('a cancelled request of a running batch ends alone; its batch-mates complete', async () => {
+      const { scheduler, pools, flags } = await setup({ maxQueue: 4, batching: BATCH });
+      const blocker = scheduler.submit(TASK, { requestId: 'blocker' });
+      const ac = new AbortController();
+      const cancelled = settled(scheduler.submit(TASK, { requestId: 'cancelled', signal: ac.signal }));
+      const mate = scheduler.submit(TASK, { requestId: 'mate' });
+      await tick();
+      pools[0].finish(0);
+      await blocker;
+      await waitFor(() => pools[0].calls.length === 2, { what: 'the batch of two' });
+      const [slotA, slotB] = pools[0].calls[1].task.items.map((it) => it.cancelSlot);
+      ac.abort();
+      const c = await cancelled;
+      assert.ok(!c.ok && c.error instanceof CancelledError);
+      assert.equal(Atomics.load(flags, slotA), CANCEL_BY_CLIENT);
+      assert.equal(Atomics.load(flags, slotB), CANCEL_NONE, "the batch-mate's slot is untouched");
+      pools[0].finish(1, { ...OK('cpu:0', pools[0].calls[1].task), outcomes: [{ ok: false, error: { kind: 'cancelled', message: 'stopped' } }, ITEM_OK] } as WorkerResult);
+      assert.equal((await mate).device, 'cpu:0');
+    });
+
+    it('a worker that dies fails every request of its batch with UNAVAILABLE, and the next batch runs', async () => {
+      const { scheduler, pools } = await setup({ maxQueue: 4, batching: BATCH });
+      const blocker = scheduler.submit(TASK, { requestId: 'blocker' });
+      const batch = [0, 1, 2].map((i) => settled(scheduler.submit(TASK, { requestId: `b${i}` })));
+      await tick();
+      pools[0].finish(0);
+      await blocker;
+      await waitFor(() => pools[0].calls.length === 2, { what: 'the batch of three' });
+      pools[0].calls[1].reject(new UnavailableError('worker on cpu:0 died during the request; retry'));
+      for (const r of await Promise.all(batch)) assert.ok(!r.ok && r.error instanceof UnavailableError);
+      const next = scheduler.submit(TASK, { requestId: 'next' });
+      await tick();
+      pools[0].finish(2);
+      assert.equal((await next).device, 'cpu:0');
+    });
+
+    it('admission stays exact: a free worker slot plus the queue bound, whatever the batching', async () => {
+      const { scheduler, pools } = await setup({ maxQueue: 2, batching: { maxBatchRows: 8, maxQueueDelayMs: 60_000 } });
+      const outcomes = await Promise.all(
+        [0, 1, 2, 3, 4, 5].map(async (i) => {
+          const r = settled(scheduler.submit(TASK, { requestId: `r${i}` }));
+          return Promise.race([r, tick().then(() => 'pending' as const)]);
+        }),
+      );
+      const refused = outcomes.filter((o) => o !== 'pending' && !o.ok && o.error instanceof ResourceExhaustedError).length;
+      assert.equal(refused, 3, '1 free worker slot + 2 queued accepted, 3 refused');
+      await scheduler.drain(0);
+      assert.equal(pools[0].calls.length, 1, 'drain sends the gathering batch at once');
+      pools[0].finish(0);
+    });
   });
 });

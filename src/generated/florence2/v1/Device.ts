@@ -14,6 +14,13 @@ export interface Device {
    */
   'provider'?: (string);
   'workers'?: (number);
+  /**
+   * Batching on this device: decoder rows per batch (prompts × beams), how long the oldest waiting
+   * request waits for others while a worker is free, and images per vision-encoder call.
+   */
+  'max_batch_rows'?: (number);
+  'max_queue_delay_ms'?: (number);
+  'max_vision_batch'?: (number);
 }
 
 /**
@@ -29,4 +36,11 @@ export interface Device__Output {
    */
   'provider': (string);
   'workers': (number);
+  /**
+   * Batching on this device: decoder rows per batch (prompts × beams), how long the oldest waiting
+   * request waits for others while a worker is free, and images per vision-encoder call.
+   */
+  'max_batch_rows': (number);
+  'max_queue_delay_ms': (number);
+  'max_vision_batch': (number);
 }

@@ -1,6 +1,7 @@
 // Original file: proto/florence2/v1/florence2.proto
 
 import type { Timings as _florence2_v1_Timings, Timings__Output as _florence2_v1_Timings__Output } from '../../florence2/v1/Timings';
+import type { BatchInfo as _florence2_v1_BatchInfo, BatchInfo__Output as _florence2_v1_BatchInfo__Output } from '../../florence2/v1/BatchInfo';
 
 /**
  * Facts about how a response was produced.
@@ -32,6 +33,10 @@ export interface ResponseMeta {
    * The device that ran the request, e.g. "cpu:0" or "cuda:1".
    */
   'device'?: (string);
+  /**
+   * The batch the request ran in.
+   */
+  'batch'?: (_florence2_v1_BatchInfo | null);
 }
 
 /**
@@ -64,4 +69,8 @@ export interface ResponseMeta__Output {
    * The device that ran the request, e.g. "cpu:0" or "cuda:1".
    */
   'device': (string);
+  /**
+   * The batch the request ran in.
+   */
+  'batch': (_florence2_v1_BatchInfo__Output | null);
 }
