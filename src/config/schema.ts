@@ -6,7 +6,16 @@
 import { DEFAULT_MODEL, repoId } from '../hub/names';
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DTYPE_SUFFIX, MODULES, isGpuProvider, isProvider, type Dtype, type DtypeByModule, type ModuleName, type Provider } from '../runtime/model-files';
+import {
+  DTYPE_SUFFIX,
+  MODULES,
+  isGpuProvider,
+  isProvider,
+  type Dtype,
+  type DtypeByModule,
+  type ModuleName,
+  type Provider,
+} from '../runtime/model-files';
 import type { ResampleMode } from '../florence/preprocess';
 import { LOG_LEVELS, type LogLevel } from '../common/logger';
 
@@ -20,17 +29,21 @@ export interface DeviceBatching {
 }
 
 /**
- * What the auto settings resolve to. CPU: a decoder step costs about the same for 1 or 16 rows (it is
- * memory-bound) while the vision encoder scales with images, so batches gather what arrives while a
- * worker is busy and a free worker waits only briefly. GPU: far more rows fit in a step.
+ * What the auto settings resolve to. CPU: batches gather what arrives while a worker is busy and a
+ * free worker waits only briefly; the vision encoder runs one image per call, since on base a call
+ * over 4 images took 2.9 s per image against 2.1 s alone (npm run bench:serve investigation). GPU:
+ * far more rows fit in a step.
  */
 export const AUTO_BATCHING: Readonly<Record<'cpu' | 'gpu', DeviceBatching>> = Object.freeze({
-  cpu: Object.freeze({ maxBatchRows: 16, maxQueueDelayMs: 2, maxVisionBatch: 4 }),
+  cpu: Object.freeze({ maxBatchRows: 16, maxQueueDelayMs: 2, maxVisionBatch: 1 }),
   gpu: Object.freeze({ maxBatchRows: 64, maxQueueDelayMs: 5, maxVisionBatch: 16 }),
 });
 
 /** The batching limits of one device: the settings, with auto values by the device's kind. */
-export function batchingFor(config: Pick<Config, 'maxBatchRows' | 'maxQueueDelayMs' | 'maxVisionBatch'>, device: Pick<DeviceSpec, 'provider'>): DeviceBatching {
+export function batchingFor(
+  config: Pick<Config, 'maxBatchRows' | 'maxQueueDelayMs' | 'maxVisionBatch'>,
+  device: Pick<DeviceSpec, 'provider'>,
+): DeviceBatching {
   const auto = AUTO_BATCHING[isGpuProvider(device.provider) ? 'gpu' : 'cpu'];
   return {
     maxBatchRows: config.maxBatchRows > 0 ? config.maxBatchRows : auto.maxBatchRows,
@@ -151,7 +164,7 @@ const fail = <T>(error: string): Parsed<T> => ({ ok: false, error });
 
 /** How a rejected raw value is quoted in messages: strings in single quotes, JSON values as JSON. */
 export function shown(raw: unknown): string {
-  return typeof raw === 'string' ? `'${raw}'` : JSON.stringify(raw) ?? String(raw);
+  return typeof raw === 'string' ? `'${raw}'` : (JSON.stringify(raw) ?? String(raw));
 }
 
 function integer(min: number, max: number): (raw: unknown) => Parsed<number> {
@@ -159,7 +172,8 @@ function integer(min: number, max: number): (raw: unknown) => Parsed<number> {
     let n: number | undefined;
     if (typeof raw === 'number') n = raw;
     else if (typeof raw === 'string' && /^\s*[+-]?\d+\s*$/.test(raw)) n = Number(raw);
-    if (n === undefined || !Number.isSafeInteger(n) || n < min || n > max) return fail(`must be an integer in [${min}, ${max}], got ${shown(raw)}`);
+    if (n === undefined || !Number.isSafeInteger(n) || n < min || n > max)
+      return fail(`must be an integer in [${min}, ${max}], got ${shown(raw)}`);
     return ok(n);
   };
 }
@@ -175,7 +189,9 @@ function boolean(raw: unknown): Parsed<boolean> {
 
 function oneOf<T extends string>(values: readonly T[]): (raw: unknown) => Parsed<T> {
   return (raw) =>
-    typeof raw === 'string' && (values as readonly string[]).includes(raw) ? ok(raw as T) : fail(`must be one of ${values.join('|')}, got ${shown(raw)}`);
+    typeof raw === 'string' && (values as readonly string[]).includes(raw)
+      ? ok(raw as T)
+      : fail(`must be one of ${values.join('|')}, got ${shown(raw)}`);
 }
 
 function nonEmptyString(raw: unknown): Parsed<string> {
@@ -191,7 +207,9 @@ function existingDirectory(raw: unknown, ctx: ParseContext): Parsed<string> {
     isDir = statSync(abs).isDirectory();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return fail(`must be an existing directory, got ${shown(s.value)} (${code === 'ENOENT' ? 'no such file or directory' : (code ?? 'unreadable')})`);
+    return fail(
+      `must be an existing directory, got ${shown(s.value)} (${code === 'ENOENT' ? 'no such file or directory' : (code ?? 'unreadable')})`,
+    );
   }
   return isDir ? ok(abs) : fail(`must be an existing directory, got ${shown(s.value)} (not a directory)`);
 }
@@ -251,7 +269,9 @@ export function parseDevice(item: string): DeviceSpec | string {
   }
   if (index === undefined) {
     // Plain `cpu` is the common case; a GPU without an ordinal is ambiguous on multi-GPU hosts.
-    return provider === 'cpu' ? { name: 'cpu:0', provider, deviceId: 0 } : `${shown(item)} needs a device index (${provider}:N, e.g. ${provider}:0)`;
+    return provider === 'cpu'
+      ? { name: 'cpu:0', provider, deviceId: 0 }
+      : `${shown(item)} needs a device index (${provider}:N, e.g. ${provider}:0)`;
   }
   if (!/^\d+$/.test(index) || Number(index) > MAX_DEVICE_INDEX) {
     return `${shown(item)}: the device index must be an integer in [0, ${MAX_DEVICE_INDEX}]`;
@@ -318,7 +338,8 @@ function dtypeSpec(raw: unknown): Parsed<DtypeByModule> {
   for (const [module, dtype] of pairs) {
     if (!isModule(module)) errors.push(`unknown module ${shown(module)} (modules: ${MODULES.join(', ')})`);
     else if (seen.has(module)) errors.push(`${module} is given more than once`);
-    else if (typeof dtype !== 'string' || !isDtype(dtype)) errors.push(`${module}: dtype must be one of ${DTYPES.join('|')}, got ${shown(dtype ?? '')}`);
+    else if (typeof dtype !== 'string' || !isDtype(dtype))
+      errors.push(`${module}: dtype must be one of ${DTYPES.join('|')}, got ${shown(dtype ?? '')}`);
     else {
       seen.add(module);
       out[module] = dtype;
