@@ -6,7 +6,10 @@ import prettier from 'eslint-config-prettier';
 
 /** Import boundaries, one block per folder; `patterns` match module specifiers. */
 const ORT_ONLY_IN_RUNTIME = { name: 'onnxruntime-node', message: 'Only src/runtime talks to onnxruntime-node (the ModelBackend seam).' };
-const NO_DEV_TOOLING = { group: ['**/tools/**', '**/bench/**', '**/test/**'], message: 'Product code does not import dev tooling, benchmarks or tests.' };
+const NO_DEV_TOOLING = {
+  group: ['**/tools/**', '**/bench/**', '**/test/**'],
+  message: 'Product code does not import dev tooling, benchmarks or tests.',
+};
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'src/generated/**', '.cache/**', 'coverage/**'] },
@@ -43,7 +46,10 @@ export default tseslint.config(
           patterns: [
             NO_DEV_TOOLING,
             { group: ['@grpc/*', 'grpc-health-check'], message: 'src/florence is the pure model pipeline: no gRPC.' },
-            { group: ['**/server/**', '**/worker/**', '**/runtime/**', '**/generated/**'], message: 'src/florence depends on nothing above it.' },
+            {
+              group: ['**/server/**', '**/worker/**', '**/runtime/**', '**/generated/**'],
+              message: 'src/florence depends on nothing above it.',
+            },
           ],
         },
       ],
@@ -55,8 +61,18 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: [ORT_ONLY_IN_RUNTIME, { name: 'piscina', message: 'The client imports no server code.' }, { name: 'sharp', message: 'The client needs no image library (drawing lives in src/visuals).' }],
-          patterns: [NO_DEV_TOOLING, { group: ['**/server/**', '**/worker/**', '**/runtime/**', '**/metrics/**', '**/config/**'], message: 'The client imports no server code.' }],
+          paths: [
+            ORT_ONLY_IN_RUNTIME,
+            { name: 'piscina', message: 'The client imports no server code.' },
+            { name: 'sharp', message: 'The client needs no image library (drawing lives in src/visuals).' },
+          ],
+          patterns: [
+            NO_DEV_TOOLING,
+            {
+              group: ['**/server/**', '**/worker/**', '**/runtime/**', '**/metrics/**', '**/config/**'],
+              message: 'The client imports no server code.',
+            },
+          ],
         },
       ],
     },
@@ -83,5 +99,14 @@ export default tseslint.config(
     },
   },
   { files: ['**/*.mjs', '**/*.js'], ...tseslint.configs.disableTypeChecked },
+  {
+    // bin/ is plain CommonJS run by Node.
+    files: ['**/*.js'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', process: 'readonly', module: 'writable', __dirname: 'readonly' },
+    },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
   prettier,
 );

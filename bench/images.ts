@@ -31,7 +31,9 @@ async function makeImage(width: number, height: number, seed: number): Promise<B
       rgb[i + 2] = Math.max(0, Math.min(255, 128 + 100 * Math.sin((x + y * seed) / 40) + noise));
     }
   }
-  const png = await sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  const png = await sharp(rgb, { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
   return { name: `${width}x${height}`, width, height, png };
 }
 

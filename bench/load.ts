@@ -46,7 +46,8 @@ interface Options {
   deadlineMs: number;
 }
 
-const USAGE = 'npm run bench:load -- [--clients N (8)] [--requests M (400)] [--devices LIST (cpu:0,cpu:1)] [--time-limit S (120)] [--deadline-ms MS (30000)]\n';
+const USAGE =
+  'npm run bench:load -- [--clients N (8)] [--requests M (400)] [--devices LIST (cpu:0,cpu:1)] [--time-limit S (120)] [--deadline-ms MS (30000)]\n';
 
 function parseOptions(): Options {
   const { values } = parseArgs({
@@ -66,7 +67,8 @@ function parseOptions(): Options {
   }
   const positive = (flag: string, v: string, integer = true) => {
     const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new UsageError(`--${flag} must be a positive ${integer ? 'integer' : 'number'}, got "${v}"`);
+    if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n)))
+      throw new UsageError(`--${flag} must be a positive ${integer ? 'integer' : 'number'}, got "${v}"`);
     return n;
   };
   const devices = values.devices.trim();
@@ -122,12 +124,21 @@ function imageSize(i: number): { width: number; height: number } {
 function planRequest(i: number): Omit<LoadRequest, 'image'> {
   const rpc = RPCS[i % RPCS.length];
   const round = Math.floor(i / RPCS.length);
-  const task: Task = rpc === 'Detect' ? 'detect' : rpc === 'Caption' ? 'caption' : rpc === 'Ocr' ? 'ocr' : TASKS[(round + (rpc === 'Stream' ? 1 : 0)) % TASKS.length];
+  const task: Task =
+    rpc === 'Detect'
+      ? 'detect'
+      : rpc === 'Caption'
+        ? 'caption'
+        : rpc === 'Ocr'
+          ? 'ocr'
+          : TASKS[(round + (rpc === 'Stream' ? 1 : 0)) % TASKS.length];
   return { index: i, rpc, task, ...imageSize(i), id: `req-${i}` };
 }
 
 async function makeImage(i: number, width: number, height: number): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 3, background: { r: (i * 53) % 256, g: (i * 97) % 256, b: (i * 29) % 256 } } }).png().toBuffer();
+  return sharp({ create: { width, height, channels: 3, background: { r: (i * 53) % 256, g: (i * 97) % 256, b: (i * 29) % 256 } } })
+    .png()
+    .toBuffer();
 }
 
 /** The request message of the task (the typed RPC's request, or the RunRequest oneof's member). */
@@ -159,13 +170,15 @@ interface RunResponse {
 function mismatch(req: LoadRequest, res: TaskResponse | null | undefined): string | null {
   if (!res) return `no ${req.task} result`;
   const m = res.meta;
-  if (!m || m.image_width !== req.width || m.image_height !== req.height) return `image ${m?.image_width}x${m?.image_height}, sent ${req.width}x${req.height}`;
+  if (!m || m.image_width !== req.width || m.image_height !== req.height)
+    return `image ${m?.image_width}x${m?.image_height}, sent ${req.width}x${req.height}`;
   if (req.task === 'detect') {
     const boxes = res.boxes ?? [];
     if (boxes.length !== 1 || boxes[0].label !== 'car') return `boxes ${JSON.stringify(boxes)}`;
     const got = [boxes[0].x1, boxes[0].y1, boxes[0].x2, boxes[0].y2];
     const want = carBox(req.width, req.height);
-    if (got.some((v, k) => Math.abs(v - want[k]) > 1e-3)) return `box ${got.map((v) => v.toFixed(3)).join(',')}, expected ${want.map((v) => v.toFixed(3)).join(',')}`;
+    if (got.some((v, k) => Math.abs(v - want[k]) > 1e-3))
+      return `box ${got.map((v) => v.toFixed(3)).join(',')}, expected ${want.map((v) => v.toFixed(3)).join(',')}`;
   } else if (res.text !== CAR_SCRIPT) {
     return `text ${JSON.stringify(res.text)}`;
   }
@@ -253,7 +266,9 @@ class StreamLane {
         p.settle(outcome);
       }
     };
-    call.on('error', (e: grpc.ServiceError) => fail({ status: 'error', code: `${grpc.status[e.code] ?? e.code} (stream)`, why: e.details }));
+    call.on('error', (e: grpc.ServiceError) =>
+      fail({ status: 'error', code: `${grpc.status[e.code] ?? e.code} (stream)`, why: e.details }),
+    );
     call.on('end', () => fail({ status: 'lost', why: 'the stream ended without an answer' }));
     return call;
   }
@@ -303,7 +318,10 @@ async function runLoad(server: ServerProcess, requests: LoadRequest[], opts: Opt
   const unexpected: string[] = [];
   const inflight = new Set<Pending>();
   const record = (req: LoadRequest, o: Outcome) => outcomes.set(req.index, o);
-  const lanes = Array.from({ length: Math.max(1, Math.ceil(opts.clients / 4)) }, () => new StreamLane(server, (why) => unexpected.push(why)));
+  const lanes = Array.from(
+    { length: Math.max(1, Math.ceil(opts.clients / 4)) },
+    () => new StreamLane(server, (why) => unexpected.push(why)),
+  );
 
   let next = 0;
   let stopped = false;
@@ -318,10 +336,13 @@ async function runLoad(server: ServerProcess, requests: LoadRequest[], opts: Opt
     }
     wake();
   };
-  const limitTimer = setTimeout(() => {
-    log(`time limit of ${opts.timeLimitS} s reached: cancelling ${inflight.size} in flight, ${requests.length - next} not sent`);
-    stop();
-  }, Math.max(0, deadlineAt - performance.now()));
+  const limitTimer = setTimeout(
+    () => {
+      log(`time limit of ${opts.timeLimitS} s reached: cancelling ${inflight.size} in flight, ${requests.length - next} not sent`);
+      stop();
+    },
+    Math.max(0, deadlineAt - performance.now()),
+  );
 
   const progress = setInterval(() => log(`${outcomes.size}/${requests.length} answered, ${inflight.size} in flight`), 5000);
   const t0 = performance.now();
@@ -344,19 +365,32 @@ async function runLoad(server: ServerProcess, requests: LoadRequest[], opts: Opt
       } else {
         const method = req.rpc;
         const message = method === 'Run' ? { [req.task]: taskMessage(req) } : taskMessage(req);
-        type UnaryMethod = (m: object, md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: TaskResponse & RunResponse) => void) => grpc.ClientUnaryCall;
+        type UnaryMethod = (
+          m: object,
+          md: grpc.Metadata,
+          o: grpc.CallOptions,
+          cb: (err: grpc.ServiceError | null, res: TaskResponse & RunResponse) => void,
+        ) => grpc.ClientUnaryCall;
         const fn = (server.client as unknown as Record<string, UnaryMethod>)[method].bind(server.client);
-        const call = fn(message, new grpc.Metadata(), { deadline: Date.now() + opts.deadlineMs }, (err: grpc.ServiceError | null, res: TaskResponse & RunResponse) => {
-          if (err) {
-            p.settle({ status: 'error', code: grpc.status[err.code] ?? String(err.code), why: err.details });
-            return;
-          }
-          const why = method === 'Run' ? runMismatch(req, res) : mismatch(req, res);
-          const device = method === 'Run' ? res[req.task]?.meta?.device : res.meta?.device;
-          p.settle(why === null ? { status: 'ok', device } : { status: 'mismatched', why });
-        });
+        const call = fn(
+          message,
+          new grpc.Metadata(),
+          { deadline: Date.now() + opts.deadlineMs },
+          (err: grpc.ServiceError | null, res: TaskResponse & RunResponse) => {
+            if (err) {
+              p.settle({ status: 'error', code: grpc.status[err.code] ?? String(err.code), why: err.details });
+              return;
+            }
+            const why = method === 'Run' ? runMismatch(req, res) : mismatch(req, res);
+            const device = method === 'Run' ? res[req.task]?.meta?.device : res.meta?.device;
+            p.settle(why === null ? { status: 'ok', device } : { status: 'mismatched', why });
+          },
+        );
         p.cancel = () => call.cancel();
-        p.guardAfter(opts.deadlineMs + 5000, `no answer and no status ${opts.deadlineMs + 5000} ms after sending (deadline ${opts.deadlineMs} ms)`);
+        p.guardAfter(
+          opts.deadlineMs + 5000,
+          `no answer and no status ${opts.deadlineMs + 5000} ms after sending (deadline ${opts.deadlineMs} ms)`,
+        );
       }
       await Promise.race([answered, stoppedSignal]);
     }
@@ -415,10 +449,16 @@ function report(r: LoadResult, opts: Options): { lost: number; mismatched: numbe
   const out: string[] = [];
   out.push(`## Load test: ${opts.requests} requests, ${opts.clients} clients, devices ${opts.devices}`);
   out.push('');
-  out.push(`Loopback (127.0.0.1), tiny car-scripted synthetic model, Node ${process.versions.node}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'CPU'}.`);
-  out.push(`Latency: send to checked answer of the OK requests; throughput: OK answers per second of wall time (first send to last answer).`);
+  out.push(
+    `Loopback (127.0.0.1), tiny car-scripted synthetic model, Node ${process.versions.node}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'CPU'}.`,
+  );
+  out.push(
+    `Latency: send to checked answer of the OK requests; throughput: OK answers per second of wall time (first send to last answer).`,
+  );
   out.push('');
-  out.push('| requests | sent | concurrency | ok | errors | lost | mismatched | p50 ms | p95 ms | p99 ms | max ms | throughput req/s | wall s |');
+  out.push(
+    '| requests | sent | concurrency | ok | errors | lost | mismatched | p50 ms | p95 ms | p99 ms | max ms | throughput req/s | wall s |',
+  );
   out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   const L = all.latencies;
   out.push(
@@ -431,7 +471,9 @@ function report(r: LoadResult, opts: Options): { lost: number; mismatched: numbe
     const reqs = r.requests.filter((q) => q.rpc === rpc);
     const c = count(reqs.map((q) => r.outcomes.get(q.index)!));
     const tasks = [...new Set(reqs.map((q) => q.task))].join(', ');
-    out.push(`| ${rpc} | ${tasks} | ${reqs.length} | ${c.ok} | ${c.errors} | ${c.lost} | ${c.mismatched} | ${ms(percentile(c.latencies, 50))} | ${ms(percentile(c.latencies, 95))} |`);
+    out.push(
+      `| ${rpc} | ${tasks} | ${reqs.length} | ${c.ok} | ${c.errors} | ${c.lost} | ${c.mismatched} | ${ms(percentile(c.latencies, 50))} | ${ms(percentile(c.latencies, 95))} |`,
+    );
   }
   const devices = new Map<string, number>();
   const codes = new Map<string, number>();
@@ -440,14 +482,22 @@ function report(r: LoadResult, opts: Options): { lost: number; mismatched: numbe
     if (o.status === 'error') codes.set(o.code ?? '?', (codes.get(o.code ?? '?') ?? 0) + 1);
   }
   out.push('');
-  out.push(`OK answers per device: ${[...devices].sort().map(([d, n]) => `${d} ${n}`).join(', ') || 'none'}.`);
+  out.push(
+    `OK answers per device: ${
+      [...devices]
+        .sort()
+        .map(([d, n]) => `${d} ${n}`)
+        .join(', ') || 'none'
+    }.`,
+  );
   out.push(`Errors by status code: ${[...codes].map(([c, n]) => `${c} ${n}`).join(', ') || 'none'}.`);
   if (all.unsent > 0) out.push(`Not sent (time limit): ${all.unsent}.`);
   if (r.stoppedByLimit) out.push(`Stopped by the time limit of ${opts.timeLimitS} s.`);
   const examples: string[] = [];
   for (const q of r.requests) {
     const o = r.outcomes.get(q.index)!;
-    if ((o.status === 'mismatched' || o.status === 'lost') && examples.length < 5) examples.push(`- ${q.id} (${q.rpc}/${q.task}, ${q.width}x${q.height}): ${o.status}: ${o.why}`);
+    if ((o.status === 'mismatched' || o.status === 'lost') && examples.length < 5)
+      examples.push(`- ${q.id} (${q.rpc}/${q.task}, ${q.width}x${q.height}): ${o.status}: ${o.why}`);
   }
   for (const why of r.unexpected.slice(0, 5)) examples.push(`- ${why}`);
   if (examples.length > 0) out.push('', 'First problems:', ...examples);
@@ -513,7 +563,10 @@ async function main(): Promise<number> {
     if (code !== 0) log(`server exit code ${code}`);
     const { lost, mismatched, ok } = report(result, opts);
     const failed = lost > 0 || mismatched > 0 || result.stoppedByLimit || ok === 0;
-    if (failed) log(`FAILED: ${lost} lost, ${mismatched} mismatched${result.stoppedByLimit ? ', stopped by the time limit' : ''}${ok === 0 ? ', nothing succeeded' : ''}`);
+    if (failed)
+      log(
+        `FAILED: ${lost} lost, ${mismatched} mismatched${result.stoppedByLimit ? ', stopped by the time limit' : ''}${ok === 0 ? ', nothing succeeded' : ''}`,
+      );
     return failed ? 1 : 0;
   } catch (e) {
     log(`FAILED: ${(e as Error).message}`);

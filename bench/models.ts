@@ -34,7 +34,8 @@ export function cacheMismatch(dir: string, size: SizeName, seed: number, script:
   if (meta.builder_version !== BUILDER_VERSION) return `builder version ${meta.builder_version} ≠ ${BUILDER_VERSION}`;
   if (meta.size !== size) return `size ${meta.size} ≠ ${size}`;
   if (meta.seed !== seed) return `seed ${meta.seed} ≠ ${seed}`;
-  if ((meta.script ?? null) !== script || (meta.script_ids ?? null) !== null) return script === null ? 'scripted, not random' : 'another script';
+  if ((meta.script ?? null) !== script || (meta.script_ids ?? null) !== null)
+    return script === null ? 'scripted, not random' : 'another script';
   if (!meta.dtypes?.includes('fp32')) return 'no fp32 graphs';
   for (const f of meta.files ?? []) {
     const p = join(dir, f.name);

@@ -63,7 +63,10 @@ function parseOptions() {
     process.stdout.write('npm run bench -- [--sizes tiny,base] [--runs N] [--max-new-tokens N]\n');
     process.exit(0);
   }
-  const sizes = values.sizes.split(',').map((s) => s.trim()).filter(Boolean);
+  const sizes = values.sizes
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const s of sizes) if (s !== 'tiny' && s !== 'base') throw new UsageError(`--sizes: unknown size "${s}" (tiny, base)`);
   const int = (flag: string, v: string | undefined) => {
     if (v === undefined) return undefined;
@@ -71,7 +74,11 @@ function parseOptions() {
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${flag} must be a positive integer, got "${v}"`);
     return n;
   };
-  return { sizes: sizes as ('tiny' | 'base')[], runs: int('runs', values.runs), maxNewTokens: int('max-new-tokens', values['max-new-tokens']) };
+  return {
+    sizes: sizes as ('tiny' | 'base')[],
+    runs: int('runs', values.runs),
+    maxNewTokens: int('max-new-tokens', values['max-new-tokens']),
+  };
 }
 
 type RunOne = (image: BenchImage) => Promise<Sample>;
@@ -155,7 +162,11 @@ interface ModelReport {
   seconds: number;
 }
 
-async function benchSize(size: 'tiny' | 'base', images: BenchImage[], opts: { runs?: number; maxNewTokens?: number }): Promise<ModelReport> {
+async function benchSize(
+  size: 'tiny' | 'base',
+  images: BenchImage[],
+  opts: { runs?: number; maxNewTokens?: number },
+): Promise<ModelReport> {
   const s0 = performance.now();
   const runs = opts.runs ?? DEFAULTS[size].runs;
   const maxNewTokens = opts.maxNewTokens ?? DEFAULTS[size].maxNewTokens;
@@ -188,25 +199,37 @@ async function benchSize(size: 'tiny' | 'base', images: BenchImage[], opts: { ru
   const [ours, , , theirs] = rows;
   images.forEach((image, i) => {
     if (ours.promptTokens[i] !== theirs.promptTokens[i]) {
-      notes.push(`⚠ ${image.name}: prompt lengths differ (ours ${ours.promptTokens[i]}, transformers.js ${theirs.promptTokens[i]} tokens).`);
+      notes.push(
+        `⚠ ${image.name}: prompt lengths differ (ours ${ours.promptTokens[i]}, transformers.js ${theirs.promptTokens[i]} tokens).`,
+      );
     }
     if (ours.tokens[i] !== theirs.tokens[i]) {
-      notes.push(`⚠ ${image.name}: generated lengths differ (ours greedy ${ours.tokens[i]}, transformers.js ${theirs.tokens[i]} tokens); per-token columns stay comparable, totals less so.`);
+      notes.push(
+        `⚠ ${image.name}: generated lengths differ (ours greedy ${ours.tokens[i]}, transformers.js ${theirs.tokens[i]} tokens); per-token columns stay comparable, totals less so.`,
+      );
     }
   });
   const sameLength = images.every((_, i) => ours.tokens[i] === theirs.tokens[i]);
-  if (sameLength) notes.push(`Generated length check: ours greedy and transformers.js both generated ${ours.tokens.join(' / ')} tokens (${images.map((im) => im.name).join(' / ')}), prompt ${ours.promptTokens[0]} tokens.`);
-  const same = (a: Row, b: Row) => images.map((im, i) => `${im.name} ${a.ids[i].join(',') === b.ids[i].join(',') ? 'identical' : 'differ'}`).join(', ');
+  if (sameLength)
+    notes.push(
+      `Generated length check: ours greedy and transformers.js both generated ${ours.tokens.join(' / ')} tokens (${images.map((im) => im.name).join(' / ')}), prompt ${ours.promptTokens[0]} tokens.`,
+    );
+  const same = (a: Row, b: Row) =>
+    images.map((im, i) => `${im.name} ${a.ids[i].join(',') === b.ids[i].join(',') ? 'identical' : 'differ'}`).join(', ');
   const allSame = images.every((_, i) => ours.ids[i].join(',') === theirs.ids[i].join(','));
   notes.push(
     `Greedy ids, ours (PIL resize) vs transformers.js: ${same(ours, theirs)}` +
-      (allSame ? '.' : ' (the two resize differently, and a random model is sensitive to small pixel differences; equal lengths are what keeps the timing fair).'),
+      (allSame
+        ? '.'
+        : ' (the two resize differently, and a random model is sensitive to small pixel differences; equal lengths are what keeps the timing fair).'),
   );
   notes.push(`Greedy ids, ours sharp resize vs ours PIL resize: ${same(rows[2], ours)}.`);
   if (bg !== null) {
     notes.push(
       `Other processes kept ${bg.toFixed(2)} of ${cpus().length} cores busy on average during the timed runs` +
-        (bg > 0.2 ? ' ⚠ (the numbers are slowed by contention; rows were interleaved per image so it hits them alike, but expect noise)' : '') +
+        (bg > 0.2
+          ? ' ⚠ (the numbers are slowed by contention; rows were interleaved per image so it hits them alike, but expect noise)'
+          : '') +
         '.',
     );
   }
@@ -275,6 +298,10 @@ async function main() {
 }
 
 main().catch((err) => {
-  process.stderr.write(err instanceof UsageError ? `bench: ${err.message}\nusage: npm run bench -- [--sizes tiny,base] [--runs N] [--max-new-tokens N]\n` : `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(
+    err instanceof UsageError
+      ? `bench: ${err.message}\nusage: npm run bench -- [--sizes tiny,base] [--runs N] [--max-new-tokens N]\n`
+      : `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
   process.exit(1);
 });

@@ -46,7 +46,9 @@ function parseOptions(): Options {
     strict: true,
   });
   if (values.help) {
-    process.stdout.write('npm run bench:serve -- [--size base|tiny (base)] [--clients 1,2,4,8,16] [--requests-per-client N (3)] [--devices LIST (cpu:0)]\n');
+    process.stdout.write(
+      'npm run bench:serve -- [--size base|tiny (base)] [--clients 1,2,4,8,16] [--requests-per-client N (3)] [--devices LIST (cpu:0)]\n',
+    );
     process.exit(0);
   }
   const size = values.size as SizeName;
@@ -83,7 +85,8 @@ async function counters(s: ServerProcess, device: string): Promise<{ run: number
 
 /** `clients` closed-loop clients, `perClient` Detect requests each, after one warm-up request per client. */
 async function runLevel(s: ServerProcess, images: Buffer[], clients: number, perClient: number, device: string): Promise<Level> {
-  const detect = (image: Buffer) => call<object, DetectResponse__Output>(s.client, 'Detect', { image: { data: image } }, { deadlineMs: 600_000 });
+  const detect = (image: Buffer) =>
+    call<object, DetectResponse__Output>(s.client, 'Detect', { image: { data: image } }, { deadlineMs: 600_000 });
   await Promise.all(Array.from({ length: clients }, (_, c) => detect(images[c % images.length])));
   const before = await counters(s, device);
   const latencies: number[] = [];
@@ -127,13 +130,27 @@ async function visionEncoderMs(s: ServerProcess, image: Buffer): Promise<number>
 async function main(): Promise<number> {
   const o = parseOptions();
   const model = await benchModel(o.size, SEED, log, SCRIPT);
-  const images = await Promise.all([0, 1, 2, 3].map((i) => sharp({ create: { width: 640 + 32 * i, height: 480, channels: 3, background: { r: 40 * i, g: 120, b: 200 } } }).png().toBuffer()));
+  const images = await Promise.all(
+    [0, 1, 2, 3].map((i) =>
+      sharp({ create: { width: 640 + 32 * i, height: 480, channels: 3, background: { r: 40 * i, g: 120, b: 200 } } })
+        .png()
+        .toBuffer(),
+    ),
+  );
   const device = o.devices.split(',')[0];
   const maxQueue = String(Math.max(...o.clients) * 2);
   const results: Record<'on' | 'off', Level[]> = { on: [], off: [] };
   let floorMs = NaN;
   for (const mode of ['on', 'off'] as const) {
-    const args = ['--model', model, '--devices', o.devices, '--max-queue-per-device', maxQueue, ...(mode === 'off' ? ['--max-batch-rows', '1'] : [])];
+    const args = [
+      '--model',
+      model,
+      '--devices',
+      o.devices,
+      '--max-queue-per-device',
+      maxQueue,
+      ...(mode === 'off' ? ['--max-batch-rows', '1'] : []),
+    ];
     log(`batching ${mode}: starting florence2 serve ${args.join(' ')}`);
     const s = await startServerProcess(args);
     try {
@@ -144,7 +161,9 @@ async function main(): Promise<number> {
       }
       for (const clients of o.clients) {
         const level = await runLevel(s, images, clients, o.requestsPerClient, device);
-        log(`batching ${mode}, ${clients} client(s): ${level.imagesPerSecond.toFixed(3)} images/s, p50 ${level.p50.toFixed(0)} ms, mean batch ${level.meanBatch.toFixed(2)}`);
+        log(
+          `batching ${mode}, ${clients} client(s): ${level.imagesPerSecond.toFixed(3)} images/s, p50 ${level.p50.toFixed(0)} ms, mean batch ${level.meanBatch.toFixed(2)}`,
+        );
         results[mode].push(level);
       }
     } finally {
@@ -155,9 +174,13 @@ async function main(): Promise<number> {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const out: string[] = [];
   out.push(`## npm run bench:serve (${o.size}, ${o.devices}, ${cpus().length} cores, ${cpu})`, '');
-  out.push(`Scripted synthetic ${o.size} model, every request <OD> with 17 generated tokens; ${o.requestsPerClient} requests per client after one warm-up each.`);
+  out.push(
+    `Scripted synthetic ${o.size} model, every request <OD> with 17 generated tokens; ${o.requestsPerClient} requests per client after one warm-up each.`,
+  );
   out.push(`Compute floor 1 / (vision + encoder of one image alone, ${floorMs.toFixed(0)} ms) = ${floor.toFixed(3)} images/s.`, '');
-  out.push('| clients | images/s | × floor | p50 ms | p95 ms | mean batch | decoder outside session.run | images/s off | p50 ms off | p95 ms off | on / off |');
+  out.push(
+    '| clients | images/s | × floor | p50 ms | p95 ms | mean batch | decoder outside session.run | images/s off | p50 ms off | p95 ms off | on / off |',
+  );
   out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   results.on.forEach((on, i) => {
     const off = results.off[i];

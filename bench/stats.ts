@@ -70,12 +70,24 @@ function fmt(ms: number): string {
 }
 
 export function markdownTable(rows: readonly Row[]): string {
-  const head = ['', 'preprocess ms', 'vision ms', 'encoder ms', 'decoder ms', 'decoder ms/token', 'total ms per image', 'images/s', 'generated tokens'];
+  const head = [
+    '',
+    'preprocess ms',
+    'vision ms',
+    'encoder ms',
+    'decoder ms',
+    'decoder ms/token',
+    'total ms per image',
+    'images/s',
+    'generated tokens',
+  ];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
   for (const r of rows) {
     const tokens = r.tokens.every((t) => t === r.tokens[0]) ? String(r.tokens[0]) : r.tokens.join(' / ');
     const ips = r.imagesPerSecond >= 10 ? r.imagesPerSecond.toFixed(1) : r.imagesPerSecond.toFixed(2);
-    lines.push(`| ${[r.label, fmt(r.preprocess), fmt(r.vision), fmt(r.encoder), fmt(r.decoder), fmt(r.decoderPerToken), fmt(r.total), ips, tokens].join(' | ')} |`);
+    lines.push(
+      `| ${[r.label, fmt(r.preprocess), fmt(r.vision), fmt(r.encoder), fmt(r.decoder), fmt(r.decoderPerToken), fmt(r.total), ips, tokens].join(' | ')} |`,
+    );
   }
   return lines.join('\n');
 }

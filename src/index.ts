@@ -7,12 +7,34 @@ import { join } from 'node:path';
 import { OrtBackend, type OrtBackendOptions } from './runtime/ort-backend';
 import { FlorenceTokenizer } from './florence/tokenizer';
 import { type ModelConfig, readModelConfig } from './florence/model-config';
-import { type PreprocessOptions, type ResampleMode, preprocessOptionsFromConfig, readPreprocessorConfig, DEFAULT_MAX_PIXELS } from './florence/preprocess';
-import { type BatchRunOptions, type PipelineParts, type RunOptions, type RunOutcome, type RunRequest, type RunResult, runBatch, runBatchSettled } from './florence/pipeline';
+import {
+  type PreprocessOptions,
+  type ResampleMode,
+  preprocessOptionsFromConfig,
+  readPreprocessorConfig,
+  DEFAULT_MAX_PIXELS,
+} from './florence/preprocess';
+import {
+  type BatchRunOptions,
+  type PipelineParts,
+  type RunOptions,
+  type RunOutcome,
+  type RunRequest,
+  type RunResult,
+  runBatch,
+  runBatchSettled,
+} from './florence/pipeline';
 
 export { constructPrompt, constructRegionPrompt, PromptError } from './florence/prompts';
 export { postProcess, postProcessWithScores } from './florence/postprocess';
-export type { PostProcessResult, ScoredPostProcessResult, BoxesResult, QuadBoxesResult, PolygonsResult, OpenVocabularyResult } from './florence/postprocess';
+export type {
+  PostProcessResult,
+  ScoredPostProcessResult,
+  BoxesResult,
+  QuadBoxesResult,
+  PolygonsResult,
+  OpenVocabularyResult,
+} from './florence/postprocess';
 export { TASKS, TASK_TOKENS, isTaskToken } from './florence/tasks';
 export type { TaskToken } from './florence/tasks';
 export { GenerationStopped } from './florence/generation/loop';
@@ -20,7 +42,17 @@ export { GenerationOptionError } from './florence/pipeline';
 export { ImageDecodeError } from './florence/preprocess';
 export { ModelLoadError } from './runtime/ort-backend';
 export { ModelConfigError } from './florence/model-config';
-export type { RunRequest, RunResult, RunOptions, GenerationOverrides, StageTimings, BatchInfo, BatchItemOptions, BatchRunOptions, RunOutcome } from './florence/pipeline';
+export type {
+  RunRequest,
+  RunResult,
+  RunOptions,
+  GenerationOverrides,
+  StageTimings,
+  BatchInfo,
+  BatchItemOptions,
+  BatchRunOptions,
+  RunOutcome,
+} from './florence/pipeline';
 
 export interface LoadOptions extends OrtBackendOptions {
   /** Resize like PIL (bit-exact with the Python reference, default) or with libvips (close to it; see README). */
@@ -45,7 +77,10 @@ export class Florence2 {
     const config = readModelConfig(dir);
     const tokenizer = FlorenceTokenizer.fromDir(dir);
     const pre = readPreprocessorConfig(JSON.parse(readFileSync(join(dir, 'preprocessor_config.json'), 'utf8')));
-    const preprocess: PreprocessOptions = { ...preprocessOptionsFromConfig(pre, { resample: options.resample ?? 'pil' }), maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS };
+    const preprocess: PreprocessOptions = {
+      ...preprocessOptionsFromConfig(pre, { resample: options.resample ?? 'pil' }),
+      maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
+    };
     const backend = await OrtBackend.open(dir, config.dims, options);
     return new Florence2(dir, config, backend, {
       backend,

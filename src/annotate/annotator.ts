@@ -281,7 +281,9 @@ export class AutoAnnotator {
       this.backendPromise =
         o.server !== undefined
           ? createRemoteBackend(o.server, { generation: o.generation })
-          : resolveModelDir(o.model, o.env ?? process.env).then((dir) => EmbeddedBackend.load(dir, { generation: o.generation, load: o.load }));
+          : resolveModelDir(o.model, o.env ?? process.env).then((dir) =>
+              EmbeddedBackend.load(dir, { generation: o.generation, load: o.load }),
+            );
       // A failed load must not stay cached as a rejected promise.
       this.backendPromise.catch(() => {
         this.backendPromise = null;
@@ -303,23 +305,31 @@ export class AutoAnnotator {
     const cwd = options.cwd ?? process.cwd();
     const save = options.save ?? true;
     const formats = new Set<string>(typeof options.format === 'string' ? [options.format] : (options.format ?? ['yolo']));
-    for (const f of formats) if (!(OUTPUT_FORMATS as readonly string[]).includes(f)) throw new AnnotateUsageError(`unknown format ${JSON.stringify(f)} (use ${OUTPUT_FORMATS.join(', ')})`);
+    for (const f of formats)
+      if (!(OUTPUT_FORMATS as readonly string[]).includes(f))
+        throw new AnnotateUsageError(`unknown format ${JSON.stringify(f)} (use ${OUTPUT_FORMATS.join(', ')})`);
     if (formats.size === 0) throw new AnnotateUsageError('no output format');
-    if (formats.has('yolo') && formats.has('yolo-seg')) throw new AnnotateUsageError('formats yolo and yolo-seg both write labels/; choose one');
+    if (formats.has('yolo') && formats.has('yolo-seg'))
+      throw new AnnotateUsageError('formats yolo and yolo-seg both write labels/; choose one');
     const mode = options.mode ?? 'grounding';
-    if (!DETECTION_MODES.includes(mode)) throw new AnnotateUsageError(`unknown mode ${JSON.stringify(mode)} (use ${DETECTION_MODES.join(', ')})`);
+    if (!DETECTION_MODES.includes(mode))
+      throw new AnnotateUsageError(`unknown mode ${JSON.stringify(mode)} (use ${DETECTION_MODES.join(', ')})`);
     const segment = formats.has('yolo-seg') || options.segment === true;
     const segSource = segment ? (options.segmentation ?? 'region') : null;
-    if (segSource !== null && !SEGMENTATION_SOURCES.includes(segSource)) throw new AnnotateUsageError(`unknown segmentation source ${JSON.stringify(segSource)} (use ${SEGMENTATION_SOURCES.join(', ')})`);
+    if (segSource !== null && !SEGMENTATION_SOURCES.includes(segSource))
+      throw new AnnotateUsageError(`unknown segmentation source ${JSON.stringify(segSource)} (use ${SEGMENTATION_SOURCES.join(', ')})`);
     const given = options.classes?.map((c) => c.trim()).filter((c) => c !== '');
-    if (segSource === 'referring' && (given === undefined || given.length === 0)) throw new AnnotateUsageError('segmentation from referring expressions needs classes');
+    if (segSource === 'referring' && (given === undefined || given.length === 0))
+      throw new AnnotateUsageError('segmentation from referring expressions needs classes');
     const split = options.split;
-    if (split !== undefined && !(split > 0 && split < 1)) throw new AnnotateUsageError(`split must be a train fraction in (0, 1), got ${split}`);
+    if (split !== undefined && !(split > 0 && split < 1))
+      throw new AnnotateUsageError(`split must be a train fraction in (0, 1), got ${split}`);
     const minScore = options.minScore ?? 0;
     const minBoxSize = options.minBoxSize ?? 0;
     if (!(minScore >= 0 && minScore <= 1)) throw new AnnotateUsageError(`minScore must be in [0, 1], got ${minScore}`);
     if (!(minBoxSize >= 0)) throw new AnnotateUsageError(`minBoxSize must be >= 0, got ${minBoxSize}`);
-    if (save && (options.outputDir === undefined || options.outputDir === '')) throw new AnnotateUsageError('outputDir is required when saving');
+    if (save && (options.outputDir === undefined || options.outputDir === ''))
+      throw new AnnotateUsageError('outputDir is required when saving');
     let classes: ClassMap;
     try {
       classes = given !== undefined && given.length > 0 ? new ClassMap(given, true) : new ClassMap();
@@ -354,7 +364,13 @@ export class AutoAnnotator {
       coco: formats.has('coco'),
       visuals: options.saveVisuals === true && save,
       link: options.link === true,
-      splits: split === undefined ? null : assignSplits(inputs.images.map((i) => i.key), split),
+      splits:
+        split === undefined
+          ? null
+          : assignSplits(
+              inputs.images.map((i) => i.key),
+              split,
+            ),
     };
     const batchSize = Math.max(1, options.batchSize ?? backend.preferredBatchSize ?? 4);
     const concurrency = Math.max(1, options.concurrency ?? backend.preferredConcurrency ?? 2);
@@ -418,8 +434,7 @@ export class AutoAnnotator {
     await Promise.allSettled(pending.values());
 
     const all = ds === null ? records : await ds.allRecords();
-    const files =
-      ds === null ? [] : await writeDatasetFiles(ds, all, { yolo: cfg.yolo, coco: cfg.coco, segmentation: segSource !== null });
+    const files = ds === null ? [] : await writeDatasetFiles(ds, all, { yolo: cfg.yolo, coco: cfg.coco, segmentation: segSource !== null });
     if (ds !== null) await ds.closeTmp();
     const names = ds === null ? [...classes.names] : [...ds.classes];
     const perClass: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
@@ -475,11 +490,17 @@ export class AutoAnnotator {
           throw new Error(`not a readable image (${errorText(err)})`);
         });
       const ask = (p: PlannedPrompt) => batcher.submit({ image: bytes, task: p.task, text: p.text, region: p.region });
-      const prompts = detectionPrompts(cfg.classes.fixed ? cfg.classes : null, cfg.mode, { segmentation: cfg.segmentation, classesPerPrompt: cfg.classesPerPrompt });
+      const prompts = detectionPrompts(cfg.classes.fixed ? cfg.classes : null, cfg.mode, {
+        segmentation: cfg.segmentation,
+        classesPerPrompt: cfg.classesPerPrompt,
+      });
       const answers = await Promise.all(prompts.map(ask));
       const size = answers[0].imageSize;
       const detections = prompts.flatMap((p, i) => parseDetections(p, answers[i].result));
-      const sel = selectDetections(detections, cfg.classes.fixed ? cfg.classes : null, size, { minScore: cfg.minScore, minBoxSize: cfg.minBoxSize });
+      const sel = selectDetections(detections, cfg.classes.fixed ? cfg.classes : null, size, {
+        minScore: cfg.minScore,
+        minBoxSize: cfg.minBoxSize,
+      });
       if (cfg.segmentation === 'region' && sel.kept.length > 0) {
         const segs = await Promise.all(sel.kept.map((c) => ask(regionSegmentationPrompt(c.box))));
         sel.kept.forEach((c, i) => {
@@ -535,7 +556,11 @@ export class AutoAnnotator {
       const rel = ds.labelPath(rec.key, rec.split);
       if (!(await ds.exists(rel))) await ds.writeFile(rel, yoloLabelText(rec, cfg.yolo));
     }
-    if (cfg.visuals && !(await ds.exists(ds.visualPath(rec.key, rec.split, '.jpg'))) && !(await ds.exists(ds.visualPath(rec.key, rec.split, '.png')))) {
+    if (
+      cfg.visuals &&
+      !(await ds.exists(ds.visualPath(rec.key, rec.split, '.jpg'))) &&
+      !(await ds.exists(ds.visualPath(rec.key, rec.split, '.png')))
+    ) {
       const v = await renderVisual(await fs.readFile(rec.source), rec, ds.classes);
       await ds.writeFile(ds.visualPath(rec.key, rec.split, v.ext), v.data);
     }

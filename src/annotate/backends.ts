@@ -47,7 +47,10 @@ export class EmbeddedBackend implements AnnotationBackend {
   async run(requests: readonly BackendRequest[], options: BackendRunOptions = {}): Promise<Array<BackendResult | Error>> {
     const signal = options.signal;
     const runOptions = { generation: this.options.generation, shouldStop: () => signal?.aborted === true };
-    const toResult = (r: { result: BackendResult['result']; imageSize: BackendResult['imageSize'] }): BackendResult => ({ result: r.result, imageSize: r.imageSize });
+    const toResult = (r: { result: BackendResult['result']; imageSize: BackendResult['imageSize'] }): BackendResult => ({
+      result: r.result,
+      imageSize: r.imageSize,
+    });
     const reqs: RunRequest[] = requests.map((r) => ({ image: r.image, task: r.task, text: r.text, region: r.region }));
     try {
       return (await this.model.runBatch(reqs, runOptions)).map(toResult);
@@ -107,7 +110,8 @@ export class ModelNotFoundError extends Error {
   }
 }
 
-const isModelDir = (dir: string) => existsSync(path.join(dir, 'config.json')) && existsSync(path.join(dir, 'onnx')) && statSync(dir).isDirectory();
+const isModelDir = (dir: string) =>
+  existsSync(path.join(dir, 'config.json')) && existsSync(path.join(dir, 'onnx')) && statSync(dir).isDirectory();
 
 /**
  * The model folder to load: `model` (else `$FLORENCE2_MODEL`, else the Hub's `base-ft`) when it is a
@@ -115,7 +119,11 @@ const isModelDir = (dir: string) => existsSync(path.join(dir, 'config.json')) &&
  * Ultralytics' spelling `florence-2-base`), taken from the cache or downloaded (offline mode and an
  * unreachable Hub are reported as ModelNotFoundError with what to do instead).
  */
-export async function resolveModelDir(model: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Promise<string> {
+export async function resolveModelDir(
+  model: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd = process.cwd(),
+): Promise<string> {
   const given = model || env.FLORENCE2_MODEL || DEFAULT_MODEL;
   const direct = path.resolve(cwd, given);
   if (existsSync(direct) && statSync(direct).isDirectory()) {
@@ -126,7 +134,9 @@ export async function resolveModelDir(model: string | undefined, env: NodeJS.Pro
   try {
     repoId(name);
   } catch {
-    throw new ModelNotFoundError(`model ${JSON.stringify(given)} not found: not a folder, nor a Hub model (base, base-ft, large, large-ft or owner/name)`);
+    throw new ModelNotFoundError(
+      `model ${JSON.stringify(given)} not found: not a folder, nor a Hub model (base, base-ft, large, large-ft or owner/name)`,
+    );
   }
   try {
     return (await resolveModel({ name, env })).dir;

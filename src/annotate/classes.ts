@@ -34,7 +34,11 @@ const NOT_PLURAL = /(ss|us|is|ous|ics)$/;
  * which grounding phrases often carry ("a person", "the dog.").
  */
 export function normalizePhrase(text: string): string {
-  let s = text.normalize('NFKC').toLowerCase().replace(/[_\s]+/g, ' ').trim();
+  let s = text
+    .normalize('NFKC')
+    .toLowerCase()
+    .replace(/[_\s]+/g, ' ')
+    .trim();
   s = s.replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$/gu, '');
   s = s.replace(/^(a|an|the|some)\s+/, '');
   return s;
@@ -79,7 +83,26 @@ function lastIndexOfWords(hay: readonly string[], needle: readonly string[]): nu
 }
 
 // A noun phrase's head comes before these ("cup of coffee", "person on a bike").
-const PREPOSITIONS = new Set(['of', 'on', 'in', 'with', 'at', 'near', 'by', 'under', 'behind', 'beside', 'next', 'inside', 'over', 'above', 'below', 'from', 'for', 'and']);
+const PREPOSITIONS = new Set([
+  'of',
+  'on',
+  'in',
+  'with',
+  'at',
+  'near',
+  'by',
+  'under',
+  'behind',
+  'beside',
+  'next',
+  'inside',
+  'over',
+  'above',
+  'below',
+  'from',
+  'for',
+  'and',
+]);
 
 const words = (s: string): string[] => (s === '' ? [] : s.split(' '));
 

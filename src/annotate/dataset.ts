@@ -65,10 +65,7 @@ const toPosix = (p: string) => p.split(path.sep).join('/');
  * with JSON escapes, which YAML's double-quoted style accepts.
  */
 export function yamlScalar(s: string): string {
-  const plain =
-    /^[A-Za-z_/][A-Za-z0-9 _./()-]*$/.test(s) &&
-    !s.endsWith(' ') &&
-    !/^(true|false|yes|no|on|off|null|y|n)$/i.test(s);
+  const plain = /^[A-Za-z_/][A-Za-z0-9 _./()-]*$/.test(s) && !s.endsWith(' ') && !/^(true|false|yes|no|on|off|null|y|n)$/i.test(s);
   return plain ? s : JSON.stringify(s);
 }
 
@@ -137,22 +134,28 @@ export class Dataset {
     try {
       state = JSON.parse(await fs.readFile(statePath, 'utf8')) as StateFile;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new DatasetError(`${statePath} is unreadable (${(err as Error).message}); use another --output folder`);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new DatasetError(`${statePath} is unreadable (${(err as Error).message}); use another --output folder`);
     }
     if (state === null) {
       const entries = (await fs.readdir(root)).filter((n) => !n.startsWith('.'));
       if (entries.length > 0) {
-        throw new DatasetError(`${root} is not empty and is not a florence2 annotate output (no ${STATE_DIR}/state.json); choose an empty or new folder`);
+        throw new DatasetError(
+          `${root} is not empty and is not a florence2 annotate output (no ${STATE_DIR}/state.json); choose an empty or new folder`,
+        );
       }
     } else if (options.overwrite) {
       for (const name of MANAGED) await fs.rm(path.join(root, name), { recursive: true, force: true });
       state = null;
     } else {
-      if (state.version !== STATE_VERSION) throw new DatasetError(`${root} was written by another version of florence2 annotate; use --overwrite or another folder`);
+      if (state.version !== STATE_VERSION)
+        throw new DatasetError(`${root} was written by another version of florence2 annotate; use --overwrite or another folder`);
       const diff = settingsDiff(settings, state.settings);
       if (diff.length > 0) {
         const show = (s: DatasetSettings) => diff.map((k) => `${k}=${JSON.stringify(s[k])}`).join(', ');
-        throw new DatasetError(`${root} was annotated with other settings (${show(state.settings)}; now ${show(settings)}); resume with the same settings, or use --overwrite`);
+        throw new DatasetError(
+          `${root} was annotated with other settings (${show(state.settings)}; now ${show(settings)}); resume with the same settings, or use --overwrite`,
+        );
       }
     }
     const ds = new Dataset(root, settings, state?.classes ?? settings.classes ?? []);
@@ -314,7 +317,12 @@ export async function writeDatasetFiles(ds: Dataset, records: readonly ImageReco
     await put('data.yaml', dataYamlText(ds.root, classes, split));
   }
   if (files.coco) {
-    const subsets: Array<[string, Split]> = split ? [['instances_train.json', 'train'], ['instances_val.json', 'val']] : [['instances.json', null]];
+    const subsets: Array<[string, Split]> = split
+      ? [
+          ['instances_train.json', 'train'],
+          ['instances_val.json', 'val'],
+        ]
+      : [['instances.json', null]];
     for (const [name, subset] of subsets) {
       const recs = records.filter((r) => (r.split ?? null) === subset);
       const imageRoot = subset === null ? 'images/' : `images/${subset}/`;

@@ -3,8 +3,25 @@
  * `data.yaml`, COCO JSON, drawings). Entry point: {@link AutoAnnotator}; the CLI is `florence2 annotate`.
  */
 export { AutoAnnotator, AnnotateUsageError, OUTPUT_FORMATS } from './annotator';
-export type { AutoAnnotatorOptions, AnnotateOptions, AnnotationProgress, AnnotationFailure, AnnotationSummary, OutputFormat } from './annotator';
-export type { AnnotationBackend, BackendRequest, BackendResult, BackendRunOptions, ImageRecord, Instance, BoxTuple, ImageSize, Split } from './types';
+export type {
+  AutoAnnotatorOptions,
+  AnnotateOptions,
+  AnnotationProgress,
+  AnnotationFailure,
+  AnnotationSummary,
+  OutputFormat,
+} from './annotator';
+export type {
+  AnnotationBackend,
+  BackendRequest,
+  BackendResult,
+  BackendRunOptions,
+  ImageRecord,
+  Instance,
+  BoxTuple,
+  ImageSize,
+  Split,
+} from './types';
 export { EmbeddedBackend, createRemoteBackend, RemoteBackendUnavailable, resolveModelDir, ModelNotFoundError } from './backends';
 export type { EmbeddedBackendOptions, RemoteBackendOptions } from './backends';
 export { ClassMap, normalizePhrase, singularCandidates } from './classes';

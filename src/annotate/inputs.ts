@@ -6,7 +6,19 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 /** File extensions taken as images (lower case). Unsupported ones among them fail at decode and are reported. */
-export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.bmp', '.heic', '.heif']);
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
+  '.jpg',
+  '.jpeg',
+  '.png',
+  '.webp',
+  '.gif',
+  '.tif',
+  '.tiff',
+  '.avif',
+  '.bmp',
+  '.heic',
+  '.heif',
+]);
 
 /** One image to annotate. */
 export interface InputImage {
@@ -119,7 +131,14 @@ async function listFiles(dir: string, recursive: boolean, exclude: string | unde
         if (recursive) await walk(p);
       } else if (e.isFile() || e.isSymbolicLink()) {
         // A symlink may point at a folder; only files are inputs.
-        if (e.isSymbolicLink() && !(await fs.stat(p).then((s) => s.isFile(), () => false))) continue;
+        if (
+          e.isSymbolicLink() &&
+          !(await fs.stat(p).then(
+            (s) => s.isFile(),
+            () => false,
+          ))
+        )
+          continue;
         if (exclude === undefined || !isInside(p, exclude)) out.push(p);
       }
     }

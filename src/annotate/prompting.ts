@@ -67,7 +67,8 @@ export function detectionPrompts(
     case 'grounding': {
       const per = options.classesPerPrompt && options.classesPerPrompt > 0 ? options.classesPerPrompt : names.length;
       const out: PlannedPrompt[] = [];
-      for (let i = 0; i < names.length; i += per) out.push({ task: '<CAPTION_TO_PHRASE_GROUNDING>', text: names.slice(i, i + per).join('<and>') });
+      for (let i = 0; i < names.length; i += per)
+        out.push({ task: '<CAPTION_TO_PHRASE_GROUNDING>', text: names.slice(i, i + per).join('<and>') });
       return out;
     }
   }
@@ -155,7 +156,12 @@ export interface Selection {
  * Maps detections to fixed classes (when given), clips them, applies the filters and drops exact
  * duplicates (same class and box), which Florence-2 sometimes repeats and chunked grounding can return twice.
  */
-export function selectDetections(detections: readonly Detection[], classes: ClassMap | null, size: ImageSize, filter: DetectionFilter = {}): Selection {
+export function selectDetections(
+  detections: readonly Detection[],
+  classes: ClassMap | null,
+  size: ImageSize,
+  filter: DetectionFilter = {},
+): Selection {
   const minScore = filter.minScore ?? 0;
   const minBox = filter.minBoxSize ?? 0;
   const kept: Candidate[] = [];

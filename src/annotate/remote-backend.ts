@@ -51,7 +51,14 @@ export class RemoteBackend implements AnnotationBackend {
         const b = boxesResult(r.boxes);
         const p = polygonsResult(r.instances);
         return {
-          result: { bboxes: b.bboxes, bboxes_labels: b.labels, bboxes_scores: b.scores, polygons: p.polygons, polygons_labels: p.labels, polygons_scores: p.scores },
+          result: {
+            bboxes: b.bboxes,
+            bboxes_labels: b.labels,
+            bboxes_scores: b.scores,
+            polygons: p.polygons,
+            polygons_labels: p.labels,
+            polygons_scores: p.scores,
+          },
           imageSize: size(r.meta),
         };
       }

@@ -5,7 +5,6 @@ import type { BoxTuple, ImageSize, PixelRegion } from '../florence/geometry';
 export type { BoxTuple, ImageSize };
 import type { TaskToken } from '../florence/tasks';
 
-
 /** One labelled object of an image, as stored in the dataset's records. */
 export interface Instance {
   /** Index into the dataset's class list. */

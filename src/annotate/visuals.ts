@@ -16,7 +16,11 @@ export function visualInstances(record: Pick<ImageRecord, 'instances'>, classes:
 }
 
 /** The drawing and the file extension its format calls for (`.jpg` for JPEG sources, `.png` otherwise). */
-export async function renderVisual(imageBytes: Buffer, record: Pick<ImageRecord, 'instances'>, classes: readonly string[]): Promise<{ data: Buffer; ext: string }> {
+export async function renderVisual(
+  imageBytes: Buffer,
+  record: Pick<ImageRecord, 'instances'>,
+  classes: readonly string[],
+): Promise<{ data: Buffer; ext: string }> {
   const data = await drawResult(imageBytes, visualInstances(record, classes));
   // JPEG starts with FF D8; the drawing module writes JPEG for JPEG input and PNG for anything else.
   const ext = data[0] === 0xff && data[1] === 0xd8 ? '.jpg' : '.png';

@@ -135,7 +135,9 @@ const str = (flags: Parsed['flags'], name: string): string | undefined => {
 const isInt = (lo: number) => (v: number) => Number.isInteger(v) && v >= lo;
 
 /** Parses the command line into annotator and run options; throws UsageError. */
-function buildOptions(argv: readonly string[]): { annotator: AutoAnnotatorOptions; run: AnnotateOptions; json: boolean; progress: boolean } | 'help' {
+function buildOptions(
+  argv: readonly string[],
+): { annotator: AutoAnnotatorOptions; run: AnnotateOptions; json: boolean; progress: boolean } | 'help' {
   const { data, flags } = parseArgs(argv);
   if (flags.has('--help')) return 'help';
   if (data.length === 0) throw new UsageError('no DATA given (an image, folder, glob or .txt list)');
@@ -144,17 +146,24 @@ function buildOptions(argv: readonly string[]): { annotator: AutoAnnotatorOption
   const server = str(flags, '--server');
   const model = str(flags, '--model');
   if (server !== undefined && model !== undefined) throw new UsageError('give --server or --model, not both');
-  if (server !== undefined && !/^[^\s:]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/.test(server)) throw new UsageError(`--server must be HOST:PORT, got ${JSON.stringify(server)}`);
+  if (server !== undefined && !/^[^\s:]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/.test(server))
+    throw new UsageError(`--server must be HOST:PORT, got ${JSON.stringify(server)}`);
   const formats = (str(flags, '--format') ?? 'yolo').split(',').map((s) => s.trim());
-  for (const f of formats) if (!(OUTPUT_FORMATS as readonly string[]).includes(f)) throw new UsageError(`--format: unknown format ${JSON.stringify(f)} (use ${OUTPUT_FORMATS.join(', ')})`);
+  for (const f of formats)
+    if (!(OUTPUT_FORMATS as readonly string[]).includes(f))
+      throw new UsageError(`--format: unknown format ${JSON.stringify(f)} (use ${OUTPUT_FORMATS.join(', ')})`);
   const mode = str(flags, '--mode');
-  if (mode !== undefined && !(DETECTION_MODES as readonly string[]).includes(mode)) throw new UsageError(`--mode must be one of ${DETECTION_MODES.join(', ')}, got ${JSON.stringify(mode)}`);
+  if (mode !== undefined && !(DETECTION_MODES as readonly string[]).includes(mode))
+    throw new UsageError(`--mode must be one of ${DETECTION_MODES.join(', ')}, got ${JSON.stringify(mode)}`);
   const segSource = str(flags, '--seg-source');
   if (segSource !== undefined && !(SEGMENTATION_SOURCES as readonly string[]).includes(segSource)) {
     throw new UsageError(`--seg-source must be one of ${SEGMENTATION_SOURCES.join(', ')}, got ${JSON.stringify(segSource)}`);
   }
   const classesText = str(flags, '--classes');
-  const classes = classesText?.split(',').map((c) => c.trim()).filter((c) => c !== '');
+  const classes = classesText
+    ?.split(',')
+    .map((c) => c.trim())
+    .filter((c) => c !== '');
   if (classesText !== undefined && classes!.length === 0) throw new UsageError('--classes is empty');
   if (mode !== undefined && classes === undefined) throw new UsageError('--mode needs --classes');
   const numBeams = num(flags, '--num-beams', isInt(1), 'an integer >= 1');
@@ -212,7 +221,8 @@ export function formatSummary(s: AnnotationSummary): string {
     .map(([n, c]) => `${n} ${c}`)
     .join(', ');
   lines.push(`objects: ${s.objects}${perClass ? ` (${perClass})` : ''}; images without objects: ${s.emptyImages}`);
-  if (s.unmatched || s.filtered) lines.push(`dropped this run: ${s.unmatched} phrases matching no class, ${s.filtered} below --min-score / --min-box-size`);
+  if (s.unmatched || s.filtered)
+    lines.push(`dropped this run: ${s.unmatched} phrases matching no class, ${s.filtered} below --min-score / --min-box-size`);
   if (s.failures.length > 0) {
     lines.push('failed:');
     for (const f of s.failures) lines.push(`  ${f.path}: ${f.error}`);
@@ -268,7 +278,9 @@ export async function annotate(argv: string[], env: NodeJS.ProcessEnv): Promise<
     return summary.interrupted ? EXIT.interrupted : summary.failed > 0 ? EXIT.failure : EXIT.ok;
   } catch (err) {
     if (showProgress) process.stderr.write('\n');
-    const usage = [AnnotateUsageError, DatasetError, InputError, ModelNotFoundError, RemoteBackendUnavailable].some((c) => err instanceof c);
+    const usage = [AnnotateUsageError, DatasetError, InputError, ModelNotFoundError, RemoteBackendUnavailable].some(
+      (c) => err instanceof c,
+    );
     process.stderr.write(`florence2 annotate: ${err instanceof Error ? err.message : String(err)}\n`);
     return usage ? 2 : 1;
   } finally {

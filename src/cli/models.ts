@@ -17,7 +17,6 @@ import {
 } from '../hub';
 import { EXIT } from './exit-codes';
 
-
 /** Where the command writes; defaults to the process's streams (tests pass their own). */
 export interface CliIo {
   stdout: { write(s: string): unknown };
@@ -202,7 +201,9 @@ export class ProgressReporter {
     const size = p.fileTotal === null ? '' : ` (${formatBytes(p.fileTotal)})`;
     if (p.event === 'start') {
       this.lastLine = t;
-      this.stream.write(`[${p.fileIndex + 1}/${p.fileCount}] ${p.file}${size}${p.fileBytes > 0 ? `, resuming at ${formatBytes(p.fileBytes)}` : ''}\n`);
+      this.stream.write(
+        `[${p.fileIndex + 1}/${p.fileCount}] ${p.file}${size}${p.fileBytes > 0 ? `, resuming at ${formatBytes(p.fileBytes)}` : ''}\n`,
+      );
     } else if (p.event === 'done') {
       this.stream.write(`[${p.fileIndex + 1}/${p.fileCount}] ${p.file} done\n`);
     } else if (t - this.lastLine >= 10_000) {
@@ -243,9 +244,11 @@ function describe(d: Partial<Record<string, readonly string[]>>): string {
 
 async function pull(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
   const a = parseArgs(argv, ['--revision', '--dtype', '--device'], ['--offline']);
-  if (a.positional.length !== 1) throw new UsageError(a.positional.length === 0 ? 'pull needs a model NAME' : `unexpected argument ${JSON.stringify(a.positional[1])}`);
+  if (a.positional.length !== 1)
+    throw new UsageError(a.positional.length === 0 ? 'pull needs a model NAME' : `unexpected argument ${JSON.stringify(a.positional[1])}`);
   const device = a.values['--device'];
-  if (device !== undefined && !isProvider(device)) throw new UsageError(`--device must be one of ${PROVIDERS.join(', ')}, got ${JSON.stringify(device)}`);
+  if (device !== undefined && !isProvider(device))
+    throw new UsageError(`--device must be one of ${PROVIDERS.join(', ')}, got ${JSON.stringify(device)}`);
   let dtype: DtypeByModule | undefined;
   try {
     repoId(a.positional[0]);
@@ -265,7 +268,9 @@ async function pull(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<
       onProgress: (p) => reporter.update(p),
     });
     reporter.finish();
-    io.stderr.write(`${r.downloaded ? 'pulled' : 'already cached:'} ${r.repo} (revision ${r.revision}, commit ${r.commit.slice(0, 12)}, dtype ${describe(Object.fromEntries(Object.entries(r.dtype).map(([m, d]) => [m, [d]])))})\n`);
+    io.stderr.write(
+      `${r.downloaded ? 'pulled' : 'already cached:'} ${r.repo} (revision ${r.revision}, commit ${r.commit.slice(0, 12)}, dtype ${describe(Object.fromEntries(Object.entries(r.dtype).map(([m, d]) => [m, [d]])))})\n`,
+    );
     io.stdout.write(`${r.dir}\n`);
     return EXIT.ok;
   } finally {
@@ -291,14 +296,16 @@ async function list(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<
     return EXIT.ok;
   }
   const rows = [['NAME', 'REVISION', 'COMMIT', 'STATE', 'SIZE', 'DTYPES', 'PATH']];
-  for (const m of models) rows.push([m.name, m.revision, (m.commit ?? '-').slice(0, 12), m.state, formatBytes(m.bytes), describe(m.dtypes) || '-', m.dir]);
+  for (const m of models)
+    rows.push([m.name, m.revision, (m.commit ?? '-').slice(0, 12), m.state, formatBytes(m.bytes), describe(m.dtypes) || '-', m.dir]);
   io.stdout.write(table(rows));
   return EXIT.ok;
 }
 
 async function path(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
   const a = parseArgs(argv, ['--revision'], []);
-  if (a.positional.length !== 1) throw new UsageError(a.positional.length === 0 ? 'path needs a model NAME' : `unexpected argument ${JSON.stringify(a.positional[1])}`);
+  if (a.positional.length !== 1)
+    throw new UsageError(a.positional.length === 0 ? 'path needs a model NAME' : `unexpected argument ${JSON.stringify(a.positional[1])}`);
   const name = a.positional[0];
   try {
     repoId(name);
@@ -307,7 +314,9 @@ async function path(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<
   }
   const dir = await modelPath(name, hubSettings(env).home, a.values['--revision']);
   if (dir === null) {
-    io.stderr.write(`florence2 models path: ${name} is not in the cache (florence2 models pull ${name}${a.values['--revision'] ? ` --revision ${a.values['--revision']}` : ''})\n`);
+    io.stderr.write(
+      `florence2 models path: ${name} is not in the cache (florence2 models pull ${name}${a.values['--revision'] ? ` --revision ${a.values['--revision']}` : ''})\n`,
+    );
     return EXIT.failure;
   }
   io.stdout.write(`${dir}\n`);
@@ -316,7 +325,8 @@ async function path(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<
 
 async function rm(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
   const a = parseArgs(argv, ['--revision'], []);
-  if (a.positional.length !== 1) throw new UsageError(a.positional.length === 0 ? 'rm needs a model NAME' : `unexpected argument ${JSON.stringify(a.positional[1])}`);
+  if (a.positional.length !== 1)
+    throw new UsageError(a.positional.length === 0 ? 'rm needs a model NAME' : `unexpected argument ${JSON.stringify(a.positional[1])}`);
   const name = a.positional[0];
   try {
     repoId(name);
@@ -325,7 +335,9 @@ async function rm(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<nu
   }
   const removed = await removeModel(name, hubSettings(env).home, a.values['--revision']);
   if (removed.length === 0) {
-    io.stderr.write(`florence2 models rm: ${name}${a.values['--revision'] ? ` (revision ${a.values['--revision']})` : ''} is not in the cache\n`);
+    io.stderr.write(
+      `florence2 models rm: ${name}${a.values['--revision'] ? ` (revision ${a.values['--revision']})` : ''} is not in the cache\n`,
+    );
     return EXIT.failure;
   }
   for (const d of removed) io.stdout.write(`removed ${d}\n`);
@@ -335,7 +347,11 @@ async function rm(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<nu
 const COMMANDS: Record<string, (argv: string[], env: NodeJS.ProcessEnv, io: CliIo) => Promise<number>> = { pull, list, path, rm };
 
 /** Runs `florence2 models ...`; returns the exit code (see {@link EXIT}). */
-export async function models(argv: string[], env: NodeJS.ProcessEnv, io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function models(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  io: CliIo = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     (command === undefined ? io.stderr : io.stdout).write(USAGE);

@@ -18,7 +18,6 @@ import type { Box, GenerationOptions, Region, ResponseMeta, TaskResult } from '.
 import { drawResult } from '../visuals/draw';
 import { visualsFromResult } from '../visuals/instances';
 
-
 /** File extensions a folder argument expands to. */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
 
@@ -100,7 +99,11 @@ export interface PredictFailure {
 }
 
 /** `florence2 predict ...`; resolves with the exit code. */
-export async function predict(argv: string[], env: NodeJS.ProcessEnv, io: PredictIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function predict(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  io: PredictIo = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
   if (helpRequested(argv)) {
     io.stdout.write(USAGE);
     return EXIT.ok;
@@ -110,7 +113,10 @@ export async function predict(argv: string[], env: NodeJS.ProcessEnv, io: Predic
   try {
     settings = parseSettings(argv, env);
     images = await expandImages(settings.paths);
-    if (settings.saveVisuals !== undefined) await mkdir(settings.saveVisuals, { recursive: true }).catch((err: Error) => Promise.reject(new UsageError(`--save-visuals: ${err.message}`)));
+    if (settings.saveVisuals !== undefined)
+      await mkdir(settings.saveVisuals, { recursive: true }).catch((err: Error) =>
+        Promise.reject(new UsageError(`--save-visuals: ${err.message}`)),
+      );
   } catch (err) {
     if (err instanceof UsageError) {
       io.stderr.write(`florence2 predict: ${err.message}\n\nSee florence2 predict --help.\n`);
@@ -129,7 +135,9 @@ export async function predict(argv: string[], env: NodeJS.ProcessEnv, io: Predic
     }
     const status = await waitUntilServing(client, settings.waitMs);
     if (status !== 'SERVING') {
-      io.stderr.write(`florence2 predict: the server at ${settings.server} is not serving (health ${status}) after ${settings.waitMs} ms (--wait-ms)\n`);
+      io.stderr.write(
+        `florence2 predict: the server at ${settings.server} is not serving (health ${status}) after ${settings.waitMs} ms (--wait-ms)\n`,
+      );
       return EXIT.unreachable;
     }
     return await runAll(client, settings, images, io);
@@ -199,13 +207,17 @@ function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings {
   if (v.task === undefined) problems.push('--task is required');
   else {
     task = resolveTask(v.task);
-    if (!task) problems.push(`--task: unknown task ${JSON.stringify(v.task)} (a token like '<OD>' or one of ${Object.keys(TASK_NAMES).join(', ')})`);
+    if (!task)
+      problems.push(`--task: unknown task ${JSON.stringify(v.task)} (a token like '<OD>' or one of ${Object.keys(TASK_NAMES).join(', ')})`);
   }
 
   const inputs: TaskInputs = {};
   if (v.text !== undefined) inputs.text = v.text;
   if (v.classes !== undefined) {
-    const classes = v.classes.split(',').map((c) => c.trim()).filter((c) => c !== '');
+    const classes = v.classes
+      .split(',')
+      .map((c) => c.trim())
+      .filter((c) => c !== '');
     if (classes.length === 0) problems.push('--classes: give at least one class, e.g. --classes car,person');
     inputs.classes = classes;
   }
@@ -281,7 +293,8 @@ function positiveInt(raw: string | undefined, flag: string, problems: string[]):
 export function parseRegion(raw: string): Region | string {
   const parts = raw.split(',').map((p) => p.trim());
   const nums = parts.map(Number);
-  if (parts.length !== 4 || parts.some((p) => p === '') || nums.some((n) => !Number.isFinite(n))) return `expected four numbers x1,y1,x2,y2, got ${JSON.stringify(raw)}`;
+  if (parts.length !== 4 || parts.some((p) => p === '') || nums.some((n) => !Number.isFinite(n)))
+    return `expected four numbers x1,y1,x2,y2, got ${JSON.stringify(raw)}`;
   const [x1, y1, x2, y2] = nums;
   if (x1 > x2 || y1 > y2) return `expected x1 <= x2 and y1 <= y2, got ${JSON.stringify(raw)}`;
   return { x1, y1, x2, y2 };
@@ -353,7 +366,12 @@ async function runAll(client: Florence2Client, s: Settings, images: string[], io
   return failures.length > 0 ? EXIT.failure : EXIT.ok;
 }
 
-async function processImage(client: Florence2Client, s: Settings, image: string, visualName: string): Promise<PredictSuccess | PredictFailure> {
+async function processImage(
+  client: Florence2Client,
+  s: Settings,
+  image: string,
+  visualName: string,
+): Promise<PredictSuccess | PredictFailure> {
   try {
     const bytes = await readFile(image);
     const request = requestForTask(s.task, bytes, s.inputs, s.generation);
@@ -391,7 +409,8 @@ export function visualFileNames(images: readonly string[]): string[] {
 const num = (v: number) => v.toFixed(1);
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const scoreText = (score: number) => (score > 0 ? `  score ${score.toFixed(2)}` : '');
-const boxLine = (b: Box, empty: string) => `  ${b.label || empty}  (${num(b.x1)}, ${num(b.y1)})-(${num(b.x2)}, ${num(b.y2)})${scoreText(b.score)}\n`;
+const boxLine = (b: Box, empty: string) =>
+  `  ${b.label || empty}  (${num(b.x1)}, ${num(b.y1)})-(${num(b.x2)}, ${num(b.y2)})${scoreText(b.score)}\n`;
 
 function bounds(polygons: readonly (readonly number[])[]): string {
   let [x1, y1, x2, y2] = [Infinity, Infinity, -Infinity, -Infinity];
@@ -418,14 +437,21 @@ export function formatReadable(image: string, task: TaskToken, r: TaskResult): s
     }
     case 'open_vocabulary': {
       const lines = r.boxes.map((b) => boxLine(b, '(object)'));
-      for (const inst of r.instances) lines.push(`  ${inst.label || '(object)'}  polygon ${bounds(inst.polygons)}${scoreText(inst.score)}\n`);
+      for (const inst of r.instances)
+        lines.push(`  ${inst.label || '(object)'}  polygon ${bounds(inst.polygons)}${scoreText(inst.score)}\n`);
       return `${image}: ${plural(r.boxes.length + r.instances.length, 'object')}\n${lines.join('')}`;
     }
     case 'segment':
       return (
         `${image}: ${plural(r.instances.length, 'instance')}\n` +
         r.instances
-          .map((inst) => `  ${inst.label || '(mask)'}  ${plural(inst.polygons.length, 'polygon')}, ${plural(inst.polygons.reduce((s, p) => s + p.length / 2, 0), 'point')}, bounds ${bounds(inst.polygons)}${scoreText(inst.score)}\n`)
+          .map(
+            (inst) =>
+              `  ${inst.label || '(mask)'}  ${plural(inst.polygons.length, 'polygon')}, ${plural(
+                inst.polygons.reduce((s, p) => s + p.length / 2, 0),
+                'point',
+              )}, bounds ${bounds(inst.polygons)}${scoreText(inst.score)}\n`,
+          )
           .join('')
       );
     case 'ocr':

@@ -28,7 +28,11 @@ async function localModel(config: Config, env: NodeJS.ProcessEnv, logger: Logger
       }
     },
   });
-  logger.info(resolved.downloaded ? 'model downloaded' : 'model found in cache', { model: name, dir: resolved.dir, commit: resolved.commit });
+  logger.info(resolved.downloaded ? 'model downloaded' : 'model found in cache', {
+    model: name,
+    dir: resolved.dir,
+    commit: resolved.commit,
+  });
   return Object.freeze({ ...config, model: resolved.dir });
 }
 
@@ -42,7 +46,9 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     config = loadConfig(argv, env);
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`florence2 serve: invalid configuration\n${err.problems.map((p) => `  - ${p}`).join('\n')}\n\nSee florence2 serve --help.\n`);
+      process.stderr.write(
+        `florence2 serve: invalid configuration\n${err.problems.map((p) => `  - ${p}`).join('\n')}\n\nSee florence2 serve --help.\n`,
+      );
       return EXIT.usage;
     }
     throw err;

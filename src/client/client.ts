@@ -84,7 +84,12 @@ interface HealthCheckResponse {
   status: HealthStatus;
 }
 interface HealthStub extends grpc.Client {
-  Check(request: { service: string }, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<HealthCheckResponse>): grpc.ClientUnaryCall;
+  Check(
+    request: { service: string },
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<HealthCheckResponse>,
+  ): grpc.ClientUnaryCall;
 }
 type HealthCtor = new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => HealthStub;
 
@@ -98,7 +103,9 @@ function constructors(): { Florence2: Florence2Ctor; Health: HealthCtor } {
     florence2Ctor = pkg.florence2.v1.Florence2;
   }
   if (!healthCtor) {
-    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(healthProtoPath, PROTO_LOADER_OPTIONS)) as unknown as { grpc: { health: { v1: { Health: HealthCtor } } } };
+    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(healthProtoPath, PROTO_LOADER_OPTIONS)) as unknown as {
+      grpc: { health: { v1: { Health: HealthCtor } } };
+    };
     healthCtor = pkg.grpc.health.v1.Health;
   }
   return { Florence2: florence2Ctor, Health: healthCtor };
@@ -132,7 +139,8 @@ export class Florence2Client {
   private readonly defaultDeadlineMs: number | undefined;
 
   constructor(options: Florence2ClientOptions) {
-    if (!options || typeof options.address !== 'string' || options.address === '') throw new TypeError('Florence2Client needs { address: "host:port" }');
+    if (!options || typeof options.address !== 'string' || options.address === '')
+      throw new TypeError('Florence2Client needs { address: "host:port" }');
     const { Florence2, Health } = constructors();
     const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     const channelOptions: grpc.ChannelOptions = {
@@ -164,8 +172,16 @@ export class Florence2Client {
   }
 
   /** Boxes (or polygons) for each of the given classes, labelled with the class asked for. */
-  async detectOpenVocabulary(image: ImageInput, classes: readonly string[] | string, options: RequestOptions = {}): Promise<OpenVocabularyResult> {
-    const req = { image: { data: await readImage(image) }, classes: typeof classes === 'string' ? [classes] : [...classes], options: toOptions(options) };
+  async detectOpenVocabulary(
+    image: ImageInput,
+    classes: readonly string[] | string,
+    options: RequestOptions = {},
+  ): Promise<OpenVocabularyResult> {
+    const req = {
+      image: { data: await readImage(image) },
+      classes: typeof classes === 'string' ? [classes] : [...classes],
+      options: toOptions(options),
+    };
     return fromOpenVocabulary(await this.unary((md, co, cb) => this.raw.DetectOpenVocabulary(req, md, co, cb), options));
   }
 
@@ -188,7 +204,12 @@ export class Florence2Client {
   }
 
   /** The category (default), a description, or the text of one region. */
-  async describeRegion(image: ImageInput, region: RegionInput, task: RegionTask = 'category', options: RequestOptions = {}): Promise<RegionResult> {
+  async describeRegion(
+    image: ImageInput,
+    region: RegionInput,
+    task: RegionTask = 'category',
+    options: RequestOptions = {},
+  ): Promise<RegionResult> {
     const req = { image: { data: await readImage(image) }, region: toRegion(region), task: regionTask(task), options: toOptions(options) };
     return fromRegion(await this.unary((md, co, cb) => this.raw.DescribeRegion(req, md, co, cb), options));
   }
@@ -227,7 +248,9 @@ export class Florence2Client {
   /** Waits until the channel is connected (or the deadline passes, rejecting with UnavailableError). */
   waitForReady(deadlineMs = 10_000): Promise<void> {
     return new Promise((resolve, reject) =>
-      this.raw.waitForReady(Date.now() + deadlineMs, (err) => (err ? reject(Florence2Error.fromStatus({ code: grpc.status.UNAVAILABLE, details: err.message })) : resolve())),
+      this.raw.waitForReady(Date.now() + deadlineMs, (err) =>
+        err ? reject(Florence2Error.fromStatus({ code: grpc.status.UNAVAILABLE, details: err.message })) : resolve(),
+      ),
     );
   }
 

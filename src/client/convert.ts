@@ -144,19 +144,40 @@ export function fromMeta(m: ResponseMeta__Output | null | undefined): ResponseMe
 
 const fromBox = (b: Box__Output): Box => ({ x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2, label: b.label, score: b.score });
 const fromQuad = (q: QuadBox__Output): QuadBox => ({ points: [...q.points], text: q.text, score: q.score });
-const fromInstance = (i: SegmentInstance__Output): SegmentInstance => ({ polygons: i.polygons.map((p) => [...p.coords]), label: i.label, score: i.score });
+const fromInstance = (i: SegmentInstance__Output): SegmentInstance => ({
+  polygons: i.polygons.map((p) => [...p.coords]),
+  label: i.label,
+  score: i.score,
+});
 
 export const fromCaption = (r: CaptionResponse__Output): CaptionResult => ({ family: 'caption', text: r.text, meta: fromMeta(r.meta) });
-export const fromDetect = (r: DetectResponse__Output): DetectResult => ({ family: 'detect', boxes: r.boxes.map(fromBox), meta: fromMeta(r.meta) });
+export const fromDetect = (r: DetectResponse__Output): DetectResult => ({
+  family: 'detect',
+  boxes: r.boxes.map(fromBox),
+  meta: fromMeta(r.meta),
+});
 export const fromOpenVocabulary = (r: OpenVocabularyResponse__Output): OpenVocabularyResult => ({
   family: 'open_vocabulary',
   boxes: r.boxes.map(fromBox),
   instances: r.instances.map(fromInstance),
   meta: fromMeta(r.meta),
 });
-export const fromPhraseGrounding = (r: DetectResponse__Output): PhraseGroundingResult => ({ family: 'phrase_grounding', boxes: r.boxes.map(fromBox), meta: fromMeta(r.meta) });
-export const fromSegment = (r: SegmentResponse__Output): SegmentResult => ({ family: 'segment', instances: r.instances.map(fromInstance), meta: fromMeta(r.meta) });
-export const fromOcr = (r: OcrResponse__Output): OcrResult => ({ family: 'ocr', text: r.text, lines: r.lines.map(fromQuad), meta: fromMeta(r.meta) });
+export const fromPhraseGrounding = (r: DetectResponse__Output): PhraseGroundingResult => ({
+  family: 'phrase_grounding',
+  boxes: r.boxes.map(fromBox),
+  meta: fromMeta(r.meta),
+});
+export const fromSegment = (r: SegmentResponse__Output): SegmentResult => ({
+  family: 'segment',
+  instances: r.instances.map(fromInstance),
+  meta: fromMeta(r.meta),
+});
+export const fromOcr = (r: OcrResponse__Output): OcrResult => ({
+  family: 'ocr',
+  text: r.text,
+  lines: r.lines.map(fromQuad),
+  meta: fromMeta(r.meta),
+});
 export const fromRegion = (r: RegionResponse__Output): RegionResult => ({ family: 'region', text: r.text, meta: fromMeta(r.meta) });
 
 /** A RunResponse → the friendly result of whichever family it carries. */

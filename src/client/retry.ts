@@ -85,4 +85,3 @@ function sleep(ms: number, signal: AbortSignal | undefined, attempts: number): P
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
-

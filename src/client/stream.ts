@@ -18,7 +18,8 @@ export interface StreamItem {
 }
 
 /** One answer of a stream: the result for an id, or its error. */
-export type StreamOutcome = { id: string; result: TaskResult; error?: undefined } | { id: string; error: Florence2Error; result?: undefined };
+export type StreamOutcome =
+  { id: string; result: TaskResult; error?: undefined } | { id: string; error: Florence2Error; result?: undefined };
 
 /** Options of {@link Florence2Client.stream}. */
 export interface StreamOptions extends Omit<CallOptions, 'maxRetries'> {
@@ -91,7 +92,13 @@ export async function* runStream(
       }
     } else {
       const e = msg.error;
-      push({ id, error: Florence2Error.fromStatus({ code: e?.code ?? grpc.status.UNKNOWN, message: e?.message ?? 'no outcome in the stream response' }) });
+      push({
+        id,
+        error: Florence2Error.fromStatus({
+          code: e?.code ?? grpc.status.UNKNOWN,
+          message: e?.message ?? 'no outcome in the stream response',
+        }),
+      });
     }
   });
   call.on('end', () => {
@@ -114,7 +121,7 @@ export async function* runStream(
   signal?.addEventListener('abort', onAbort, { once: true });
 
   const pump = async () => {
-    const iterator = Symbol.asyncIterator in requests ? (requests)[Symbol.asyncIterator]() : (requests)[Symbol.iterator]();
+    const iterator = Symbol.asyncIterator in requests ? requests[Symbol.asyncIterator]() : requests[Symbol.iterator]();
     const stop = () => stopped || statusReceived || failure !== null;
     try {
       for (;;) {
@@ -125,7 +132,10 @@ export async function* runStream(
         if (next.done) break;
         const { id, request } = next.value ?? ({} as Partial<StreamItem>);
         if (typeof id !== 'string' || id === '') {
-          push({ id: String(id ?? ''), error: new InvalidArgumentError('`request_id` is required on every stream request (a non-empty string)') });
+          push({
+            id: String(id ?? ''),
+            error: new InvalidArgumentError('`request_id` is required on every stream request (a non-empty string)'),
+          });
           continue;
         }
         if (inFlight.has(id)) {

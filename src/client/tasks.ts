@@ -61,7 +61,9 @@ export function requestForTask(task: TaskToken, image: ImageInput, inputs: TaskI
     case 'phrase_grounding':
       return { ...base, family: 'phrase_grounding', caption: need('text') };
     case 'segment':
-      return spec.requestInput === 'region' ? { ...base, family: 'segment', region: need('region') } : { ...base, family: 'segment', referringExpression: need('text') };
+      return spec.requestInput === 'region'
+        ? { ...base, family: 'segment', region: need('region') }
+        : { ...base, family: 'segment', referringExpression: need('text') };
     case 'open_vocabulary':
       return { ...base, family: 'open_vocabulary', classes: need('classes') };
     case 'ocr':

@@ -165,7 +165,8 @@ export interface RegionResult {
 }
 
 /** Any task's result, discriminated by `family`. */
-export type TaskResult = CaptionResult | DetectResult | OpenVocabularyResult | PhraseGroundingResult | SegmentResult | OcrResult | RegionResult;
+export type TaskResult =
+  CaptionResult | DetectResult | OpenVocabularyResult | PhraseGroundingResult | SegmentResult | OcrResult | RegionResult;
 
 /** The result type of a request family. */
 export type ResultOf<F extends TaskFamily> = Extract<TaskResult, { family: F }>;

@@ -92,7 +92,8 @@ function stringify(entry: LogFields): string {
 export function createLogger(options: LoggerOptions): Logger {
   const sink: LogSink = options.stream ?? process.stderr;
   const min = RANK[options.level];
-  if (min === undefined) throw new TypeError(`createLogger: unknown level ${JSON.stringify(options.level)} (expected one of ${LOG_LEVELS.join(', ')})`);
+  if (min === undefined)
+    throw new TypeError(`createLogger: unknown level ${JSON.stringify(options.level)} (expected one of ${LOG_LEVELS.join(', ')})`);
 
   const make = (bound: LogFields): Logger => {
     const write = (level: LogLevel, msg: string, fields?: LogFields): void => {

@@ -16,7 +16,9 @@ export class ConfigError extends Error {
   readonly problems: readonly string[];
 
   constructor(problems: readonly string[]) {
-    super(`invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    super(
+      `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
     this.name = 'ConfigError';
     this.problems = Object.freeze([...problems]);
   }
@@ -160,7 +162,8 @@ function readFile(path: string, source: string, problems: string[]): Map<Setting
   const keys = visible.filter((s) => s.key !== 'configFile').map((s) => s.key);
   for (const [key, raw] of Object.entries(data)) {
     if (key === 'configFile') problems.push(`config file ${path}: configFile cannot be set inside a config file`);
-    else if (!Object.prototype.hasOwnProperty.call(SETTINGS_BY_KEY, key)) problems.push(`config file ${path}: unknown key ${shown(key)}${didYouMean(key, keys)}`);
+    else if (!Object.prototype.hasOwnProperty.call(SETTINGS_BY_KEY, key))
+      problems.push(`config file ${path}: unknown key ${shown(key)}${didYouMean(key, keys)}`);
     else if (raw !== null) out.set(key as SettingKey, { source: `config file ${path}: ${key}`, raw, ctx });
   }
   return out;
@@ -222,7 +225,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, opti
       }
     }
     if (chosen === undefined) {
-      if (s.default === undefined) problems.push(`${s.key}: required; set ${s.flag} ${s.valueName}, ${s.env}, or "${s.key}" in the config file`);
+      if (s.default === undefined)
+        problems.push(`${s.key}: required; set ${s.flag} ${s.valueName}, ${s.env}, or "${s.key}" in the config file`);
       chosen = s.default ?? INVALID;
       sourceOf[s.key] = `${s.flag} (default)`;
     }
@@ -286,7 +290,11 @@ export function helpText(): string {
   ];
   for (const s of visible) {
     const head = s.type === 'boolean' ? `${s.flag}, --no-${s.flag.slice(2)}` : `${s.flag} ${s.valueName}`;
-    const facts = [`env ${s.env}`, s.key === 'configFile' ? null : `file "${s.key}"`, s.default === undefined ? 'required' : `default ${s.defaultText}`];
+    const facts = [
+      `env ${s.env}`,
+      s.key === 'configFile' ? null : `file "${s.key}"`,
+      s.default === undefined ? 'required' : `default ${s.defaultText}`,
+    ];
     out.push(`  ${head}`, wrap(s.doc, '      '), wrap(facts.filter((f) => f !== null).join(' · '), '      '));
     if (s.range) out.push(wrap(`values ${s.range}`, '      '));
   }

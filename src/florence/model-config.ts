@@ -38,12 +38,15 @@ export const DEFAULT_MAX_NEW_TOKENS = 1024;
 export function readModelConfig(dir: string): ModelConfig {
   const config = readJson(dir, 'config.json', true)!;
   if (config.model_type !== 'florence2' || typeof config.text_config !== 'object' || config.text_config === null) {
-    throw new ModelConfigError(`${join(dir, 'config.json')}: model_type is ${JSON.stringify(config.model_type)}, expected "florence2" with a text_config`);
+    throw new ModelConfigError(
+      `${join(dir, 'config.json')}: model_type is ${JSON.stringify(config.model_type)}, expected "florence2" with a text_config`,
+    );
   }
   const t = config.text_config as JsonObject;
   const num = (key: string, fallback?: number): number => {
     const v = t[key] ?? fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new ModelConfigError(`${join(dir, 'config.json')}: text_config.${key} must be a number, got ${JSON.stringify(t[key])}`);
+    if (typeof v !== 'number' || !Number.isFinite(v))
+      throw new ModelConfigError(`${join(dir, 'config.json')}: text_config.${key} must be a number, got ${JSON.stringify(t[key])}`);
     return v;
   };
   const dModel = num('d_model');

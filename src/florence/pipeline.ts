@@ -138,21 +138,32 @@ export class GenerationOptionError extends RangeError {
 
 function resolveGeneration(base: GenerationParams, o: GenerationOverrides | undefined, maxPositions: number): GenerationParams {
   const g = { ...base, ...Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) };
-  if (!Number.isInteger(g.numBeams) || g.numBeams < 1) throw new GenerationOptionError('numBeams', `generation.numBeams must be an integer ≥ 1, got ${g.numBeams}`);
+  if (!Number.isInteger(g.numBeams) || g.numBeams < 1)
+    throw new GenerationOptionError('numBeams', `generation.numBeams must be an integer ≥ 1, got ${g.numBeams}`);
   if (!Number.isInteger(g.maxNewTokens) || g.maxNewTokens < 1 || g.maxNewTokens > maxPositions) {
-    throw new GenerationOptionError('maxNewTokens', `generation.maxNewTokens must be an integer in [1, ${maxPositions}], got ${g.maxNewTokens}`);
+    throw new GenerationOptionError(
+      'maxNewTokens',
+      `generation.maxNewTokens must be an integer in [1, ${maxPositions}], got ${g.maxNewTokens}`,
+    );
   }
   return g;
 }
 
 /** The prompt string of a request; throws PromptError naming the offending field. */
 export function promptFor(req: RunRequest, imageSize: { width: number; height: number }): string {
-  if (!isTaskToken(req.task)) throw new PromptError('task', `\`task\` must be one of the 15 Florence-2 task tokens. Given: ${JSON.stringify(req.task)}`);
+  if (!isTaskToken(req.task))
+    throw new PromptError('task', `\`task\` must be one of the 15 Florence-2 task tokens. Given: ${JSON.stringify(req.task)}`);
   if (TASKS[req.task].input === 'region' && req.region !== undefined) {
-    if (req.text !== undefined && req.text !== '') throw new PromptError('text', `give \`region\` or \`text\` for ${req.task}, not both`, req.task);
+    if (req.text !== undefined && req.text !== '')
+      throw new PromptError('text', `give \`region\` or \`text\` for ${req.task}, not both`, req.task);
     return constructRegionPrompt(req.task, req.region, imageSize);
   }
-  if (req.region !== undefined) throw new PromptError('region', `\`region\` is not allowed for task ${req.task}, which takes ${TASKS[req.task].input === 'none' ? 'no input' : 'text'}`, req.task);
+  if (req.region !== undefined)
+    throw new PromptError(
+      'region',
+      `\`region\` is not allowed for task ${req.task}, which takes ${TASKS[req.task].input === 'none' ? 'no input' : 'text'}`,
+      req.task,
+    );
   return constructPrompt(req.task, req.text);
 }
 
@@ -267,10 +278,16 @@ function decodeResult(tokenizer: FlorenceTokenizer, req: RunRequest, seq: Genera
  * The batch run behind {@link runBatch} (`failFast`: the first failure throws, `shouldStop` stops the
  * whole generation) and {@link runBatchSettled} (each request settles on its own).
  */
-async function runCore(parts: PipelineParts, requests: readonly RunRequest[], options: BatchRunOptions, failFast: boolean): Promise<RunOutcome[]> {
+async function runCore(
+  parts: PipelineParts,
+  requests: readonly RunRequest[],
+  options: BatchRunOptions,
+  failFast: boolean,
+): Promise<RunOutcome[]> {
   const n = requests.length;
   if (n === 0) return [];
-  if (options.items !== undefined && options.items.length !== n) throw new RangeError(`items has ${options.items.length} entries for ${n} requests`);
+  if (options.items !== undefined && options.items.length !== n)
+    throw new RangeError(`items has ${options.items.length} entries for ${n} requests`);
   const t0 = performance.now();
   const { backend, tokenizer } = parts;
   const outcomes = new Array<RunOutcome | undefined>(n);
@@ -332,7 +349,8 @@ async function runCore(parts: PipelineParts, requests: readonly RunRequest[], op
   const { width: W, height: H } = usedPixels[0].size;
   const pixelValues = new Float32Array(used.length * 3 * H * W);
   usedPixels.forEach((img, u) => {
-    if (img.size.width !== W || img.size.height !== H) throw new RangeError(`image ${u} is ${img.size.width}x${img.size.height}, batch is ${W}x${H}`);
+    if (img.size.width !== W || img.size.height !== H)
+      throw new RangeError(`image ${u} is ${img.size.width}x${img.size.height}, batch is ${W}x${H}`);
     pixelValues.set(img.pixelValues, u * 3 * H * W);
   });
   const t1 = performance.now();
@@ -340,7 +358,8 @@ async function runCore(parts: PipelineParts, requests: readonly RunRequest[], op
   // 2) vision encoder; each prompt must fit the encoder beside the visual tokens
   const vision = await visionFeatures(backend, pixelValues, [used.length, 3, H, W], parts.maxVisionBatch);
   for (const i of live) {
-    if (vision.tokens + promptIds[i].length > parts.encoderMaxPositions) fail(i, promptTooLong(promptIds[i].length, vision.tokens, parts.encoderMaxPositions, requests[i].task));
+    if (vision.tokens + promptIds[i].length > parts.encoderMaxPositions)
+      fail(i, promptTooLong(promptIds[i].length, vision.tokens, parts.encoderMaxPositions, requests[i].task));
   }
   live = pending();
   if (live.length === 0) return outcomes as RunOutcome[];
@@ -420,6 +439,10 @@ export async function runBatch(parts: PipelineParts, requests: readonly RunReque
  * would be alone. Rejects only on a failure of the batch itself (the backend, the runtime).
  * `generation` settings other than maxNewTokens (numBeams, ...) are shared by the batch.
  */
-export function runBatchSettled(parts: PipelineParts, requests: readonly RunRequest[], options: BatchRunOptions = {}): Promise<RunOutcome[]> {
+export function runBatchSettled(
+  parts: PipelineParts,
+  requests: readonly RunRequest[],
+  options: BatchRunOptions = {},
+): Promise<RunOutcome[]> {
   return runCore(parts, requests, options, false);
 }

@@ -97,11 +97,7 @@ export interface ScoredOpenVocabularyResult extends OpenVocabularyResult {
 
 /** What {@link postProcessWithScores} returns; pure text carries no score. */
 export type ScoredPostProcessResult =
-  | TextResult
-  | ScoredBoxesResult
-  | ScoredQuadBoxesResult
-  | ScoredPolygonsResult
-  | ScoredOpenVocabularyResult;
+  TextResult | ScoredBoxesResult | ScoredQuadBoxesResult | ScoredPolygonsResult | ScoredOpenVocabularyResult;
 
 /** The result shapes of the post-processing types (several types share one shape). */
 export const RESULT_SHAPE = {
@@ -141,7 +137,6 @@ export interface TokenPiece {
   /** Natural-log probability of the token (≤ 0). */
   logprob: number;
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Quantization (contract §7.1)
@@ -232,14 +227,78 @@ const LOC_TAIL_RE = /^loc_\d+>/;
 
 /** RC `_create_black_list_of_phrase_grounding` (duplicates removed). Compared with the trimmed label. */
 const GROUNDING_BLACKLIST: ReadonlySet<string> = new Set([
-  'it', 'I', 'me', 'mine', 'you', 'your', 'yours', 'he', 'him', 'his', 'she', 'her', 'hers',
-  'they', 'them', 'their', 'theirs', 'one', 'oneself', 'we', 'us', 'our', 'ours', 'its',
-  'myself', 'yourself', 'himself', 'herself', 'itself', 'ourselves', 'yourselves', 'themselves',
-  'this', 'that', 'these', 'those', 'who', 'whom', 'whose', 'which', 'what',
-  'all', 'another', 'any', 'anybody', 'anyone', 'anything', 'each', 'everybody', 'everyone', 'everything',
-  'few', 'many', 'nobody', 'none', 'several', 'some', 'somebody', 'someone', 'something',
-  'each other', 'one another', 'the image', 'image', 'images', 'the', 'a', 'an', 'a group',
-  'other objects', 'lots', 'a set',
+  'it',
+  'I',
+  'me',
+  'mine',
+  'you',
+  'your',
+  'yours',
+  'he',
+  'him',
+  'his',
+  'she',
+  'her',
+  'hers',
+  'they',
+  'them',
+  'their',
+  'theirs',
+  'one',
+  'oneself',
+  'we',
+  'us',
+  'our',
+  'ours',
+  'its',
+  'myself',
+  'yourself',
+  'himself',
+  'herself',
+  'itself',
+  'ourselves',
+  'yourselves',
+  'themselves',
+  'this',
+  'that',
+  'these',
+  'those',
+  'who',
+  'whom',
+  'whose',
+  'which',
+  'what',
+  'all',
+  'another',
+  'any',
+  'anybody',
+  'anyone',
+  'anything',
+  'each',
+  'everybody',
+  'everyone',
+  'everything',
+  'few',
+  'many',
+  'nobody',
+  'none',
+  'several',
+  'some',
+  'somebody',
+  'someone',
+  'something',
+  'each other',
+  'one another',
+  'the image',
+  'image',
+  'images',
+  'the',
+  'a',
+  'an',
+  'a group',
+  'other objects',
+  'lots',
+  'a set',
 ]);
 
 /** One box, quad box or polygon instance in bins, with the text spans that produced it. */
@@ -404,8 +463,7 @@ function parse(task: TaskToken, source: TrackedText): { parsed: Parsed; clean: T
 
 function toResult(parsed: Parsed, size: ImageSize): PostProcessResult {
   const boxes = (list: ParsedInstance[]): number[][] => list.map((b) => dequantizeFlat(b.bins, size));
-  const polygons = (list: ParsedInstance[]): number[][][] =>
-    list.map((inst) => inst.polygons.map((p) => dequantizeFlat(p, size)));
+  const polygons = (list: ParsedInstance[]): number[][][] => list.map((inst) => inst.polygons.map((p) => dequantizeFlat(p, size)));
   const labels = (list: ParsedInstance[]): string[] => list.map((i) => i.label);
   switch (parsed.kind) {
     case 'text':
@@ -459,11 +517,7 @@ export function postProcess(task: TaskToken, text: string, size: ImageSize): Pos
  *   token that only completes a character together with the next one) and its log-probability.
  * @throws RangeError for a bad `size` or a NaN log-probability.
  */
-export function postProcessWithScores(
-  task: TaskToken,
-  pieces: ReadonlyArray<TokenPiece>,
-  size: ImageSize,
-): ScoredPostProcessResult {
+export function postProcessWithScores(task: TaskToken, pieces: ReadonlyArray<TokenPiece>, size: ImageSize): ScoredPostProcessResult {
   checkSize(size);
   // 1) Join the pieces and remember which piece each character came from.
   const owner: number[] = [];

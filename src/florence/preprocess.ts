@@ -32,11 +32,7 @@ export class ImageDecodeError extends Error {
   readonly maxPixels?: number;
   readonly declaredSize?: ImageSize;
 
-  constructor(
-    reason: ImageDecodeErrorReason,
-    message: string,
-    extra?: { cause?: unknown; maxPixels?: number; declaredSize?: ImageSize },
-  ) {
+  constructor(reason: ImageDecodeErrorReason, message: string, extra?: { cause?: unknown; maxPixels?: number; declaredSize?: ImageSize }) {
     super(message, extra?.cause === undefined ? undefined : { cause: extra.cause });
     this.name = 'ImageDecodeError';
     this.reason = reason;
@@ -128,19 +124,17 @@ export async function probeImage(bytes: Uint8Array, maxPixels: number): Promise<
     const what = format === 'heif' ? `HEIF/${meta.compression ?? 'unknown'}` : format;
     throw new ImageDecodeError(
       'unsupported_format',
-      `Image format '${what}' is not supported (supported: JPEG, PNG, WebP, GIF, TIFF` +
-        (AVIF_SUPPORTED ? ', AVIF)' : ')'),
+      `Image format '${what}' is not supported (supported: JPEG, PNG, WebP, GIF, TIFF` + (AVIF_SUPPORTED ? ', AVIF)' : ')'),
     );
   }
   const w = meta.width;
   const h = meta.height;
   if (!(w > 0 && h > 0)) throw new ImageDecodeError('corrupt', `Image header declares an invalid size ${w}x${h}`);
   if (w * h > maxPixels) {
-    throw new ImageDecodeError(
-      'too_many_pixels',
-      `Image is ${w}x${h} = ${w * h} pixels, which exceeds the limit of ${maxPixels} pixels`,
-      { maxPixels, declaredSize: { width: w, height: h } },
-    );
+    throw new ImageDecodeError('too_many_pixels', `Image is ${w}x${h} = ${w * h} pixels, which exceeds the limit of ${maxPixels} pixels`, {
+      maxPixels,
+      declaredSize: { width: w, height: h },
+    });
   }
   return { format, width: w, height: h };
 }
@@ -565,7 +559,10 @@ function normalizationTable(options: PreprocessOptions): Float32Array {
   return lut;
 }
 
-async function resizedRgb(input: ImageInput, options: PreprocessOptions): Promise<{ rgb: Uint8Array; original: ImageSize; size: ImageSize }> {
+async function resizedRgb(
+  input: ImageInput,
+  options: PreprocessOptions,
+): Promise<{ rgb: Uint8Array; original: ImageSize; size: ImageSize }> {
   const decoded =
     input instanceof Uint8Array
       ? await decodeImage(input, { maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS, applyIcc: options.applyIcc })

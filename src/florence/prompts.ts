@@ -179,7 +179,11 @@ export function validatePixelRegion(region: PixelRegion, size: ImageSize, task?:
     throw new PromptError('region', `\`region\`${forTask} must have x1 <= x2 and y1 <= y2. ${given}`, task);
   }
   if (x1 < 0 || y1 < 0 || x2 > size.width || y2 > size.height) {
-    throw new PromptError('region', `\`region\`${forTask} must lie inside the image [0, ${size.width}] × [0, ${size.height}]. ${given}`, task);
+    throw new PromptError(
+      'region',
+      `\`region\`${forTask} must lie inside the image [0, ${size.width}] × [0, ${size.height}]. ${given}`,
+      task,
+    );
   }
 }
 

@@ -8,13 +8,7 @@
 
 /** How the generated text of a task is parsed (the reference's `tasks_answer_post_processing_type`). */
 export type PostProcessType =
-  | 'pure_text'
-  | 'ocr'
-  | 'description_with_bboxes'
-  | 'bboxes'
-  | 'phrase_grounding'
-  | 'polygons'
-  | 'description_with_bboxes_or_polygons';
+  'pure_text' | 'ocr' | 'description_with_bboxes' | 'bboxes' | 'phrase_grounding' | 'polygons' | 'description_with_bboxes_or_polygons';
 
 /** What the prompt takes after the task token. */
 export type TaskInput = 'none' | 'text' | 'region';
@@ -52,7 +46,15 @@ interface CatalogueEntry {
 
 /** The 15 tasks, in the order of the reference table. `{input}` marks where text or region tokens go. */
 const CATALOGUE = [
-  { token: '<OCR>', prompt: 'What is the text in the image?', input: 'none', postProcess: 'pure_text', family: 'ocr', requestInput: 'none', name: 'ocr' },
+  {
+    token: '<OCR>',
+    prompt: 'What is the text in the image?',
+    input: 'none',
+    postProcess: 'pure_text',
+    family: 'ocr',
+    requestInput: 'none',
+    name: 'ocr',
+  },
   {
     token: '<OCR_WITH_REGION>',
     prompt: 'What is the text in the image, with regions?',
@@ -210,7 +212,10 @@ export interface TaskSpec extends CatalogueEntry {
 export const TASK_TOKENS: readonly TaskToken[] = Object.freeze(CATALOGUE.map((e) => e.token));
 
 export const TASKS: Readonly<Record<TaskToken, TaskSpec>> = Object.freeze(
-  Object.fromEntries(CATALOGUE.map((e) => [e.token, Object.freeze({ ...e, label: e.token.slice(1, -1).toLowerCase() })])) as Record<TaskToken, TaskSpec>,
+  Object.fromEntries(CATALOGUE.map((e) => [e.token, Object.freeze({ ...e, label: e.token.slice(1, -1).toLowerCase() })])) as Record<
+    TaskToken,
+    TaskSpec
+  >,
 );
 
 export function isTaskToken(s: string): s is TaskToken {
@@ -218,14 +223,23 @@ export function isTaskToken(s: string): s is TaskToken {
 }
 
 /** Friendly task names and their tokens. */
-export const TASK_NAMES: Readonly<Record<TaskName, TaskToken>> = Object.freeze(Object.fromEntries(CATALOGUE.map((e) => [e.name, e.token])) as Record<TaskName, TaskToken>);
+export const TASK_NAMES: Readonly<Record<TaskName, TaskToken>> = Object.freeze(
+  Object.fromEntries(CATALOGUE.map((e) => [e.name, e.token])) as Record<TaskName, TaskToken>,
+);
 
 /** The tasks a selector family picks from, each with its enum value; the default first. */
-export function selectorTasks<F extends SelectorFamily>(family: F): Array<{ token: TaskToken; value: SelectorValue<F>; proto: SelectorProto<F>; isDefault: boolean }> {
+export function selectorTasks<F extends SelectorFamily>(
+  family: F,
+): Array<{ token: TaskToken; value: SelectorValue<F>; proto: SelectorProto<F>; isDefault: boolean }> {
   const out: Array<{ token: TaskToken; value: SelectorValue<F>; proto: SelectorProto<F>; isDefault: boolean }> = [];
   for (const e of CATALOGUE as readonly CatalogueEntry[]) {
     if (e.family !== family || !e.selector) continue;
-    const item = { token: e.token as TaskToken, value: e.selector.value as SelectorValue<F>, proto: e.selector.proto as SelectorProto<F>, isDefault: e.selector.isDefault === true };
+    const item = {
+      token: e.token as TaskToken,
+      value: e.selector.value as SelectorValue<F>,
+      proto: e.selector.proto as SelectorProto<F>,
+      isDefault: e.selector.isDefault === true,
+    };
     if (item.isDefault) out.unshift(item);
     else out.push(item);
   }

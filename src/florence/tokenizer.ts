@@ -259,7 +259,13 @@ function maxId(json: TokenizerJson): number {
  * Microsoft layout), with ids continuing after the largest existing id.
  */
 function prepareTokenizerJson(json: TokenizerJson, source: string): TokenizerJson {
-  if (typeof json !== 'object' || json === null || typeof json.model !== 'object' || json.model === null || typeof json.model.vocab !== 'object') {
+  if (
+    typeof json !== 'object' ||
+    json === null ||
+    typeof json.model !== 'object' ||
+    json.model === null ||
+    typeof json.model.vocab !== 'object'
+  ) {
     throw new Error(`${source} has no BPE model vocabulary (model.vocab)`);
   }
   // Decoding to per-token pieces re-implements the byte-level decoder, so insist on that layout.
@@ -369,7 +375,11 @@ export class FlorenceTokenizer {
    * missing). The inputs are not modified.
    */
   static fromJson(tokenizerJson: object, tokenizerConfig: object = {}, source = 'tokenizer.json'): FlorenceTokenizer {
-    return new FlorenceTokenizer(prepareTokenizerJson(tokenizerJson as TokenizerJson, source), tokenizerConfig as TokenizerConfigJson, source);
+    return new FlorenceTokenizer(
+      prepareTokenizerJson(tokenizerJson as TokenizerJson, source),
+      tokenizerConfig as TokenizerConfigJson,
+      source,
+    );
   }
 
   /** Encodes one prompt with special tokens: `[<s>, ...BPE..., </s>]`, no truncation. */

@@ -157,14 +157,36 @@ export async function listModels(home: string = cacheHome()): Promise<CachedMode
       if (entry.endsWith('.partial')) {
         const state = await readJsonOr<{ commit?: string }>(join(dir, PARTIAL_STATE));
         const { bytes, files } = await dirBytes(dir).catch(() => ({ bytes: 0, files: 0 }));
-        out.push({ name, repo, revision: revisionFromFolderName(entry.slice(0, -'.partial'.length)), commit: state?.commit ?? null, dir, state: 'partial', bytes, files, dtypes: {}, completedAt: null });
+        out.push({
+          name,
+          repo,
+          revision: revisionFromFolderName(entry.slice(0, -'.partial'.length)),
+          commit: state?.commit ?? null,
+          dir,
+          state: 'partial',
+          bytes,
+          files,
+          dtypes: {},
+          completedAt: null,
+        });
         continue;
       }
       if (entry.endsWith('.lock') || entry.endsWith('.old')) continue;
       const m = await readManifest(dir);
       if (m === null) continue;
       const files = Object.values(m.files);
-      out.push({ name, repo, revision: m.revision, commit: m.commit, dir, state: 'complete', bytes: files.reduce((a, f) => a + f.size, 0), files: files.length, dtypes: m.dtypes, completedAt: m.completedAt });
+      out.push({
+        name,
+        repo,
+        revision: m.revision,
+        commit: m.commit,
+        dir,
+        state: 'complete',
+        bytes: files.reduce((a, f) => a + f.size, 0),
+        files: files.length,
+        dtypes: m.dtypes,
+        completedAt: m.completedAt,
+      });
     }
   }
   return out;
@@ -207,7 +229,8 @@ export async function removeModel(name: string, home: string = cacheHome(), revi
     await rm(join(root, e), { recursive: true, force: true });
     if (!e.endsWith('.old')) removed.push(join(root, e));
   }
-  for (const e of entries) if (e.endsWith('.lock') && (revFolder === null || e === `${revFolder}.lock`)) await rm(join(root, e), { force: true });
+  for (const e of entries)
+    if (e.endsWith('.lock') && (revFolder === null || e === `${revFolder}.lock`)) await rm(join(root, e), { force: true });
   await removeIfEmpty(root);
   return removed;
 }
@@ -256,7 +279,10 @@ async function lockHolder(file: string): Promise<{ live: boolean; pid: number | 
     info = null;
   }
   if (info === null || !Number.isInteger(info.pid)) {
-    const age = await stat(file).then((s) => Date.now() - s.mtimeMs, () => Infinity);
+    const age = await stat(file).then(
+      (s) => Date.now() - s.mtimeMs,
+      () => Infinity,
+    );
     return { live: age < 60_000, pid: null };
   }
   if (info.host !== hostname()) return { live: true, pid: info.pid };

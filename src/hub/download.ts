@@ -81,7 +81,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * with exponential backoff and jitter. `progressed()` tells whether the failed attempt moved a
  * download forward; the backoff then restarts from the first delay (the link works, resume soon).
  */
-export async function withRetries<T>(client: HubClient, what: string, fn: () => Promise<T>, progressed: () => boolean = () => false): Promise<T> {
+export async function withRetries<T>(
+  client: HubClient,
+  what: string,
+  fn: () => Promise<T>,
+  progressed: () => boolean = () => false,
+): Promise<T> {
   let backoff = 0;
   for (let attempt = 0; ; attempt++) {
     try {
@@ -89,7 +94,10 @@ export async function withRetries<T>(client: HubClient, what: string, fn: () => 
     } catch (err) {
       if (!isRetryable(err)) throw err;
       if (attempt >= client.retries) {
-        if (err instanceof TransportError) throw new NetworkError(`${what}: ${err.message} (gave up after ${attempt + 1} attempt${attempt === 0 ? '' : 's'}; run the pull again to resume)`);
+        if (err instanceof TransportError)
+          throw new NetworkError(
+            `${what}: ${err.message} (gave up after ${attempt + 1} attempt${attempt === 0 ? '' : 's'}; run the pull again to resume)`,
+          );
         throw err;
       }
       backoff = progressed() ? 0 : backoff + 1;
@@ -174,7 +182,14 @@ export interface Downloaded {
  * and a {@link ChecksumError} thrown. `onBytes(n)` reports the bytes of this file on disk so far.
  * A complete `dest` from an earlier run is re-verified and kept.
  */
-export async function downloadFile(client: HubClient, repo: string, revision: string, meta: FileMeta, dest: string, onBytes: (n: number) => void): Promise<Downloaded> {
+export async function downloadFile(
+  client: HubClient,
+  repo: string,
+  revision: string,
+  meta: FileMeta,
+  dest: string,
+  onBytes: (n: number) => void,
+): Promise<Downloaded> {
   const incomplete = `${dest}.incomplete`;
   await mkdir(dirname(dest), { recursive: true });
 
@@ -216,7 +231,13 @@ export async function downloadFile(client: HubClient, repo: string, revision: st
       return result;
     }
     const headers: Record<string, string> = start > 0 ? { range: `bytes=${start}-` } : {};
-    const { res, url: finalUrl } = await httpOpen(url, { headers, token: client.token, tokenOrigin, follow: true, timeoutMs: client.timeoutMs });
+    const { res, url: finalUrl } = await httpOpen(url, {
+      headers,
+      token: client.token,
+      tokenOrigin,
+      follow: true,
+      timeoutMs: client.timeoutMs,
+    });
     const status = res.statusCode ?? 0;
     if (status === 416) {
       // Our partial is not a prefix the server can continue: start over.
@@ -233,7 +254,10 @@ export async function downloadFile(client: HubClient, repo: string, revision: st
       if (m === null || Number(m[1]) !== start) {
         res.destroy();
         await rm(incomplete, { force: true });
-        throw new TransportError(`${meta.path}: server answered range ${m?.[1] ?? '?'}- to a request for ${start}-, restarting`, redact(finalUrl));
+        throw new TransportError(
+          `${meta.path}: server answered range ${m?.[1] ?? '?'}- to a request for ${start}-, restarting`,
+          redact(finalUrl),
+        );
       }
     } else if (start > 0) {
       start = 0; // 200 to a range request: the whole file follows
@@ -276,7 +300,13 @@ export async function downloadFile(client: HubClient, repo: string, revision: st
         res.once('end', () => chain.then(() => resolve(), fail));
         const broken = (err?: Error) =>
           chain.then(
-            () => fail(new TransportError(`${meta.path}: connection lost after ${written} of ${expected ?? '?'} bytes${err ? ` (${err.message})` : ''}`, redact(finalUrl))),
+            () =>
+              fail(
+                new TransportError(
+                  `${meta.path}: connection lost after ${written} of ${expected ?? '?'} bytes${err ? ` (${err.message})` : ''}`,
+                  redact(finalUrl),
+                ),
+              ),
             fail,
           );
         res.once('error', broken);

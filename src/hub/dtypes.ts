@@ -1,5 +1,15 @@
 /** Which ONNX variant (dtype) of each module to fetch, and the files that makes up a model folder. */
-import { DTYPE_SUFFIX, MODULES, isDtype, isGpuProvider, isProvider, type Dtype, type DtypeByModule, type DtypeChoice, type ModuleName } from '../runtime/model-files';
+import {
+  DTYPE_SUFFIX,
+  MODULES,
+  isDtype,
+  isGpuProvider,
+  isProvider,
+  type Dtype,
+  type DtypeByModule,
+  type DtypeChoice,
+  type ModuleName,
+} from '../runtime/model-files';
 import { HubError } from './errors';
 
 export type { DtypeByModule };
@@ -36,7 +46,10 @@ export function parseDtypeArg(text: string): DtypeByModule {
   const s = text.trim();
   const dtypes = Object.keys(DTYPE_SUFFIX).join('|');
   if (!s.includes('=')) {
-    if (!isDtype(s)) throw new HubError(`invalid dtype ${JSON.stringify(text)}: use one of ${dtypes} or module=dtype,... (modules: ${MODULES.join(', ')})`);
+    if (!isDtype(s))
+      throw new HubError(
+        `invalid dtype ${JSON.stringify(text)}: use one of ${dtypes} or module=dtype,... (modules: ${MODULES.join(', ')})`,
+      );
     return dtypesFrom(s);
   }
   const out: Record<ModuleName, Dtype> = { ...dtypesFrom('fp32') };
@@ -45,7 +58,10 @@ export function parseDtypeArg(text: string): DtypeByModule {
     const eq = item.indexOf('=');
     const module = (eq < 0 ? item : item.slice(0, eq)).trim();
     const dtype = eq < 0 ? '' : item.slice(eq + 1).trim();
-    if (!isModule(module)) throw new HubError(`invalid dtype ${JSON.stringify(text)}: unknown module ${JSON.stringify(module)} (modules: ${MODULES.join(', ')})`);
+    if (!isModule(module))
+      throw new HubError(
+        `invalid dtype ${JSON.stringify(text)}: unknown module ${JSON.stringify(module)} (modules: ${MODULES.join(', ')})`,
+      );
     if (seen.has(module)) throw new HubError(`invalid dtype ${JSON.stringify(text)}: ${module} is given twice`);
     if (!isDtype(dtype)) throw new HubError(`invalid dtype ${JSON.stringify(text)}: ${module}=${dtype} is not one of ${dtypes}`);
     seen.add(module);
@@ -77,7 +93,13 @@ export function onnxPath(module: ModuleName, dtype: Dtype): string {
 }
 
 /** Files every folder needs (the server's loader reads them). */
-export const REQUIRED_FILES = ['config.json', 'generation_config.json', 'preprocessor_config.json', 'tokenizer.json', 'tokenizer_config.json'] as const;
+export const REQUIRED_FILES = [
+  'config.json',
+  'generation_config.json',
+  'preprocessor_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+] as const;
 
 /** Files fetched when the repository has them. */
 export const OPTIONAL_FILES = ['vocab.json', 'merges.txt', 'added_tokens.json', 'special_tokens_map.json'] as const;

@@ -47,7 +47,9 @@ export class LockedError extends HubError {
     readonly lockFile: string,
     readonly pid: number | null,
   ) {
-    super(`another process${pid === null ? '' : ` (pid ${pid})`} is downloading this model (lock ${lockFile}); wait for it to finish, or delete the lock file if that process is gone`);
+    super(
+      `another process${pid === null ? '' : ` (pid ${pid})`} is downloading this model (lock ${lockFile}); wait for it to finish, or delete the lock file if that process is gone`,
+    );
   }
 }
 

@@ -57,8 +57,14 @@ function once(url: URL, options: RequestOptions): Promise<http.IncomingMessage> 
   if (mod === null) return Promise.reject(new HubError(`unsupported URL scheme in ${url.href}`));
   return new Promise((resolve, reject) => {
     const req = mod.request(url, { method: options.method ?? 'GET', headers });
-    req.setTimeout(options.timeoutMs ?? 30_000, () => req.destroy(Object.assign(new Error(`no data for ${options.timeoutMs ?? 30_000} ms`), { code: 'ETIMEDOUT' })));
-    req.once('error', (err: NodeJS.ErrnoException) => reject(new TransportError(`${options.method ?? 'GET'} ${redact(url)}: ${err.code ?? ''}${err.code ? ' ' : ''}${err.message}`, redact(url))));
+    req.setTimeout(options.timeoutMs ?? 30_000, () =>
+      req.destroy(Object.assign(new Error(`no data for ${options.timeoutMs ?? 30_000} ms`), { code: 'ETIMEDOUT' })),
+    );
+    req.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new TransportError(`${options.method ?? 'GET'} ${redact(url)}: ${err.code ?? ''}${err.code ? ' ' : ''}${err.message}`, redact(url)),
+      ),
+    );
     req.once('response', resolve);
     req.end();
   });

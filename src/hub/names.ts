@@ -28,7 +28,9 @@ export function repoId(name: string): string {
   if (alias !== undefined) return alias;
   const parts = name.split('/');
   if (parts.length === 2 && parts.every((p) => PART.test(p) && !p.includes('..'))) return name;
-  throw new HubError(`unknown model ${JSON.stringify(name)}: use one of ${Object.keys(MODEL_ALIASES).join(', ')} or a Hub repository id owner/name`);
+  throw new HubError(
+    `unknown model ${JSON.stringify(name)}: use one of ${Object.keys(MODEL_ALIASES).join(', ')} or a Hub repository id owner/name`,
+  );
 }
 
 /** The alias of a repository id, if it has one (for display). */
@@ -58,8 +60,14 @@ export function repoFromFolderName(folder: string): string | null {
  * Names ending in our own suffixes (`.partial`, `.lock`, `.old`) are refused so they cannot collide.
  */
 export function revisionFolderName(revision: string): string {
-  // eslint-disable-next-line no-control-regex -- control characters in a revision are what is refused
-  if (revision === '' || revision === '.' || revision === '..' || /[\u0000-\u001f]/.test(revision) || /\.(partial|lock|old)$/.test(revision)) {
+  if (
+    revision === '' ||
+    revision === '.' ||
+    revision === '..' ||
+    // eslint-disable-next-line no-control-regex -- control characters in a revision are what is refused
+    /[\u0000-\u001f]/.test(revision) ||
+    /\.(partial|lock|old)$/.test(revision)
+  ) {
     throw new HubError(`invalid revision ${JSON.stringify(revision)}`);
   }
   return encodeURIComponent(revision);

@@ -9,7 +9,19 @@ import { MODULES, type DtypeChoice } from '../runtime/model-files';
 import { ChecksumError, HubError, OfflineError } from './errors';
 import { type DtypeByModule, REQUIRED_FILES, dtypesFrom, filesToFetch, onnxPath } from './dtypes';
 import { DEFAULT_REVISION, repoId, aliasOf } from './names';
-import { PARTIAL_STATE, type Manifest, type ManifestFile, acquireLock, cacheHome, dtypesPresent, readManifest, removeIfEmpty, repoDir, revisionDir, writeManifest } from './cache';
+import {
+  PARTIAL_STATE,
+  type Manifest,
+  type ManifestFile,
+  acquireLock,
+  cacheHome,
+  dtypesPresent,
+  readManifest,
+  removeIfEmpty,
+  repoDir,
+  revisionDir,
+  writeManifest,
+} from './cache';
 import { type FileMeta, type HubClient, downloadFile, fileMeta, httpError, withRetries } from './download';
 import { header, open as httpOpen, readText } from './http';
 
@@ -109,24 +121,26 @@ export async function resolveModel(spec: ResolveSpec): Promise<ResolvedModel> {
   const home = spec.home ?? env.home;
   const dir = revisionDir(home, repo, revision);
   const previous = inProcess.get(dir) ?? Promise.resolve();
-  const run = previous.catch(() => undefined).then(() =>
-    resolveLocked({
-      spec,
-      repo,
-      revision,
-      dtype,
-      home,
-      dir,
-      offline: spec.offline ?? env.offline,
-      client: {
-        endpoint: (spec.endpoint ?? env.endpoint).replace(/\/+$/, ''),
-        token: spec.token ?? env.token,
-        timeoutMs: spec.timeoutMs ?? 60_000,
-        retries: spec.retries ?? 5,
-        retryDelayMs: spec.retryDelayMs ?? 1000,
-      },
-    }),
-  );
+  const run = previous
+    .catch(() => undefined)
+    .then(() =>
+      resolveLocked({
+        spec,
+        repo,
+        revision,
+        dtype,
+        home,
+        dir,
+        offline: spec.offline ?? env.offline,
+        client: {
+          endpoint: (spec.endpoint ?? env.endpoint).replace(/\/+$/, ''),
+          token: spec.token ?? env.token,
+          timeoutMs: spec.timeoutMs ?? 60_000,
+          retries: spec.retries ?? 5,
+          retryDelayMs: spec.retryDelayMs ?? 1000,
+        },
+      }),
+    );
   inProcess.set(dir, run);
   try {
     return await run;
@@ -157,7 +171,13 @@ async function missingFiles(dir: string, manifest: Manifest, dtype: DtypeByModul
   const missing: string[] = [];
   for (const p of needed) {
     const f = manifest.files[p];
-    const size = f === undefined ? null : await stat(join(dir, p)).then((s) => s.size, () => null);
+    const size =
+      f === undefined
+        ? null
+        : await stat(join(dir, p)).then(
+            (s) => s.size,
+            () => null,
+          );
     if (f === undefined || size !== f.size) missing.push(p);
   }
   return missing;
@@ -179,7 +199,8 @@ async function resolveLocked(job: Job): Promise<ResolvedModel> {
   const cached = await readManifest(job.dir);
   if (cached !== null) {
     const missing = await missingFiles(job.dir, cached, job.dtype);
-    if (missing.length === 0) return { dir: job.dir, downloaded: false, repo: job.repo, revision: job.revision, commit: cached.commit, dtype: job.dtype };
+    if (missing.length === 0)
+      return { dir: job.dir, downloaded: false, repo: job.repo, revision: job.revision, commit: cached.commit, dtype: job.dtype };
     if (job.offline) throw new OfflineError(offlineMessage(job, missing));
   } else if (job.offline) {
     throw new OfflineError(offlineMessage(job, null));
@@ -224,7 +245,13 @@ async function removeIfNoData(partial: string): Promise<void> {
 async function repoInfo(client: HubClient, repo: string, revision: string): Promise<{ sha: string | null; siblings: string[] }> {
   const tokenOrigin = new URL(client.endpoint).origin;
   const get = async (url: string) => {
-    const { res, url: final } = await httpOpen(url, { token: client.token, tokenOrigin, follow: true, timeoutMs: client.timeoutMs, headers: { accept: 'application/json' } });
+    const { res, url: final } = await httpOpen(url, {
+      token: client.token,
+      tokenOrigin,
+      follow: true,
+      timeoutMs: client.timeoutMs,
+      headers: { accept: 'application/json' },
+    });
     const status = res.statusCode ?? 0;
     if (status !== 200) {
       res.resume();
@@ -235,7 +262,8 @@ async function repoInfo(client: HubClient, repo: string, revision: string): Prom
   return withRetries(client, `${repo} file list`, async () => {
     let r = await get(`${client.endpoint}/api/models/${repo}/revision/${encodeURIComponent(revision)}`);
     // Mirrors without the revision route still answer the plain route for the default branch.
-    if (r.status === 404 && revision === DEFAULT_REVISION && header(r.headers, 'x-error-code') === undefined) r = await get(`${client.endpoint}/api/models/${repo}`);
+    if (r.status === 404 && revision === DEFAULT_REVISION && header(r.headers, 'x-error-code') === undefined)
+      r = await get(`${client.endpoint}/api/models/${repo}`);
     if (r.body === null) throw httpError(r.status, r.headers, r.url, { repo, revision }, client);
     let json: { sha?: unknown; siblings?: unknown };
     try {
@@ -275,27 +303,43 @@ async function download(job: Job, partial: string): Promise<ResolvedModel> {
   const pinned = commit ?? revision;
 
   // A partial folder from an interrupted pull of another commit cannot be resumed.
-  const state = await readFile(join(partial, PARTIAL_STATE), 'utf8').then((t) => JSON.parse(t) as { commit?: string }, () => null);
+  const state = await readFile(join(partial, PARTIAL_STATE), 'utf8').then(
+    (t) => JSON.parse(t) as { commit?: string },
+    () => null,
+  );
   if (state !== null && state.commit !== pinned) await rm(partial, { recursive: true, force: true });
   await mkdir(partial, { recursive: true });
   await writeFile(join(partial, PARTIAL_STATE), JSON.stringify({ repo, revision, commit: pinned }));
 
   const sizes = metas.map((m) => m.size);
-  const total = sizes.every((s) => s !== null) ? (sizes).reduce((a, b) => a + b, 0) : null;
+  const total = sizes.every((s) => s !== null) ? sizes.reduce((a, b) => a + b, 0) : null;
   // Bytes already there from an interrupted run count as done from the start.
   const onDisk = await Promise.all(
     metas.map(async (m) => {
       const dest = join(partial, m.path);
       return stat(dest).then(
         (s) => s.size,
-        () => stat(`${dest}.incomplete`).then((s) => s.size, () => 0),
+        () =>
+          stat(`${dest}.incomplete`).then(
+            (s) => s.size,
+            () => 0,
+          ),
       );
     }),
   );
   const files: Record<string, ManifestFile> = {};
   for (const [i, meta] of metas.entries()) {
     const report = (event: DownloadProgress['event']) =>
-      job.spec.onProgress?.({ event, file: meta.path, fileIndex: i, fileCount: metas.length, fileBytes: onDisk[i], fileTotal: meta.size, bytes: onDisk.reduce((a, b) => a + b, 0), total });
+      job.spec.onProgress?.({
+        event,
+        file: meta.path,
+        fileIndex: i,
+        fileCount: metas.length,
+        fileBytes: onDisk[i],
+        fileTotal: meta.size,
+        bytes: onDisk.reduce((a, b) => a + b, 0),
+        total,
+      });
     report('start');
     const got = await downloadFile(client, repo, pinned, meta, join(partial, meta.path), (n) => {
       onDisk[i] = n;

@@ -56,7 +56,8 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   });
 
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => reject(new Error(`metrics endpoint: cannot listen on ${options.host}:${options.port}: ${err.message}`, { cause: err }));
+    const onError = (err: Error): void =>
+      reject(new Error(`metrics endpoint: cannot listen on ${options.host}:${options.port}: ${err.message}`, { cause: err }));
     server.once('error', onError);
     server.listen(options.port, options.host, () => {
       server.off('error', onError);

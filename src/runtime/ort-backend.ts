@@ -7,7 +7,14 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { MODULES, type ModuleName, type DtypeChoice, moduleFile, type Provider } from './model-files';
-import { type DecoderStepInput, type DecoderStepOutput, type EncoderStates, type KvCache, type ModelBackend, type ModelDims } from '../florence/generation/backend';
+import {
+  type DecoderStepInput,
+  type DecoderStepOutput,
+  type EncoderStates,
+  type KvCache,
+  type ModelBackend,
+  type ModelDims,
+} from '../florence/generation/backend';
 
 export { MODULES, DTYPE_SUFFIX, isDtype, moduleFile } from './model-files';
 export type { ModuleName, Dtype } from './model-files';
@@ -61,7 +68,13 @@ function requiredIo(module: ModuleName, layers: number): { inputs: Spec[]; outpu
         }
       }
       return {
-        inputs: [i('encoder_attention_mask'), f('encoder_hidden_states'), f('inputs_embeds'), ...past, { name: 'use_cache_branch', type: 'bool' }],
+        inputs: [
+          i('encoder_attention_mask'),
+          f('encoder_hidden_states'),
+          f('inputs_embeds'),
+          ...past,
+          { name: 'use_cache_branch', type: 'bool' },
+        ],
         outputs: [f('logits'), ...present],
       };
     }
@@ -82,7 +95,9 @@ function checkIo(file: string, session: ort.InferenceSession, module: ModuleName
   check('input', session.inputMetadata, want.inputs);
   check('output', session.outputMetadata, want.outputs);
   if (problems.length > 0) {
-    throw new ModelLoadError(`${file} is not a Florence-2 ${module} graph: ${problems.slice(0, 6).join('; ')}${problems.length > 6 ? `; and ${problems.length - 6} more` : ''}`);
+    throw new ModelLoadError(
+      `${file} is not a Florence-2 ${module} graph: ${problems.slice(0, 6).join('; ')}${problems.length > 6 ? `; and ${problems.length - 6} more` : ''}`,
+    );
   }
 }
 
@@ -124,7 +139,8 @@ export class OrtBackend implements ModelBackend {
   static async open(dir: string, dims: ModelDims, options: OrtBackendOptions = {}): Promise<OrtBackend> {
     const files = Object.fromEntries(MODULES.map((m) => [m, moduleFile(dir, m, options.dtype)])) as Record<ModuleName, string>;
     const missing = MODULES.filter((m) => !existsSync(files[m]));
-    if (missing.length > 0) throw new ModelLoadError(`${dir} is not a Florence-2 ONNX folder: missing ${missing.map((m) => files[m]).join(', ')}`);
+    if (missing.length > 0)
+      throw new ModelLoadError(`${dir} is not a Florence-2 ONNX folder: missing ${missing.map((m) => files[m]).join(', ')}`);
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: options.executionProviders ?? ['cpu'],
       intraOpNumThreads: options.intraOpNumThreads ?? availableParallelism(),
@@ -145,7 +161,9 @@ export class OrtBackend implements ModelBackend {
       if (past?.isTensor) {
         const [, heads, , headDim] = past.shape;
         if ((typeof heads === 'number' && heads !== dims.decoderHeads) || (typeof headDim === 'number' && headDim !== dims.headDim)) {
-          throw new ModelLoadError(`${files.decoder_model_merged}: cache shape [${past.shape.join(', ')}] does not match config.json (${dims.decoderHeads} heads of ${dims.headDim})`);
+          throw new ModelLoadError(
+            `${files.decoder_model_merged}: cache shape [${past.shape.join(', ')}] does not match config.json (${dims.decoderHeads} heads of ${dims.headDim})`,
+          );
         }
       }
     } catch (err) {
@@ -159,7 +177,12 @@ export class OrtBackend implements ModelBackend {
     await Promise.all(Object.values(this.sessions).map((s) => s.release()));
   }
 
-  async encodeImages(pixels: Float32Array, batch: number, height: number, width: number): Promise<{ features: Float32Array; tokens: number }> {
+  async encodeImages(
+    pixels: Float32Array,
+    batch: number,
+    height: number,
+    width: number,
+  ): Promise<{ features: Float32Array; tokens: number }> {
     const out = await this.sessions.vision_encoder.run({ pixel_values: new ort.Tensor('float32', pixels, [batch, 3, height, width]) });
     const f = out.image_features;
     return { features: f.data as Float32Array, tokens: f.dims[1] };
@@ -229,7 +252,10 @@ export class OrtBackend implements ModelBackend {
     for (let l = 0; l < L; l++) {
       self.push(out[`present.${l}.decoder.key`], out[`present.${l}.decoder.value`]);
       // With a cache the merged export returns empty constants here: keep the first step's tensors.
-      cross.push(cache ? cache.cross[2 * l] : out[`present.${l}.encoder.key`], cache ? cache.cross[2 * l + 1] : out[`present.${l}.encoder.value`]);
+      cross.push(
+        cache ? cache.cross[2 * l] : out[`present.${l}.encoder.key`],
+        cache ? cache.cross[2 * l + 1] : out[`present.${l}.encoder.value`],
+      );
     }
     const next: OrtCache = { rows: R, length: self[0].dims[2], self, cross, crossItems: cache ? cache.crossItems : [...input.rowItems] };
     return { logits: out.logits.data as Float32Array, cache: next };

@@ -52,7 +52,11 @@ function boxes(v: ValidRequest, bboxes: number[][], labels: string[], scores: nu
 }
 
 function instances(v: ValidRequest, polygons: number[][][], labels: string[], scores: number[], labelOverride?: string): SegmentInstance[] {
-  return polygons.map((polys, i) => ({ polygons: polys.map((coords) => ({ coords })), label: labelOverride ?? labels[i], score: score(v, scores, i) }));
+  return polygons.map((polys, i) => ({
+    polygons: polys.map((coords) => ({ coords })),
+    label: labelOverride ?? labels[i],
+    score: score(v, scores, i),
+  }));
 }
 
 /** The response of a validated request's family, as the RunResponse oneof (typed RPCs send the member). */
@@ -80,7 +84,13 @@ export function encodeResponse(v: ValidRequest, c: Completed): RunResponse {
     case 'ocr': {
       if (first.task === '<OCR>') return { ocr: { text: as(first, 'text'), lines: [], meta: m } };
       const r = as(first, 'quad_boxes');
-      return { ocr: { text: r.labels.join('\n'), lines: r.quad_boxes.map((points, i) => ({ points, text: r.labels[i], score: score(v, r.scores, i) })), meta: m } };
+      return {
+        ocr: {
+          text: r.labels.join('\n'),
+          lines: r.quad_boxes.map((points, i) => ({ points, text: r.labels[i], score: score(v, r.scores, i) })),
+          meta: m,
+        },
+      };
     }
     case 'open_vocabulary': {
       // One prompt per class: label each finding with the class that was asked for.

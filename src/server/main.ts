@@ -49,12 +49,20 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const model = readModelConfig(config.model);
   const files = Object.fromEntries(MODULES.map((m) => [m, moduleFile(config.model, m, config.dtype).split('/').pop()!]));
   const metrics = new Metrics();
-  metrics.setModelInfo({ model: model.name || config.model, dtype: MODULES.map((m) => `${m}=${config.dtype[m]}`).join(','), serverVersion: SERVER_VERSION });
+  metrics.setModelInfo({
+    model: model.name || config.model,
+    dtype: MODULES.map((m) => `${m}=${config.dtype[m]}`).join(','),
+    serverVersion: SERVER_VERSION,
+  });
 
   // 2) device pools and the scheduler (workers load and warm up in start())
   const maxInFlight = config.maxInFlightPerDevice > 0 ? config.maxInFlightPerDevice : config.workersPerDevice;
   const batching = new Map(config.devices.map((d) => [d.name, batchingFor(config, d)]));
-  const cancelSlots = CancelSlots.forDevices(config.devices.length, maxInFlight, Math.max(...[...batching.values()].map((b) => b.maxBatchRows)));
+  const cancelSlots = CancelSlots.forDevices(
+    config.devices.length,
+    maxInFlight,
+    Math.max(...[...batching.values()].map((b) => b.maxBatchRows)),
+  );
   const pools = config.devices.map(
     (d) =>
       new DevicePool({
@@ -116,7 +124,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     files,
     devices: config.devices.map((d) => {
       const b = batching.get(d.name)!;
-      return { name: d.name, provider: d.provider, workers: config.workersPerDevice, max_batch_rows: b.maxBatchRows, max_queue_delay_ms: b.maxQueueDelayMs, max_vision_batch: b.maxVisionBatch };
+      return {
+        name: d.name,
+        provider: d.provider,
+        workers: config.workersPerDevice,
+        max_batch_rows: b.maxBatchRows,
+        max_queue_delay_ms: b.maxQueueDelayMs,
+        max_vision_batch: b.maxVisionBatch,
+      };
     }),
     limits: {
       max_image_pixels: config.maxImagePixels,
@@ -154,11 +169,20 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   health.addToServer(server);
   new ReflectionService({ ...pkg, ...protoLoader.loadSync(healthProtoPath, PROTO_LOADER_OPTIONS) }).addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${config.host}:${config.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`${config.host}:${config.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
   );
   const metricsServer =
-    config.metricsPort >= 0 ? await startMetricsServer({ metrics, host: config.metricsHost, port: config.metricsPort, isReady: () => serving }) : null;
-  logger.info('listening', { port, metricsPort: metricsServer?.port ?? null, model: config.model, devices: config.devices.map((d) => d.name) });
+    config.metricsPort >= 0
+      ? await startMetricsServer({ metrics, host: config.metricsHost, port: config.metricsPort, isReady: () => serving })
+      : null;
+  logger.info('listening', {
+    port,
+    metricsPort: metricsServer?.port ?? null,
+    model: config.model,
+    devices: config.devices.map((d) => d.name),
+  });
 
   let shuttingDown: Promise<void> | null = null;
   const shutdown = (reason: string): Promise<void> => {

@@ -24,7 +24,16 @@ import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import { InternalError, UnavailableError } from '../common/errors';
 import { createLogger, type Logger } from '../common/logger';
-import type { WorkerInfoTask, WorkerInit, WorkerItemOutcome, WorkerLifecycleMessage, WorkerModelInfo, WorkerOutcomeMessage, WorkerResult, WorkerTask } from '../common/protocol';
+import type {
+  WorkerInfoTask,
+  WorkerInit,
+  WorkerItemOutcome,
+  WorkerLifecycleMessage,
+  WorkerModelInfo,
+  WorkerOutcomeMessage,
+  WorkerResult,
+  WorkerTask,
+} from '../common/protocol';
 
 /** The worker entry next to this file's build: `.ts` under tsx, `.js` when compiled. */
 export const DEFAULT_WORKER_FILENAME = resolve(__dirname, '..', 'worker', `florence.worker${extname(__filename) || '.js'}`);
@@ -148,7 +157,8 @@ export class DevicePool {
   private waiters: Array<() => void> = [];
 
   constructor(private readonly options: DevicePoolOptions) {
-    if (!Number.isInteger(options.workers) || options.workers < 1) throw new RangeError(`workers must be an integer ≥ 1, got ${options.workers}`);
+    if (!Number.isInteger(options.workers) || options.workers < 1)
+      throw new RangeError(`workers must be an integer ≥ 1, got ${options.workers}`);
     this.device = options.init.device;
     this.cancelFlags = options.init.cancelFlags;
     this.size = options.workers;
@@ -239,7 +249,8 @@ export class DevicePool {
 
     await this.until(() => this.diedDuringStart || piscina.threads.filter((t) => this.reportedThreads.has(t.threadId)).length >= this.size);
     if (this.failure !== null || this.diedDuringStart) {
-      const message = this.failure ?? `a worker thread on ${this.device} exited while loading the model${this.lastError ? `: ${this.lastError}` : ''}`;
+      const message =
+        this.failure ?? `a worker thread on ${this.device} exited while loading the model${this.lastError ? `: ${this.lastError}` : ''}`;
       this.failure = message;
       await this.close();
       throw new WorkerStartError(this.device, message);

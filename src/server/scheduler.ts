@@ -172,20 +172,27 @@ export class Scheduler {
   constructor(options: SchedulerOptions) {
     const { pools, maxInFlightPerDevice, maxQueuePerDevice, cancelSlots } = options;
     if (pools.length === 0) throw new RangeError('the scheduler needs at least one device pool');
-    if (!Number.isInteger(maxInFlightPerDevice) || maxInFlightPerDevice < 1) throw new RangeError(`maxInFlightPerDevice must be an integer ≥ 1, got ${maxInFlightPerDevice}`);
-    if (!Number.isInteger(maxQueuePerDevice) || maxQueuePerDevice < 0) throw new RangeError(`maxQueuePerDevice must be an integer ≥ 0, got ${maxQueuePerDevice}`);
+    if (!Number.isInteger(maxInFlightPerDevice) || maxInFlightPerDevice < 1)
+      throw new RangeError(`maxInFlightPerDevice must be an integer ≥ 1, got ${maxInFlightPerDevice}`);
+    if (!Number.isInteger(maxQueuePerDevice) || maxQueuePerDevice < 0)
+      throw new RangeError(`maxQueuePerDevice must be an integer ≥ 0, got ${maxQueuePerDevice}`);
     const other = pools.find((p) => p.cancelFlags !== cancelSlots.buffer);
-    if (other) throw new RangeError(`pool ${other.device} has its own cancel-flag buffer; every pool must share the scheduler's (CancelSlots)`);
+    if (other)
+      throw new RangeError(`pool ${other.device} has its own cancel-flag buffer; every pool must share the scheduler's (CancelSlots)`);
     const names = new Set(pools.map((p) => p.device));
     if (names.size !== pools.length) throw new RangeError('two pools have the same device name');
     const limits = pools.map((p) => options.batching?.(p.device) ?? ONE_BY_ONE);
     for (const [i, l] of limits.entries()) {
-      if (!Number.isInteger(l.maxBatchRows) || l.maxBatchRows < 1) throw new RangeError(`${pools[i].device}: maxBatchRows must be an integer ≥ 1, got ${l.maxBatchRows}`);
-      if (!Number.isFinite(l.maxQueueDelayMs) || l.maxQueueDelayMs < 0) throw new RangeError(`${pools[i].device}: maxQueueDelayMs must be ≥ 0, got ${l.maxQueueDelayMs}`);
+      if (!Number.isInteger(l.maxBatchRows) || l.maxBatchRows < 1)
+        throw new RangeError(`${pools[i].device}: maxBatchRows must be an integer ≥ 1, got ${l.maxBatchRows}`);
+      if (!Number.isFinite(l.maxQueueDelayMs) || l.maxQueueDelayMs < 0)
+        throw new RangeError(`${pools[i].device}: maxQueueDelayMs must be ≥ 0, got ${l.maxQueueDelayMs}`);
     }
     const needed = CancelSlots.forDevices(pools.length, maxInFlightPerDevice, Math.max(...limits.map((l) => l.maxBatchRows))).size;
     if (cancelSlots.size < needed) {
-      throw new RangeError(`the cancel-flag buffer has ${cancelSlots.size} slots; ${pools.length} devices × ${maxInFlightPerDevice} batches in flight × their requests need ${needed}`);
+      throw new RangeError(
+        `the cancel-flag buffer has ${cancelSlots.size} slots; ${pools.length} devices × ${maxInFlightPerDevice} batches in flight × their requests need ${needed}`,
+      );
     }
     this.slots = cancelSlots;
     const now = performance.now();
@@ -219,7 +226,13 @@ export class Scheduler {
 
   /** Per-device gauges: running and queued requests, busy ratio, warm workers. */
   stats(): DeviceGauges[] {
-    return this.lanes.map((l) => ({ device: l.pool.device, inFlight: l.running, queued: l.queue.length, busyRatio: l.pool.busyRatio(), workers: l.pool.workers }));
+    return this.lanes.map((l) => ({
+      device: l.pool.device,
+      inFlight: l.running,
+      queued: l.queue.length,
+      busyRatio: l.pool.busyRatio(),
+      workers: l.pool.workers,
+    }));
   }
 
   /**
@@ -233,7 +246,8 @@ export class Scheduler {
       // 1) admission
       if (this.state === 'new' || this.state === 'starting') return reject(new UnavailableError('the scheduler is not started yet; retry'));
       if (this.state !== 'running') return reject(new UnavailableError('the server is shutting down; retry on another instance'));
-      if (opts.deadline !== undefined && opts.deadline <= Date.now()) return reject(new DeadlineExceededError('the deadline had already passed when the request arrived'));
+      if (opts.deadline !== undefined && opts.deadline <= Date.now())
+        return reject(new DeadlineExceededError('the deadline had already passed when the request arrived'));
       if (opts.signal?.aborted) return reject(new CancelledError('the request was cancelled before it was scheduled'));
       const lane = this.pick();
       if (lane === null) return reject(new UnavailableError('no device is available; retry'));
@@ -377,7 +391,10 @@ export class Scheduler {
     const gatherStart = lane.freeSince;
     const waits = items.map((i) => started - i.entry.enqueued);
     this.options.onBatchStart?.(device, shape, waits);
-    const timing = items.map((i) => ({ queueMs: started - i.entry.enqueued, batchWaitMs: Math.max(0, started - Math.max(i.entry.enqueued, gatherStart)) }));
+    const timing = items.map((i) => ({
+      queueMs: started - i.entry.enqueued,
+      batchWaitMs: Math.max(0, started - Math.max(i.entry.enqueued, gatherStart)),
+    }));
     const numBeams = batch[0].request.numBeams;
     const task: WorkerTask = {
       kind: 'run',
@@ -426,7 +443,11 @@ export class Scheduler {
             this.options.onBatchEnd?.(device, result.batch);
           } else {
             const ids = items.map((i) => i.entry.opts.requestId).join(', ');
-            failAll(result.error.kind === 'internal' ? new InternalError(`batch of ${ids} failed on ${device}: internal error`, { cause: new Error(result.error.message) }) : this.toError(result.error, items[0].entry, device));
+            failAll(
+              result.error.kind === 'internal'
+                ? new InternalError(`batch of ${ids} failed on ${device}: internal error`, { cause: new Error(result.error.message) })
+                : this.toError(result.error, items[0].entry, device),
+            );
           }
         },
         (err: unknown) => {
@@ -451,7 +472,9 @@ export class Scheduler {
         return new DeadlineExceededError(error.message);
       case 'internal':
         // Clients get the request id; the worker's message travels as the cause, for the log.
-        return new InternalError(`request ${entry.opts.requestId} failed on ${device}: internal error`, { cause: new Error(error.message) });
+        return new InternalError(`request ${entry.opts.requestId} failed on ${device}: internal error`, {
+          cause: new Error(error.message),
+        });
     }
   }
 
@@ -466,7 +489,12 @@ export class Scheduler {
       return;
     }
     this.removeQueued(entry);
-    this.settle(entry, new DeadlineExceededError(`the deadline passed after ${Math.round(performance.now() - entry.enqueued)} ms in the queue for ${entry.lane.pool.device}`));
+    this.settle(
+      entry,
+      new DeadlineExceededError(
+        `the deadline passed after ${Math.round(performance.now() - entry.enqueued)} ms in the queue for ${entry.lane.pool.device}`,
+      ),
+    );
   }
 
   private onClientCancel(entry: Entry): void {

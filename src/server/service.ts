@@ -124,11 +124,20 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
     }
   }
 
-  function unary<Req, Res>(validate: (req: Req, l: RequestLimits) => Promise<ValidRequest>, pick: (r: RunResponse) => Res): grpc.handleUnaryCall<Req, Res> {
+  function unary<Req, Res>(
+    validate: (req: Req, l: RequestLimits) => Promise<ValidRequest>,
+    pick: (r: RunResponse) => Res,
+  ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
       const ac = new AbortController();
       call.on('cancelled', () => abortUnlessExpired(call, ac));
-      execute(() => validate(call.request, limits), { call, signal: ac.signal, requestId: randomUUID(), arrived: performance.now(), prefix: '' }).then(
+      execute(() => validate(call.request, limits), {
+        call,
+        signal: ac.signal,
+        requestId: randomUUID(),
+        arrived: performance.now(),
+        prefix: '',
+      }).then(
         (r) => callback(null, pick(r)),
         (e: ServiceError) => callback(e),
       );
@@ -167,17 +176,27 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
       call.on('data', (msg: StreamRequest__Output) => {
         const id = msg.request_id;
         if (!id) return fail('', new InvalidArgumentError('request_id', '`request_id` is required on every stream request'));
-        if (inFlight.has(id)) return fail(id, new InvalidArgumentError('request_id', `\`request_id\` ${JSON.stringify(id)} is already in flight on this stream`));
+        if (inFlight.has(id))
+          return fail(
+            id,
+            new InvalidArgumentError('request_id', `\`request_id\` ${JSON.stringify(id)} is already in flight on this stream`),
+          );
         const ac = new AbortController();
         inFlight.set(id, ac);
         const requestId = `${randomUUID()}:${id}`;
-        execute(() => (msg.request ? validateRun(msg.request, limits, 'request.') : Promise.reject(new InvalidArgumentError('request', '`request` is required'))), {
-          call,
-          signal: ac.signal,
-          requestId,
-          arrived: performance.now(),
-          prefix: 'request.',
-        })
+        execute(
+          () =>
+            msg.request
+              ? validateRun(msg.request, limits, 'request.')
+              : Promise.reject(new InvalidArgumentError('request', '`request` is required')),
+          {
+            call,
+            signal: ac.signal,
+            requestId,
+            arrived: performance.now(),
+            prefix: 'request.',
+          },
+        )
           .then(
             (result) => send({ request_id: id, result }),
             (e: ServiceError) => fail(id, e),

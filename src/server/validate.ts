@@ -29,7 +29,6 @@ export interface RequestLimits {
   maxClasses: number;
 }
 
-
 /** The request field of each family that carries the prompt text. */
 const TEXT_FIELD: Partial<Record<TaskFamily, string>> = {
   phrase_grounding: 'caption',
@@ -91,7 +90,11 @@ function selectedTask(family: SelectorFamily, value: string | number | undefined
   const table = SELECTOR_TABLES[family];
   const field = `${prefix}${SELECTOR_FIELDS[family].field}`;
   const task = table[String(value ?? Object.keys(table)[0])];
-  if (!task) throw new InvalidArgumentError(field, `\`${field}\` has no such value: ${JSON.stringify(value)} (allowed: ${Object.keys(table).join(', ')})`);
+  if (!task)
+    throw new InvalidArgumentError(
+      field,
+      `\`${field}\` has no such value: ${JSON.stringify(value)} (allowed: ${Object.keys(table).join(', ')})`,
+    );
   return task;
 }
 
@@ -102,7 +105,8 @@ function selectedTask(family: SelectorFamily, value: string | number | undefined
 async function checkImage(image: Image__Output | null | undefined, prefix: string, limits: RequestLimits): Promise<Uint8Array> {
   const field = `${prefix}image.data`;
   const data = image?.data;
-  if (!data || data.length === 0) throw new InvalidArgumentError(field, `\`${field}\` is required: the encoded image bytes (JPEG, PNG, WebP, GIF, TIFF or AVIF)`);
+  if (!data || data.length === 0)
+    throw new InvalidArgumentError(field, `\`${field}\` is required: the encoded image bytes (JPEG, PNG, WebP, GIF, TIFF or AVIF)`);
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   try {
     await probeImage(bytes, limits.maxImagePixels);
@@ -110,7 +114,10 @@ async function checkImage(image: Image__Output | null | undefined, prefix: strin
     if (!(err instanceof ImageDecodeError)) throw err;
     const size = err.declaredSize;
     if (err.reason === 'too_many_pixels' && size) {
-      throw new InvalidArgumentError(field, `\`${field}\` is ${size.width}x${size.height} = ${size.width * size.height} pixels; the limit is ${limits.maxImagePixels} pixels`);
+      throw new InvalidArgumentError(
+        field,
+        `\`${field}\` is ${size.width}x${size.height} = ${size.width * size.height} pixels; the limit is ${limits.maxImagePixels} pixels`,
+      );
     }
     throw new InvalidArgumentError(field, `\`${field}\` is not a decodable image: ${err.message}`);
   }
@@ -120,7 +127,8 @@ async function checkImage(image: Image__Output | null | undefined, prefix: strin
 function checkText(value: string | undefined, field: string, limits: RequestLimits): string {
   const text = (value ?? '').trim();
   if (text === '') throw new InvalidArgumentError(field, `\`${field}\` is required and must not be blank`);
-  if (text.length > limits.maxTextChars) throw new InvalidArgumentError(field, `\`${field}\` must be at most ${limits.maxTextChars} characters. Given: ${text.length}`);
+  if (text.length > limits.maxTextChars)
+    throw new InvalidArgumentError(field, `\`${field}\` must be at most ${limits.maxTextChars} characters. Given: ${text.length}`);
   return text;
 }
 
@@ -130,15 +138,28 @@ function checkRegion(region: Region__Output | null | undefined, field: string): 
   for (const [k, v] of Object.entries({ x1, y1, x2, y2 })) {
     if (!Number.isFinite(v)) throw new InvalidArgumentError(field, `\`${field}.${k}\` must be a finite number. Given: ${v}`);
   }
-  if (x1 > x2 || y1 > y2) throw new InvalidArgumentError(field, `\`${field}\` must have x1 <= x2 and y1 <= y2. Given: (${x1}, ${y1}, ${x2}, ${y2})`);
+  if (x1 > x2 || y1 > y2)
+    throw new InvalidArgumentError(field, `\`${field}\` must have x1 <= x2 and y1 <= y2. Given: (${x1}, ${y1}, ${x2}, ${y2})`);
   return { x1, y1, x2, y2 };
 }
 
-function checkOptions(o: Options__Output | null | undefined, prefix: string, limits: RequestLimits): Pick<ValidRequest, 'numBeams' | 'maxNewTokens' | 'includeRawText' | 'includeScores'> {
+function checkOptions(
+  o: Options__Output | null | undefined,
+  prefix: string,
+  limits: RequestLimits,
+): Pick<ValidRequest, 'numBeams' | 'maxNewTokens' | 'includeRawText' | 'includeScores'> {
   const numBeams = o?.num_beams ?? 0;
   const maxNewTokens = o?.max_new_tokens ?? 0;
-  if (numBeams > limits.maxNumBeams) throw new InvalidArgumentError(`${prefix}options.num_beams`, `\`${prefix}options.num_beams\` must be <= ${limits.maxNumBeams}. Given: ${numBeams}`);
-  if (maxNewTokens > limits.maxNewTokens) throw new InvalidArgumentError(`${prefix}options.max_new_tokens`, `\`${prefix}options.max_new_tokens\` must be <= ${limits.maxNewTokens}. Given: ${maxNewTokens}`);
+  if (numBeams > limits.maxNumBeams)
+    throw new InvalidArgumentError(
+      `${prefix}options.num_beams`,
+      `\`${prefix}options.num_beams\` must be <= ${limits.maxNumBeams}. Given: ${numBeams}`,
+    );
+  if (maxNewTokens > limits.maxNewTokens)
+    throw new InvalidArgumentError(
+      `${prefix}options.max_new_tokens`,
+      `\`${prefix}options.max_new_tokens\` must be <= ${limits.maxNewTokens}. Given: ${maxNewTokens}`,
+    );
   return {
     numBeams: numBeams === 0 ? undefined : numBeams,
     // Unset means the server's bound, not the model's full position table.
@@ -164,7 +185,8 @@ export async function validateOpenVocabulary(r: OpenVocabularyRequest__Output, l
   const field = `${prefix}classes`;
   const classes = r.classes ?? [];
   if (classes.length === 0) throw new InvalidArgumentError(field, `\`${field}\` must name at least one class`);
-  if (classes.length > limits.maxClasses) throw new InvalidArgumentError(field, `\`${field}\` must have at most ${limits.maxClasses} entries. Given: ${classes.length}`);
+  if (classes.length > limits.maxClasses)
+    throw new InvalidArgumentError(field, `\`${field}\` must have at most ${limits.maxClasses} entries. Given: ${classes.length}`);
   const checked = classes.map((c, i) => checkText(c, `${field}[${i}]`, limits));
   const options = checkOptions(r.options, prefix, limits);
   const image = await checkImage(r.image, prefix, limits);
@@ -172,7 +194,11 @@ export async function validateOpenVocabulary(r: OpenVocabularyRequest__Output, l
   return { family: 'open_vocabulary', task, requests: checked.map((text) => ({ image, task, text })), classes: checked, ...options };
 }
 
-export async function validatePhraseGrounding(r: PhraseGroundingRequest__Output, limits: RequestLimits, prefix = ''): Promise<ValidRequest> {
+export async function validatePhraseGrounding(
+  r: PhraseGroundingRequest__Output,
+  limits: RequestLimits,
+  prefix = '',
+): Promise<ValidRequest> {
   const text = checkText(r.caption, `${prefix}caption`, limits);
   const options = checkOptions(r.options, prefix, limits);
   const image = await checkImage(r.image, prefix, limits);
@@ -230,6 +256,11 @@ export function validateRun(r: RunRequest__Output, limits: RequestLimits, prefix
     case 'region':
       return validateRegion(r.region!, limits, `${prefix}region.`);
     default:
-      return Promise.reject(new InvalidArgumentError(`${prefix}task`, `\`${prefix}task\` is required: set one of caption, detect, open_vocabulary, phrase_grounding, segment, ocr, region`));
+      return Promise.reject(
+        new InvalidArgumentError(
+          `${prefix}task`,
+          `\`${prefix}task\` is required: set one of caption, detect, open_vocabulary, phrase_grounding, segment, ocr, region`,
+        ),
+      );
   }
 }

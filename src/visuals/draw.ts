@@ -35,8 +35,26 @@ export interface DrawOptions {
 
 /** 20 colours that stay distinguishable on photos (Tableau-like, a little darkened for white text). */
 export const PALETTE = [
-  '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf',
-  '#393b79', '#ad494a', '#637939', '#8c6d31', '#843c39', '#7b4173', '#3182bd', '#e6550d', '#31a354', '#756bb1',
+  '#1f77b4',
+  '#ff7f0e',
+  '#2ca02c',
+  '#d62728',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
+  '#393b79',
+  '#ad494a',
+  '#637939',
+  '#8c6d31',
+  '#843c39',
+  '#7b4173',
+  '#3182bd',
+  '#e6550d',
+  '#31a354',
+  '#756bb1',
 ] as const;
 
 /** The colour of a label: FNV-1a hash into the palette, so a label keeps its colour across images and runs. */
@@ -51,14 +69,16 @@ export function labelColor(label: string): string {
 
 /** Text for SVG: XML-escaped, without characters XML forbids (they would make librsvg reject the overlay). */
 export function escapeXml(text: string): string {
-  return text
-    // eslint-disable-next-line no-control-regex -- control characters are what SVG text must not carry
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&apos;');
+  return (
+    text
+      // eslint-disable-next-line no-control-regex -- control characters are what SVG text must not carry
+      .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '')
+      .replace(/&/g, '&amp;')
+      .replace(/</g, '&lt;')
+      .replace(/>/g, '&gt;')
+      .replace(/"/g, '&quot;')
+      .replace(/'/g, '&apos;')
+  );
 }
 
 /** Stroke width for an image: 2 px up to ~640 px, growing with the longer side so boxes stay visible when scaled down. */
@@ -115,10 +135,14 @@ export function overlaySvg(width: number, height: number, instances: readonly Vi
     const color = labelColor(inst.label);
     for (const poly of inst.polygons ?? []) {
       if (poly.length < 6) continue;
-      shapes.push(`<polygon points="${points(poly)}" fill="${color}" fill-opacity="0.3" stroke="${color}" stroke-width="${lw}" stroke-linejoin="round"/>`);
+      shapes.push(
+        `<polygon points="${points(poly)}" fill="${color}" fill-opacity="0.3" stroke="${color}" stroke-width="${lw}" stroke-linejoin="round"/>`,
+      );
     }
     if (inst.quad && inst.quad.length >= 8) {
-      shapes.push(`<polygon points="${points(inst.quad.slice(0, 8))}" fill="none" stroke="${color}" stroke-width="${lw}" stroke-linejoin="round"/>`);
+      shapes.push(
+        `<polygon points="${points(inst.quad.slice(0, 8))}" fill="none" stroke="${color}" stroke-width="${lw}" stroke-linejoin="round"/>`,
+      );
     }
     if (inst.box) {
       const [x1, y1, x2, y2] = inst.box;
@@ -173,7 +197,9 @@ function captionBand(width: number, height: number, caption: string, fs: number)
   }
   const bandH = Math.round(lines.length * fs * 1.25 + 2 * pad);
   const top = height - bandH;
-  const text = lines.map((l, i) => `<text x="${pad}" y="${fmt(top + pad + fs * (0.95 + i * 1.25))}" fill="#ffffff">${escapeXml(l)}</text>`).join('');
+  const text = lines
+    .map((l, i) => `<text x="${pad}" y="${fmt(top + pad + fs * (0.95 + i * 1.25))}" fill="#ffffff">${escapeXml(l)}</text>`)
+    .join('');
   return `<rect x="0" y="${top}" width="${width}" height="${bandH}" fill="#000000" fill-opacity="0.6"/>${text}`;
 }
 
@@ -182,7 +208,11 @@ function captionBand(width: number, height: number, caption: string, fs: number)
  * JPEG input, PNG otherwise, unless `options.format` says. The image is auto-oriented first, so
  * the output has the orientation the server's coordinates refer to.
  */
-export async function drawResult(imageBytes: Buffer | Uint8Array, instances: readonly VisualInstance[], options: DrawOptions = {}): Promise<Buffer> {
+export async function drawResult(
+  imageBytes: Buffer | Uint8Array,
+  instances: readonly VisualInstance[],
+  options: DrawOptions = {},
+): Promise<Buffer> {
   const input = Buffer.isBuffer(imageBytes) ? imageBytes : Buffer.from(imageBytes.buffer, imageBytes.byteOffset, imageBytes.byteLength);
   const meta = await sharp(input).metadata();
   const width = meta.autoOrient?.width ?? meta.width;
@@ -191,6 +221,8 @@ export async function drawResult(imageBytes: Buffer | Uint8Array, instances: rea
   const svg = Buffer.from(overlaySvg(width, height, instances, options));
   const format = options.format ?? (meta.format === 'jpeg' ? 'jpeg' : 'png');
   // sharp composites after orienting, so the overlay lands on upright pixels (and JPEG is encoded once).
-  const img = sharp(input).autoOrient().composite([{ input: svg, top: 0, left: 0 }]);
+  const img = sharp(input)
+    .autoOrient()
+    .composite([{ input: svg, top: 0, left: 0 }]);
   return format === 'jpeg' ? img.jpeg({ quality: options.quality ?? 90 }).toBuffer() : img.png().toBuffer();
 }

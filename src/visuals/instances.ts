@@ -10,7 +10,11 @@ export interface VisualScene {
 }
 
 /** Florence-2 sometimes repeats location tokens in text answers; they mean nothing on a picture. */
-const stripLocations = (text: string) => text.replace(/<loc_\d+>/g, '').replace(/\s+/g, ' ').trim();
+const stripLocations = (text: string) =>
+  text
+    .replace(/<loc_\d+>/g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
 
 /** The server sends 0 when scores were not asked for: show no score rather than "0.00". */
 const score = (s: number) => (s > 0 ? { score: s } : {});

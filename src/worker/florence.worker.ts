@@ -46,9 +46,18 @@ function errorMessage(err: unknown): string {
  * with `allowCpuFallback`, loads again on CPU and logs a warning.
  */
 async function loadModel(init: WorkerInit): Promise<{ model: Florence2; provider: string; fallback: boolean }> {
-  const common = { intraOpNumThreads: init.intraOpNumThreads, dtype: init.dtype, resample: init.resample, maxPixels: init.maxPixels, maxVisionBatch: init.maxVisionBatch };
+  const common = {
+    intraOpNumThreads: init.intraOpNumThreads,
+    dtype: init.dtype,
+    resample: init.resample,
+    maxPixels: init.maxPixels,
+    maxVisionBatch: init.maxVisionBatch,
+  };
   try {
-    const model = await Florence2.load(init.modelDir, { ...common, executionProviders: executionProvidersFor(init.provider, init.deviceId) });
+    const model = await Florence2.load(init.modelDir, {
+      ...common,
+      executionProviders: executionProvidersFor(init.provider, init.deviceId),
+    });
     return { model, provider: init.provider, fallback: false };
   } catch (err) {
     const what = `cannot load the model on ${init.device} with the ${init.provider} execution provider${init.provider === 'cuda' || init.provider === 'tensorrt' ? ` (device ${init.deviceId})` : ''}: ${errorMessage(err)}`;
@@ -101,7 +110,14 @@ function itemOutcome(results: RunResult[]): WorkerItemOutcome {
   };
   return {
     ok: true,
-    items: results.map((r) => ({ task: r.task, result: r.result, text: r.text, imageSize: r.imageSize, promptTokens: r.promptTokens, generatedTokens: r.generatedTokens })),
+    items: results.map((r) => ({
+      task: r.task,
+      result: r.result,
+      text: r.text,
+      imageSize: r.imageSize,
+      promptTokens: r.promptTokens,
+      generatedTokens: r.generatedTokens,
+    })),
     timings,
     steps: Math.max(...results.map((r) => r.batch.steps)),
   };
@@ -233,6 +249,9 @@ async function start(): Promise<WorkerHandler> {
 }
 
 /** Imported outside a worker (e.g. for its helpers), it starts nothing. */
-const notInWorker: WorkerHandler = async () => ({ ok: false, error: { kind: 'internal', message: 'florence.worker must run in a piscina worker thread' } });
+const notInWorker: WorkerHandler = async () => ({
+  ok: false,
+  error: { kind: 'internal', message: 'florence.worker must run in a piscina worker thread' },
+});
 
 export default isMainThread ? Promise.resolve(notInWorker) : start();

@@ -9,7 +9,16 @@ import { existsSync, mkdtempSync, promises as fs, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { AutoAnnotator, DatasetError, EmbeddedBackend, assignSplits, renderVisual, type AnnotateOptions, type AnnotationSummary, type ImageRecord } from '../../src/annotate';
+import {
+  AutoAnnotator,
+  DatasetError,
+  EmbeddedBackend,
+  assignSplits,
+  renderVisual,
+  type AnnotateOptions,
+  type AnnotationSummary,
+  type ImageRecord,
+} from '../../src/annotate';
 import { annotate as annotateCli } from '../../src/cli/annotate';
 import { tinyModel } from '../helpers/synth-models';
 import {
@@ -37,8 +46,8 @@ async function runCli(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ co
   let stderr = '';
   const out = process.stdout.write.bind(process.stdout);
   const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-  process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
+  process.stdout.write = (chunk: string | Uint8Array) => ((stdout += String(chunk)), true);
+  process.stderr.write = (chunk: string | Uint8Array) => ((stderr += String(chunk)), true);
   try {
     const code = await annotateCli(argv, env);
     return { code, stdout, stderr };
@@ -82,7 +91,14 @@ describe('annotate: end to end on synthetic models', function () {
     await writeImage(path.join(data, 'img_b.jpg'), 80, 60, 'jpeg');
     await writeImage(path.join(data, 'sub', 'img_c.png'), 96, 72);
     const out = await fresh('g-out');
-    const summary = await run(twoClass, { data, outputDir: out, classes: ['person', 'Cars'], recursive: true, format: ['yolo', 'coco'], saveVisuals: true });
+    const summary = await run(twoClass, {
+      data,
+      outputDir: out,
+      classes: ['person', 'Cars'],
+      recursive: true,
+      format: ['yolo', 'coco'],
+      saveVisuals: true,
+    });
 
     assert.equal(summary.annotated, 3);
     assert.equal(summary.failed, 0);
@@ -124,10 +140,25 @@ describe('annotate: end to end on synthetic models', function () {
       { id: 2, file_name: 'img_b.jpg', width: 80, height: 60 },
       { id: 3, file_name: 'sub/img_c.png', width: 96, height: 72 },
     ]);
-    assert.deepEqual(coco.categories.map((c: any) => [c.id, c.name]), [[1, 'person'], [2, 'Cars']]);
+    assert.deepEqual(
+      coco.categories.map((c: any) => [c.id, c.name]),
+      [
+        [1, 'person'],
+        [2, 'Cars'],
+      ],
+    );
     assert.equal(coco.annotations.length, 6);
     // car on 64x48: bins 100..400 → x 6.432..25.632, y 4.824..19.224.
-    assert.deepEqual(coco.annotations[0], { id: 1, image_id: 1, category_id: 2, bbox: [6.43, 4.82, 19.2, 14.4], area: 276.48, iscrowd: 0, segmentation: [[6.43, 4.82, 25.63, 4.82, 25.63, 19.22, 6.43, 19.22]], score: 1 });
+    assert.deepEqual(coco.annotations[0], {
+      id: 1,
+      image_id: 1,
+      category_id: 2,
+      bbox: [6.43, 4.82, 19.2, 14.4],
+      area: 276.48,
+      iscrowd: 0,
+      segmentation: [[6.43, 4.82, 25.63, 4.82, 25.63, 19.22, 6.43, 19.22]],
+      score: 1,
+    });
 
     // Visuals: exactly the drawing of each record, on an image of the source's size, with something drawn.
     for (const [i, k] of keys.entries()) {
@@ -135,7 +166,10 @@ describe('annotate: end to end on synthetic models', function () {
       const src = await fs.readFile(path.join(data, `${k}${exts[i]}`));
       const visual = await fs.readFile(path.join(out, 'visuals', `${k}${exts[i]}`));
       assert.ok(visual.equals((await renderVisual(src, rec, summary.classes)).data), `${k}: visual is the record's drawing`);
-      const [a, b] = await Promise.all([sharp(src).raw().toBuffer({ resolveWithObject: true }), sharp(visual).raw().toBuffer({ resolveWithObject: true })]);
+      const [a, b] = await Promise.all([
+        sharp(src).raw().toBuffer({ resolveWithObject: true }),
+        sharp(visual).raw().toBuffer({ resolveWithObject: true }),
+      ]);
       assert.deepEqual([b.info.width, b.info.height], [a.info.width, a.info.height]);
       assert.ok(!a.data.equals(b.data), 'boxes were drawn');
     }
@@ -144,7 +178,13 @@ describe('annotate: end to end on synthetic models', function () {
   it('empty label files, --min-box-size and a train/val split', async () => {
     const data = path.join(root, 's-data');
     // On 64x48 both boxes are under 15 px on one side (car 19.2x14.4, person 12.8x33.6); on 128x96 both pass.
-    for (const [name, w, h] of [['a', 64, 48], ['b', 128, 96], ['c', 64, 48], ['d', 128, 96]] as const) await writeImage(path.join(data, `${name}.png`), w, h);
+    for (const [name, w, h] of [
+      ['a', 64, 48],
+      ['b', 128, 96],
+      ['c', 64, 48],
+      ['d', 128, 96],
+    ] as const)
+      await writeImage(path.join(data, `${name}.png`), w, h);
     const out = await fresh('s-out');
     const summary = await run(twoClass, { data, outputDir: out, classes: ['car', 'person'], minBoxSize: 15, split: 0.5 });
     assert.equal(summary.filtered, 4);
@@ -210,10 +250,19 @@ describe('annotate: end to end on synthetic models', function () {
     const out = await fresh('bad-out');
     const summary = await run(twoClass, { data, outputDir: out, classes: ['car'] });
     assert.equal(summary.annotated, 2);
-    assert.deepEqual(summary.failures.map((f) => path.basename(f.path)), ['empty.png', 'fake.png', 'truncated.jpg']);
+    assert.deepEqual(
+      summary.failures.map((f) => path.basename(f.path)),
+      ['empty.png', 'fake.png', 'truncated.jpg'],
+    );
     for (const f of summary.failures) assert.ok(f.error.length > 0);
-    assert.deepEqual(summary.ignored.map((f) => path.basename(f.path)), ['notes.txt']);
-    assert.deepEqual((await list(out)).filter((p) => p.startsWith('labels/')), ['labels/good1.txt', 'labels/good2.txt']);
+    assert.deepEqual(
+      summary.ignored.map((f) => path.basename(f.path)),
+      ['notes.txt'],
+    );
+    assert.deepEqual(
+      (await list(out)).filter((p) => p.startsWith('labels/')),
+      ['labels/good1.txt', 'labels/good2.txt'],
+    );
     assert.equal(await readText(path.join(out, 'labels', 'good2.txt')), `0 ${CAR_LINE}\n`);
 
     const cli = await runCli([data, '--output', await fresh('bad-cli'), '--model', twoClassDir, '--classes', 'car', '--json']);
@@ -225,9 +274,19 @@ describe('annotate: end to end on synthetic models', function () {
 
   it('aborted after 3 images and resumed: the same bytes as an uninterrupted run', async () => {
     const data = path.join(root, 'r-data');
-    for (let i = 0; i < 7; i++) await writeImage(path.join(data, `f${i}.${i % 3 === 0 ? 'jpg' : 'png'}`), 64 + 8 * i, 48, i % 3 === 0 ? 'jpeg' : 'png');
+    for (let i = 0; i < 7; i++)
+      await writeImage(path.join(data, `f${i}.${i % 3 === 0 ? 'jpg' : 'png'}`), 64 + 8 * i, 48, i % 3 === 0 ? 'jpeg' : 'png');
     const out = path.join(root, 'r-out');
-    const options: AnnotateOptions = { data, outputDir: out, classes: ['car', 'person'], format: ['yolo', 'coco'], saveVisuals: true, split: 0.7, batchSize: 2, concurrency: 2 };
+    const options: AnnotateOptions = {
+      data,
+      outputDir: out,
+      classes: ['car', 'person'],
+      format: ['yolo', 'coco'],
+      saveVisuals: true,
+      split: 0.7,
+      batchSize: 2,
+      concurrency: 2,
+    };
     const full = await run(twoClass, options);
     const expected = await snapshot(out);
     await fs.rm(out, { recursive: true });
@@ -251,12 +310,28 @@ describe('annotate: end to end on synthetic models', function () {
     const data = path.join(root, 'k-data');
     for (let i = 0; i < 12; i++) await writeImage(path.join(data, `k${String(i).padStart(2, '0')}.png`), 64 + 4 * i, 48);
     const out = path.join(root, 'k-out');
-    const args = [data, '--output', out, '--model', twoClassDir, '--classes', 'car,person', '--format', 'yolo,coco', '--visuals', '--batch-size', '1', '--no-progress'];
+    const args = [
+      data,
+      '--output',
+      out,
+      '--model',
+      twoClassDir,
+      '--classes',
+      'car,person',
+      '--format',
+      'yolo,coco',
+      '--visuals',
+      '--batch-size',
+      '1',
+      '--no-progress',
+    ];
     assert.equal((await runCli(args)).code, 0);
     const expected = await snapshot(out);
     await fs.rm(out, { recursive: true });
 
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'src', 'cli', 'annotate.ts'), ...args], { stdio: 'ignore' });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'src', 'cli', 'annotate.ts'), ...args], {
+      stdio: 'ignore',
+    });
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
     const recordsDir = path.join(out, '.annotate', 'records');
     for (;;) {
@@ -281,7 +356,10 @@ describe('annotate: end to end on synthetic models', function () {
     await writeImage(path.join(data, 'b.png'), 64, 48);
     const out = await fresh('o-out');
     await run(twoClass, { data, outputDir: out, classes: ['car'] });
-    await assert.rejects(run(twoClass, { data, outputDir: out, classes: ['person'] }), (e: unknown) => e instanceof DatasetError && /classes/.test(e.message));
+    await assert.rejects(
+      run(twoClass, { data, outputDir: out, classes: ['person'] }),
+      (e: unknown) => e instanceof DatasetError && /classes/.test(e.message),
+    );
     const foreign = await fresh('o-foreign');
     await fs.mkdir(foreign);
     await fs.writeFile(path.join(foreign, 'mine.txt'), 'keep me');
@@ -307,7 +385,10 @@ describe('annotate: end to end on synthetic models', function () {
     const s = await run(twoClass, { data, save: false, classes: ['person'] });
     assert.equal(s.outputDir, null);
     assert.equal(s.records!.length, 1);
-    assert.deepEqual(s.records![0].instances.map((i) => [i.classId, i.label]), [[0, 'person']]);
+    assert.deepEqual(
+      s.records![0].instances.map((i) => [i.classId, i.label]),
+      [[0, 'person']],
+    );
     assert.deepEqual(await fs.readdir(data), ['a.png']);
   });
 });
@@ -346,13 +427,26 @@ describe('annotate: open-set class ids, batching and inputs (fake backend)', () 
     const a = await new AutoAnnotator({ backend }).annotate({ data, outputDir: outA, format: ['yolo', 'coco'], saveVisuals: true });
     assert.deepEqual(a.classes, ['dog', 'cat', 'bird']);
     assert.ok(backend.maxBatch > 1, 'requests of several images share backend calls');
-    assert.equal(await readText(path.join(outA, 'labels', 'i1.txt')), '1 0.363636 0.275000 0.636364 0.450000\n0 0.113636 0.125000 0.227273 0.250000\n');
+    assert.equal(
+      await readText(path.join(outA, 'labels', 'i1.txt')),
+      '1 0.363636 0.275000 0.636364 0.450000\n0 0.113636 0.125000 0.227273 0.250000\n',
+    );
     checkCocoRules(await readJson(path.join(outA, 'annotations', 'instances.json')));
 
     // One request at a time gives the same ids.
     const outB = path.join(root, 'b');
-    await new AutoAnnotator({ backend: new FakeBackend(scene, 1, 1) }).annotate({ data, outputDir: outB, format: ['yolo', 'coco'], saveVisuals: true });
-    assertSameSnapshot(await snapshot(outB), await snapshot(outA).then((s) => new Map([...s].map(([k, v]) => [k, k === 'data.yaml' ? Buffer.from(v.toString().replace(outA, outB)) : v]))));
+    await new AutoAnnotator({ backend: new FakeBackend(scene, 1, 1) }).annotate({
+      data,
+      outputDir: outB,
+      format: ['yolo', 'coco'],
+      saveVisuals: true,
+    });
+    assertSameSnapshot(
+      await snapshot(outB),
+      await snapshot(outA).then(
+        (s) => new Map([...s].map(([k, v]) => [k, k === 'data.yaml' ? Buffer.from(v.toString().replace(outA, outB)) : v])),
+      ),
+    );
 
     // A first run on one image without dogs, then on all: the earlier ids stay, dog is appended.
     const outC = path.join(root, 'c');
@@ -374,7 +468,11 @@ describe('annotate: open-set class ids, batching and inputs (fake backend)', () 
     await fs.rm(out, { recursive: true });
     for (const k of [1, 4]) {
       const controller = new AbortController();
-      const s = await new AutoAnnotator({ backend: new FakeBackend(scene, 2, 3) }).annotate({ ...options, signal: controller.signal, onProgress: (p) => p.done === k && controller.abort() });
+      const s = await new AutoAnnotator({ backend: new FakeBackend(scene, 2, 3) }).annotate({
+        ...options,
+        signal: controller.signal,
+        onProgress: (p) => p.done === k && controller.abort(),
+      });
       assert.equal(s.interrupted, true);
     }
     await new AutoAnnotator({ backend: new FakeBackend(scene, 2, 3) }).annotate(options);
@@ -384,7 +482,8 @@ describe('annotate: open-set class ids, batching and inputs (fake backend)', () 
     checkCocoRules(train);
     checkCocoRules(val);
     assert.equal(train.images.length + val.images.length, widths.length);
-    for (const im of train.images) assert.ok(existsSync(path.join(out, 'images', 'train', im.file_name)), 'file_name is relative to the split folder');
+    for (const im of train.images)
+      assert.ok(existsSync(path.join(out, 'images', 'train', im.file_name)), 'file_name is relative to the split folder');
     assertSameSnapshot(await snapshot(out), expected);
   });
 
@@ -392,7 +491,11 @@ describe('annotate: open-set class ids, batching and inputs (fake backend)', () 
     const listFile = path.join(root, 'list.txt');
     await fs.writeFile(listFile, 'data/i0.png\ndata/i2.png\n');
     const out = path.join(root, 'l');
-    const s = await new AutoAnnotator({ backend: new FakeBackend(scene) }).annotate({ data: [listFile, path.join(root, 'data', 'i[13].png')], outputDir: out, link: true });
+    const s = await new AutoAnnotator({ backend: new FakeBackend(scene) }).annotate({
+      data: [listFile, path.join(root, 'data', 'i[13].png')],
+      outputDir: out,
+      link: true,
+    });
     assert.equal(s.annotated, 4);
     assert.equal(await fs.readlink(path.join(out, 'images', 'i0.png')), path.join(root, 'data', 'i0.png'), '--link makes symlinks');
     assert.deepEqual(await fs.readdir(path.join(out, 'labels')), ['i0.txt', 'i1.txt', 'i2.txt', 'i3.txt']);

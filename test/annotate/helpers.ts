@@ -90,12 +90,18 @@ export function checkCocoRules(coco: any): void {
     assert.equal(a.bbox.length, 4);
     const [x, y, w, h] = a.bbox;
     assert.ok(w > 0 && h > 0, `annotation ${a.id}: bbox has a size`);
-    assert.ok(x >= 0 && y >= 0 && x + w <= im.width + eps && y + h <= im.height + eps, `annotation ${a.id}: bbox ${a.bbox} inside ${im.width}x${im.height}`);
+    assert.ok(
+      x >= 0 && y >= 0 && x + w <= im.width + eps && y + h <= im.height + eps,
+      `annotation ${a.id}: bbox ${a.bbox} inside ${im.width}x${im.height}`,
+    );
     assert.ok(Array.isArray(a.segmentation) && a.segmentation.length > 0, `annotation ${a.id}: segmentation is a list of polygons`);
     for (const poly of a.segmentation) {
       assert.ok(Array.isArray(poly) && poly.length >= 6 && poly.length % 2 === 0, `annotation ${a.id}: polygon with ≥ 3 points`);
       for (let i = 0; i < poly.length; i += 2) {
-        assert.ok(poly[i] >= 0 && poly[i] <= im.width + eps && poly[i + 1] >= 0 && poly[i + 1] <= im.height + eps, `annotation ${a.id}: polygon inside the image`);
+        assert.ok(
+          poly[i] >= 0 && poly[i] <= im.width + eps && poly[i + 1] >= 0 && poly[i + 1] <= im.height + eps,
+          `annotation ${a.id}: polygon inside the image`,
+        );
       }
     }
     const rect = a.segmentation.length === 1 && a.segmentation[0].length === 8 && Math.abs(polygonArea(a.segmentation[0]) - w * h) < 1e-3;
@@ -132,12 +138,18 @@ export class FakeBackend implements AnnotationBackend {
     await new Promise((r) => setTimeout(r, this.seed % 15));
     return Promise.all(
       requests.map(async (req): Promise<BackendResult | Error> => {
-        const meta = await sharp(req.image).metadata().catch(() => null);
+        const meta = await sharp(req.image)
+          .metadata()
+          .catch(() => null);
         if (meta === null || !meta.width || !meta.height) return new Error('corrupt image');
         const objects = this.scene[meta.width] ?? [];
         return {
           imageSize: { width: meta.width, height: meta.height },
-          result: { bboxes: objects.map((o) => [...o.box]), labels: objects.map((o) => o.label), scores: objects.map((o) => o.score ?? 0.9) },
+          result: {
+            bboxes: objects.map((o) => [...o.box]),
+            labels: objects.map((o) => o.label),
+            scores: objects.map((o) => o.score ?? 0.9),
+          },
         };
       }),
     );

@@ -25,7 +25,11 @@ describe('annotate: remote backend (florence2 server)', function () {
   let model: string;
   let work: string;
   before(async () => {
-    model = await tinyModel({ name: 'tiny-annotate-two', script: 'car<loc_100><loc_100><loc_400><loc_400>person<loc_500><loc_200><loc_700><loc_900>', seed: 2 });
+    model = await tinyModel({
+      name: 'tiny-annotate-two',
+      script: 'car<loc_100><loc_100><loc_400><loc_400>person<loc_500><loc_200><loc_700><loc_900>',
+      seed: 2,
+    });
     server = await startServerProcess(['--model', model]);
     await server.serving;
     work = mkdtempSync(path.join(tmpdir(), 'annotate-remote-'));
@@ -38,7 +42,13 @@ describe('annotate: remote backend (florence2 server)', function () {
   });
 
   it('writes the same YOLO and COCO dataset as the embedded backend', async () => {
-    const options = (outputDir: string) => ({ data: path.join(work, 'in'), outputDir, classes: ['person', 'car'], format: ['yolo', 'coco'] as ('yolo' | 'coco')[], saveVisuals: true });
+    const options = (outputDir: string) => ({
+      data: path.join(work, 'in'),
+      outputDir,
+      classes: ['person', 'car'],
+      format: ['yolo', 'coco'] as ('yolo' | 'coco')[],
+      saveVisuals: true,
+    });
     const remote = new AutoAnnotator({ server: server.address });
     const embedded = new AutoAnnotator({ model });
     try {
@@ -58,8 +68,13 @@ describe('annotate: remote backend (florence2 server)', function () {
     // car is class 1 (classes order), box (100.5..400.5)/1000 of the image
     // FLORENCE2_DOCS_VISUAL=path keeps one visual of this run (the README shows it).
     if (process.env.FLORENCE2_DOCS_VISUAL) copyFileSync(path.join(work, 'remote', 'visuals', 'a.png'), process.env.FLORENCE2_DOCS_VISUAL);
-    const label = readFileSync(path.join(work, 'remote', 'labels', 'a.txt'), 'utf8').trim().split('\n');
+    const label = readFileSync(path.join(work, 'remote', 'labels', 'a.txt'), 'utf8')
+      .trim()
+      .split('\n');
     assert.equal(label.length, 2);
-    assert.ok(label.some((l) => l.startsWith('1 0.2505')), label.join('\n'));
+    assert.ok(
+      label.some((l) => l.startsWith('1 0.2505')),
+      label.join('\n'),
+    );
   });
 });

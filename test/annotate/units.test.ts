@@ -82,16 +82,39 @@ describe('annotate: inputs', () => {
 
   it('a folder: images sorted, non-images ignored, subfolders only when recursive', async () => {
     const flat = await resolveInputs(path.join(dir, 'a'));
-    assert.deepEqual(flat.images.map((i) => i.key), ['x', 'y']);
-    assert.deepEqual(flat.ignored.map((i) => path.basename(i.path)), ['notes.txt']);
+    assert.deepEqual(
+      flat.images.map((i) => i.key),
+      ['x', 'y'],
+    );
+    assert.deepEqual(
+      flat.ignored.map((i) => path.basename(i.path)),
+      ['notes.txt'],
+    );
     const deep = await resolveInputs('a', { cwd: dir, recursive: true });
-    assert.deepEqual(deep.images.map((i) => [i.key, i.ext]), [['sub/z', '.png'], ['x', '.png'], ['y', '.jpg']]);
+    assert.deepEqual(
+      deep.images.map((i) => [i.key, i.ext]),
+      [
+        ['sub/z', '.png'],
+        ['x', '.png'],
+        ['y', '.jpg'],
+      ],
+    );
   });
 
   it('globs', async () => {
-    assert.deepEqual((await resolveInputs(path.join(dir, '*/x.*'))).images.map((i) => i.key), ['a/x', 'b/x', 'b/x_png'], 'b/x.jpg sorts first and keeps the name');
-    assert.deepEqual((await resolveInputs('a/**/*.png', { cwd: dir })).images.map((i) => i.key), ['sub/z', 'x']);
-    assert.deepEqual((await resolveInputs('{a,b}/x.png', { cwd: dir })).images.map((i) => i.key), ['a/x', 'b/x']);
+    assert.deepEqual(
+      (await resolveInputs(path.join(dir, '*/x.*'))).images.map((i) => i.key),
+      ['a/x', 'b/x', 'b/x_png'],
+      'b/x.jpg sorts first and keeps the name',
+    );
+    assert.deepEqual(
+      (await resolveInputs('a/**/*.png', { cwd: dir })).images.map((i) => i.key),
+      ['sub/z', 'x'],
+    );
+    assert.deepEqual(
+      (await resolveInputs('{a,b}/x.png', { cwd: dir })).images.map((i) => i.key),
+      ['a/x', 'b/x'],
+    );
     assert.ok(globToRegExp('**/*.jpg').test('a/b/c.jpg'));
     assert.ok(globToRegExp('**/*.jpg').test('c.jpg'));
     assert.ok(!globToRegExp('*.jpg').test('a/c.jpg'));
@@ -100,13 +123,28 @@ describe('annotate: inputs', () => {
 
   it('a .txt list: paths relative to the list, name clashes disambiguated, missing files reported', async () => {
     const r = await resolveInputs(path.join(dir, 'list.txt'));
-    assert.deepEqual(r.images.map((i) => [i.key, path.relative(dir, i.source)]), [['x', path.join('a', 'x.png')], ['x_png', path.join('b', 'x.png')]]);
-    assert.deepEqual(r.missing.map((m) => path.basename(m.path)), ['missing.png']);
+    assert.deepEqual(
+      r.images.map((i) => [i.key, path.relative(dir, i.source)]),
+      [
+        ['x', path.join('a', 'x.png')],
+        ['x_png', path.join('b', 'x.png')],
+      ],
+    );
+    assert.deepEqual(
+      r.missing.map((m) => path.basename(m.path)),
+      ['missing.png'],
+    );
   });
 
   it('a single image, several inputs, the output folder excluded', async () => {
-    const r = await resolveInputs([path.join(dir, 'a', 'y.jpg'), path.join(dir, 'a')], { exclude: path.join(dir, 'a', 'sub'), recursive: true });
-    assert.deepEqual(r.images.map((i) => i.key), ['x', 'y']);
+    const r = await resolveInputs([path.join(dir, 'a', 'y.jpg'), path.join(dir, 'a')], {
+      exclude: path.join(dir, 'a', 'sub'),
+      recursive: true,
+    });
+    assert.deepEqual(
+      r.images.map((i) => i.key),
+      ['x', 'y'],
+    );
   });
 });
 
@@ -120,24 +158,57 @@ describe('annotate: prompting', () => {
       ['car<and>person', 'dog'],
     );
     assert.deepEqual(detectionPrompts(classes, 'od-filter'), [{ task: '<OD>' }]);
-    assert.deepEqual(detectionPrompts(classes, 'open-vocabulary').map((p) => [p.task, p.text, p.classId]), [
-      ['<OPEN_VOCABULARY_DETECTION>', 'car', 0],
-      ['<OPEN_VOCABULARY_DETECTION>', 'person', 1],
-      ['<OPEN_VOCABULARY_DETECTION>', 'dog', 2],
-    ]);
-    assert.deepEqual(detectionPrompts(classes, 'grounding', { segmentation: 'referring' })[1], { task: '<REFERRING_EXPRESSION_SEGMENTATION>', text: 'person', classId: 1 });
+    assert.deepEqual(
+      detectionPrompts(classes, 'open-vocabulary').map((p) => [p.task, p.text, p.classId]),
+      [
+        ['<OPEN_VOCABULARY_DETECTION>', 'car', 0],
+        ['<OPEN_VOCABULARY_DETECTION>', 'person', 1],
+        ['<OPEN_VOCABULARY_DETECTION>', 'dog', 2],
+      ],
+    );
+    assert.deepEqual(detectionPrompts(classes, 'grounding', { segmentation: 'referring' })[1], {
+      task: '<REFERRING_EXPRESSION_SEGMENTATION>',
+      text: 'person',
+      classId: 1,
+    });
     assert.throws(() => detectionPrompts(null, 'grounding', { segmentation: 'referring' }), /needs classes/);
   });
 
   it('parses every result shape and filters', () => {
-    const boxes = parseDetections({ task: '<OD>' }, { bboxes: [[1, 2, 30, 40], [0, 0, 5, 5]], labels: ['cars', 'tree'], scores: [0.8, 0.4] });
-    assert.deepEqual(boxes.map((d) => [d.label, d.score]), [['cars', 0.8], ['tree', 0.4]]);
+    const boxes = parseDetections(
+      { task: '<OD>' },
+      {
+        bboxes: [
+          [1, 2, 30, 40],
+          [0, 0, 5, 5],
+        ],
+        labels: ['cars', 'tree'],
+        scores: [0.8, 0.4],
+      },
+    );
+    assert.deepEqual(
+      boxes.map((d) => [d.label, d.score]),
+      [
+        ['cars', 0.8],
+        ['tree', 0.4],
+      ],
+    );
     const ovd = parseDetections(
       { task: '<OPEN_VOCABULARY_DETECTION>', text: 'car', classId: 2 },
-      { bboxes: [], bboxes_labels: [], polygons: [[[1, 1, 9, 1, 9, 9]]], polygons_labels: ['car'], bboxes_scores: [], polygons_scores: [0.5] },
+      {
+        bboxes: [],
+        bboxes_labels: [],
+        polygons: [[[1, 1, 9, 1, 9, 9]]],
+        polygons_labels: ['car'],
+        bboxes_scores: [],
+        polygons_scores: [0.5],
+      },
     );
     assert.deepEqual(ovd, [{ label: 'car', classId: 2, score: 0.5, box: [1, 1, 9, 9], polygons: [[1, 1, 9, 1, 9, 9]] }]);
-    const seg = parseDetections({ task: '<REFERRING_EXPRESSION_SEGMENTATION>', text: 'dog', classId: 0 }, { polygons: [[[0, 0, 4, 0, 4, 4]]], labels: [''], scores: [0.7] });
+    const seg = parseDetections(
+      { task: '<REFERRING_EXPRESSION_SEGMENTATION>', text: 'dog', classId: 0 },
+      { polygons: [[[0, 0, 4, 0, 4, 4]]], labels: [''], scores: [0.7] },
+    );
     assert.equal(seg[0].label, 'dog');
 
     const classes = new ClassMap(['car'], true);
@@ -171,7 +242,16 @@ describe('annotate: formats', () => {
     height: 100,
     instances: [
       { classId: 1, label: 'car', score: 0.87654321, box: [10, 20, 110, 70] },
-      { classId: 0, label: 'dog', score: 0.5, box: [0, 0, 200, 100], polygons: [[0, 0, 200, 0, 100, 100], [0, 50, 10, 50, 10, 60]] },
+      {
+        classId: 0,
+        label: 'dog',
+        score: 0.5,
+        box: [0, 0, 200, 100],
+        polygons: [
+          [0, 0, 200, 0, 100, 100],
+          [0, 50, 10, 50, 10, 60],
+        ],
+      },
     ],
   };
 
@@ -191,7 +271,10 @@ describe('annotate: formats', () => {
     const boxes = buildCoco([rec], ['dog', 'car'], { segmentation: false, imageRoot: 'images/' });
     checkCocoRules(boxes);
     assert.deepEqual(boxes.images, [{ id: 1, file_name: 'a.png', width: 200, height: 100 }]);
-    assert.deepEqual(boxes.categories, [{ id: 1, name: 'dog', supercategory: 'object' }, { id: 2, name: 'car', supercategory: 'object' }]);
+    assert.deepEqual(boxes.categories, [
+      { id: 1, name: 'dog', supercategory: 'object' },
+      { id: 2, name: 'car', supercategory: 'object' },
+    ]);
     assert.deepEqual(boxes.annotations[0], {
       id: 1,
       image_id: 1,

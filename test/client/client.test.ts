@@ -24,9 +24,13 @@ import {
 const CAR_BOX_640x480 = [34.24, 160.08, 597.44, 371.76];
 const CAR_TEXT = 'car<loc_53><loc_333><loc_933><loc_774>';
 /** Two OCR_WITH_REGION lines: text then the quadrilateral's eight location bins. */
-export const OCR_LINES_SCRIPT = 'HELLO<loc_100><loc_200><loc_500><loc_200><loc_500><loc_300><loc_100><loc_300>WORLD<loc_600><loc_700><loc_900><loc_700><loc_900><loc_800><loc_600><loc_800>';
+export const OCR_LINES_SCRIPT =
+  'HELLO<loc_100><loc_200><loc_500><loc_200><loc_500><loc_300><loc_100><loc_300>WORLD<loc_600><loc_700><loc_900><loc_700><loc_900><loc_800><loc_600><loc_800>';
 
-const png = (width: number, height: number) => sharp({ create: { width, height, channels: 3, background: { r: 120, g: 90, b: 200 } } }).png().toBuffer();
+const png = (width: number, height: number) =>
+  sharp({ create: { width, height, channels: 3, background: { r: 120, g: 90, b: 200 } } })
+    .png()
+    .toBuffer();
 
 describe('Florence2Client against a server (scripted car model)', function () {
   let s: ServerProcess;
@@ -95,17 +99,26 @@ describe('Florence2Client against a server (scripted car model)', function () {
   it('detectOpenVocabulary labels boxes with the classes asked for', async () => {
     const r = await client.detectOpenVocabulary(image, ['automobile', 'truck']);
     assert.equal(r.family, 'open_vocabulary');
-    assert.deepEqual(r.boxes.map((b) => b.label), ['automobile', 'truck']);
+    assert.deepEqual(
+      r.boxes.map((b) => b.label),
+      ['automobile', 'truck'],
+    );
     near([r.boxes[1].x1, r.boxes[1].y1, r.boxes[1].x2, r.boxes[1].y2], CAR_BOX_640x480);
     assert.deepEqual(r.instances, []);
     const one = await client.detectOpenVocabulary(image, 'vehicle');
-    assert.deepEqual(one.boxes.map((b) => b.label), ['vehicle']);
+    assert.deepEqual(
+      one.boxes.map((b) => b.label),
+      ['vehicle'],
+    );
   });
 
   it('groundPhrases', async () => {
     const r = await client.groundPhrases(image, 'A car on a road.');
     assert.equal(r.family, 'phrase_grounding');
-    assert.deepEqual(r.boxes.map((b) => b.label), ['car']);
+    assert.deepEqual(
+      r.boxes.map((b) => b.label),
+      ['car'],
+    );
   });
 
   it('segment by referring expression and by region', async () => {
@@ -149,7 +162,10 @@ describe('Florence2Client against a server (scripted car model)', function () {
       client.run({ family: 'ocr', image, withRegions: false }),
       client.run({ family: 'region', image, region: [1, 1, 100, 100], task: 'description' }),
     ]);
-    assert.deepEqual(results.map((r) => r.family), ['caption', 'open_vocabulary', 'phrase_grounding', 'segment', 'ocr', 'region']);
+    assert.deepEqual(
+      results.map((r) => r.family),
+      ['caption', 'open_vocabulary', 'phrase_grounding', 'segment', 'ocr', 'region'],
+    );
     assert.equal(results[0].text, CAR_TEXT);
     assert.equal(results[1].boxes[0].label, 'car');
     assert.equal(results[2].boxes[0].label, 'car');
@@ -211,10 +227,14 @@ describe('Florence2Client against a server (scripted car model)', function () {
         const o = got.get(`d${i}`)!;
         assert.equal(o.error, undefined);
         assert.equal(o.result.family, 'detect');
-        if (o.result.family === 'detect') near([o.result.boxes[0].x1, o.result.boxes[0].y1, o.result.boxes[0].x2, o.result.boxes[0].y2], CAR_BOX_640x480);
+        if (o.result.family === 'detect')
+          near([o.result.boxes[0].x1, o.result.boxes[0].y1, o.result.boxes[0].x2, o.result.boxes[0].y2], CAR_BOX_640x480);
       }
       assert.equal((got.get('cap')!.result as { text: string }).text, CAR_TEXT);
-      assert.deepEqual((got.get('ov')!.result as { boxes: { label: string }[] }).boxes.map((b) => b.label), ['car', 'bus']);
+      assert.deepEqual(
+        (got.get('ov')!.result as { boxes: { label: string }[] }).boxes.map((b) => b.label),
+        ['car', 'bus'],
+      );
       const bad = got.get('bad')!.error!;
       assert.ok(bad instanceof InvalidArgumentError);
       assert.equal(bad.field, 'request.caption.image.data');
@@ -273,7 +293,12 @@ describe('Florence2Client against a server (scripted OCR lines model)', function
   let client: Florence2Client;
 
   before(async () => {
-    s = await startServerProcess(['--model', await tinyModel({ name: 'tiny-ocr-lines', script: OCR_LINES_SCRIPT, seed: 5 }), '--devices', 'cpu']);
+    s = await startServerProcess([
+      '--model',
+      await tinyModel({ name: 'tiny-ocr-lines', script: OCR_LINES_SCRIPT, seed: 5 }),
+      '--devices',
+      'cpu',
+    ]);
     client = new Florence2Client({ address: s.address, defaultDeadlineMs: 60_000 });
     await s.serving;
   });
@@ -284,9 +309,21 @@ describe('Florence2Client against a server (scripted OCR lines model)', function
 
   it('ocr with regions returns text lines with quadrilaterals scaled to the image', async () => {
     const r = await client.ocr(await png(640, 480), { withRegions: true, includeScores: true });
-    assert.deepEqual(r.lines.map((l) => l.text), ['HELLO', 'WORLD']);
+    assert.deepEqual(
+      r.lines.map((l) => l.text),
+      ['HELLO', 'WORLD'],
+    );
     const px = (bin: number, extent: number) => ((bin + 0.5) / 1000) * extent;
-    near(r.lines[0].points, [px(100, 640), px(200, 480), px(500, 640), px(200, 480), px(500, 640), px(300, 480), px(100, 640), px(300, 480)]);
+    near(r.lines[0].points, [
+      px(100, 640),
+      px(200, 480),
+      px(500, 640),
+      px(200, 480),
+      px(500, 640),
+      px(300, 480),
+      px(100, 640),
+      px(300, 480),
+    ]);
     assert.ok(r.lines.every((l) => l.score > 0.99));
   });
 });

@@ -19,7 +19,10 @@ export interface FakeServer {
 }
 
 /** Starts a server on 127.0.0.1 with the given handlers (missing methods answer UNIMPLEMENTED). */
-export async function startFakeServer(handlers: Partial<Florence2Handlers>, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<FakeServer> {
+export async function startFakeServer(
+  handlers: Partial<Florence2Handlers>,
+  credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+): Promise<FakeServer> {
   const pkg = grpc.loadPackageDefinition(loadFlorence2Package()) as unknown as ProtoGrpcType;
   const server = new grpc.Server();
   server.addService(pkg.florence2.v1.Florence2.service, handlers as grpc.UntypedServiceImplementation);
@@ -58,7 +61,23 @@ export function makeCerts(): TestCerts | null {
   try {
     execFileSync(
       'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      ],
       { stdio: 'ignore' },
     );
   } catch {
@@ -75,4 +94,7 @@ export function makeCerts(): TestCerts | null {
 }
 
 /** A minimal DetectResponse with one box. */
-export const oneBox = (label = 'thing') => ({ boxes: [{ x1: 1, y1: 2, x2: 30, y2: 40, label, score: 0.5 }], meta: { image_width: 64, image_height: 48, request_id: 'fake' } });
+export const oneBox = (label = 'thing') => ({
+  boxes: [{ x1: 1, y1: 2, x2: 30, y2: 40, label, score: 0.5 }],
+  meta: { image_width: 64, image_height: 48, request_id: 'fake' },
+});

@@ -85,7 +85,10 @@ describe('florence2 predict', function () {
     assert.equal(r.code, 1, r.stderr);
     const doc = JSON.parse(r.stdout) as { results: PredictSuccess[]; failures: PredictFailure[] };
     assert.deepEqual(Object.keys(doc), ['results', 'failures']);
-    assert.deepEqual(doc.results.map((x) => x.image), [a, b]);
+    assert.deepEqual(
+      doc.results.map((x) => x.image),
+      [a, b],
+    );
     for (const x of doc.results) {
       assert.equal(x.task, '<OD>');
       assert.equal(x.result.family, 'detect');
@@ -125,7 +128,19 @@ describe('florence2 predict', function () {
     assert.match(pg.stdout, /: 1 phrase\n {2}car /);
     const seg = await run(['--server', s.address, '--task', 'referring-segmentation', '--text', 'the car', a]);
     assert.match(seg.stdout, /: 1 instance\n {2}\(mask\) {2}1 polygon, 2 points, bounds \(34\.2, 160\.1\)-\(597\.4, 371\.8\)/);
-    const reg = await run(['--server', s.address, '--task', 'region-description', '--region', '33,160,597,371', '--beams', '1', '--max-new-tokens', '20', a]);
+    const reg = await run([
+      '--server',
+      s.address,
+      '--task',
+      'region-description',
+      '--region',
+      '33,160,597,371',
+      '--beams',
+      '1',
+      '--max-new-tokens',
+      '20',
+      a,
+    ]);
     assert.equal(reg.code, 0, reg.stderr);
     assert.equal(reg.stdout, `${a}: car<loc_53><loc_333><loc_933><loc_774>\n`);
     const bad = await run(['--server', s.address, '--task', 'region-category', '--region', '0,0,700,100', a]);
@@ -218,7 +233,9 @@ describe('florence2 predict', function () {
   });
 
   it('as its own process: JSON on stdout only, the exit code from the outcome', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', PREDICT, '--server', s.address, '--task', 'od', '--json', folder], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', PREDICT, '--server', s.address, '--task', 'od', '--json', folder], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));

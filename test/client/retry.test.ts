@@ -68,10 +68,22 @@ describe('client errors', () => {
 
   it('backoff is full jitter under an exponential cap', () => {
     const policy = { baseMs: 100, maxBackoffMs: 1000 };
-    assert.equal(backoffMs(0, policy, () => 0.999999), 99);
-    assert.equal(backoffMs(2, policy, () => 0.5), 200);
-    assert.equal(backoffMs(10, policy, () => 0.999999), 999);
-    assert.equal(backoffMs(3, policy, () => 0), 0);
+    assert.equal(
+      backoffMs(0, policy, () => 0.999999),
+      99,
+    );
+    assert.equal(
+      backoffMs(2, policy, () => 0.5),
+      200,
+    );
+    assert.equal(
+      backoffMs(10, policy, () => 0.999999),
+      999,
+    );
+    assert.equal(
+      backoffMs(3, policy, () => 0),
+      0,
+    );
   });
 
   it('withRetries never sleeps past the deadline and reports the attempts', async () => {
@@ -272,8 +284,14 @@ describe('client retries and transport (scripted server)', () => {
     before(async function () {
       if (!certs) return this.skip(); // openssl is not installed: no way to make certificates offline
       const handlers = { Detect: (_c: unknown, cb: grpc.sendUnaryData<object>) => cb(null, oneBox('secure')) };
-      tls = await startFakeServer(handlers, grpc.ServerCredentials.createSsl(null, [{ private_key: certs.key, cert_chain: certs.cert }], false));
-      mtls = await startFakeServer(handlers, grpc.ServerCredentials.createSsl(certs.cert, [{ private_key: certs.key, cert_chain: certs.cert }], true));
+      tls = await startFakeServer(
+        handlers,
+        grpc.ServerCredentials.createSsl(null, [{ private_key: certs.key, cert_chain: certs.cert }], false),
+      );
+      mtls = await startFakeServer(
+        handlers,
+        grpc.ServerCredentials.createSsl(certs.cert, [{ private_key: certs.key, cert_chain: certs.cert }], true),
+      );
     });
     after(async () => {
       await tls?.stop();
@@ -294,8 +312,16 @@ describe('client retries and transport (scripted server)', () => {
     });
 
     it('mutual TLS: the client certificate is sent; without it the handshake fails', async () => {
-      const withCert = new Florence2Client({ address: `localhost:${mtls!.port}`, credentials: { rootCerts: certs!.cert, privateKey: certs!.key, certChain: certs!.cert } });
-      const without = new Florence2Client({ address: `localhost:${mtls!.port}`, credentials: grpc.credentials.createSsl(certs!.cert), maxRetries: 0, defaultDeadlineMs: 3000 });
+      const withCert = new Florence2Client({
+        address: `localhost:${mtls!.port}`,
+        credentials: { rootCerts: certs!.cert, privateKey: certs!.key, certChain: certs!.cert },
+      });
+      const without = new Florence2Client({
+        address: `localhost:${mtls!.port}`,
+        credentials: grpc.credentials.createSsl(certs!.cert),
+        maxRetries: 0,
+        defaultDeadlineMs: 3000,
+      });
       try {
         assert.equal((await withCert.detect(IMAGE)).boxes[0].label, 'secure');
         await rejects(without.detect(IMAGE), Florence2Error);

@@ -26,9 +26,22 @@ describe('client tasks', () => {
   it('builds the request of each task, and refuses missing inputs', () => {
     const image = Buffer.from('x');
     assert.deepEqual(requestForTask('<MORE_DETAILED_CAPTION>', image), { image, family: 'caption', detail: 'paragraph' });
-    assert.deepEqual(requestForTask('<REGION_PROPOSAL>', image, {}, { numBeams: 1 }), { image, options: { numBeams: 1 }, family: 'detect', kind: 'region_proposals' });
-    assert.deepEqual(requestForTask('<REGION_TO_SEGMENTATION>', image, { region: [1, 2, 3, 4] }), { image, family: 'segment', region: [1, 2, 3, 4] });
-    assert.deepEqual(requestForTask('<OPEN_VOCABULARY_DETECTION>', image, { classes: ['a'] }), { image, family: 'open_vocabulary', classes: ['a'] });
+    assert.deepEqual(requestForTask('<REGION_PROPOSAL>', image, {}, { numBeams: 1 }), {
+      image,
+      options: { numBeams: 1 },
+      family: 'detect',
+      kind: 'region_proposals',
+    });
+    assert.deepEqual(requestForTask('<REGION_TO_SEGMENTATION>', image, { region: [1, 2, 3, 4] }), {
+      image,
+      family: 'segment',
+      region: [1, 2, 3, 4],
+    });
+    assert.deepEqual(requestForTask('<OPEN_VOCABULARY_DETECTION>', image, { classes: ['a'] }), {
+      image,
+      family: 'open_vocabulary',
+      classes: ['a'],
+    });
     assert.throws(() => requestForTask('<CAPTION_TO_PHRASE_GROUNDING>', image, { text: ' ' }), TaskInputError);
     assert.throws(() => requestForTask('<REGION_TO_OCR>', image), /needs a region/);
     assert.throws(() => requestForTask('<OPEN_VOCABULARY_DETECTION>', image, { classes: [] }), /needs classes/);

@@ -72,7 +72,10 @@ describe('visuals', () => {
   it('JPEG in → JPEG out; format can be forced; a caption band is drawn at the bottom', async () => {
     const jpeg = await plain(200, 100).jpeg().toBuffer();
     assert.equal((await sharp(await drawResult(jpeg, [])).metadata()).format, 'jpeg');
-    const forced = await drawResult(jpeg, [], { format: 'png', caption: 'A car parked in front of a building, with a long caption that wraps.' });
+    const forced = await drawResult(jpeg, [], {
+      format: 'png',
+      caption: 'A car parked in front of a building, with a long caption that wraps.',
+    });
     assert.equal((await sharp(forced).metadata()).format, 'png');
     const p = await pixels(forced);
     assert.ok(pixel(p, 1, 98)[0] < 120, 'dark band at the bottom');
@@ -92,11 +95,25 @@ describe('visuals', () => {
   it('turns results into scenes', () => {
     const det = visualsFromResult({ family: 'detect', boxes: [{ x1: 1, y1: 2, x2: 3, y2: 4, label: 'car', score: 0 }], meta: META });
     assert.deepEqual(det, { instances: [{ label: 'car', box: [1, 2, 3, 4] }] });
-    const ocr = visualsFromResult({ family: 'ocr', text: 'x', lines: [{ points: [1, 2, 3, 4, 5, 6, 7, 8], text: 'HI', score: 0.9 }], meta: META });
+    const ocr = visualsFromResult({
+      family: 'ocr',
+      text: 'x',
+      lines: [{ points: [1, 2, 3, 4, 5, 6, 7, 8], text: 'HI', score: 0.9 }],
+      meta: META,
+    });
     assert.deepEqual(ocr.instances, [{ label: 'HI', score: 0.9, quad: [1, 2, 3, 4, 5, 6, 7, 8] }]);
-    assert.deepEqual(visualsFromResult({ family: 'caption', text: 'a car<loc_1><loc_2>', meta: META }), { instances: [], caption: 'a car' });
-    assert.deepEqual(visualsFromResult({ family: 'region', text: 'car<loc_1>', meta: META }, { region: { x1: 1, y1: 2, x2: 3, y2: 4 } }), { instances: [{ label: 'car', box: [1, 2, 3, 4] }] });
-    const seg = visualsFromResult({ family: 'segment', instances: [{ polygons: [[1, 2, 3, 4, 5, 6]], label: '', score: 0.5 }], meta: META });
+    assert.deepEqual(visualsFromResult({ family: 'caption', text: 'a car<loc_1><loc_2>', meta: META }), {
+      instances: [],
+      caption: 'a car',
+    });
+    assert.deepEqual(visualsFromResult({ family: 'region', text: 'car<loc_1>', meta: META }, { region: { x1: 1, y1: 2, x2: 3, y2: 4 } }), {
+      instances: [{ label: 'car', box: [1, 2, 3, 4] }],
+    });
+    const seg = visualsFromResult({
+      family: 'segment',
+      instances: [{ polygons: [[1, 2, 3, 4, 5, 6]], label: '', score: 0.5 }],
+      meta: META,
+    });
     assert.deepEqual(seg.instances, [{ label: '', score: 0.5, polygons: [[1, 2, 3, 4, 5, 6]] }]);
   });
 });

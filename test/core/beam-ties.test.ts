@@ -64,8 +64,11 @@ function scriptedBackend(script: Script): ModelBackend {
 
 /** The reference's graphs faked: embeddings carry the token ids (dModel 1), and the decoder reads them back. */
 function scriptedReference(script: Script): ReferenceModel {
-  const session = (run: (feeds: Record<string, ort.Tensor>) => Record<string, ort.Tensor>) => ({ run: async (feeds: Record<string, ort.Tensor>) => run(feeds) }) as unknown as ort.InferenceSession;
-  const embed = session(({ input_ids }) => ({ inputs_embeds: new ort.Tensor('float32', Float32Array.from(input_ids.data as BigInt64Array, Number), [...input_ids.dims, 1]) }));
+  const session = (run: (feeds: Record<string, ort.Tensor>) => Record<string, ort.Tensor>) =>
+    ({ run: async (feeds: Record<string, ort.Tensor>) => run(feeds) }) as unknown as ort.InferenceSession;
+  const embed = session(({ input_ids }) => ({
+    inputs_embeds: new ort.Tensor('float32', Float32Array.from(input_ids.data as BigInt64Array, Number), [...input_ids.dims, 1]),
+  }));
   const decoder = session(({ inputs_embeds }) => {
     const [R, T] = inputs_embeds.dims;
     const ids = inputs_embeds.data as Float32Array;
@@ -74,7 +77,18 @@ function scriptedReference(script: Script): ReferenceModel {
     return { logits: new ort.Tensor('float32', logits, [R, T, V]) };
   });
   const unused = session(() => assert.fail('not used'));
-  return { vision: unused, embed, encoder: unused, decoder, layers: 0, heads: 1, headDim: 1, dModel: 1, vocabSize: V, release: async () => {} };
+  return {
+    vision: unused,
+    embed,
+    encoder: unused,
+    decoder,
+    layers: 0,
+    heads: 1,
+    headDim: 1,
+    dModel: 1,
+    vocabSize: V,
+    release: async () => {},
+  };
 }
 
 const encoder: EncoderStates = { states: new Float32Array(1), mask: BigInt64Array.of(1n), batch: 1, length: 1 };
@@ -101,8 +115,16 @@ describe('beam search ties (HF BeamHypotheses)', () => {
     for (const earlyStopping of [true, false]) {
       it(`the tied hypothesis added last wins: ${c.name}, early stopping ${earlyStopping}`, async () => {
         const ours = await generate(scriptedBackend(c.script), encoder, params(c.maxNewTokens, c.lengthPenalty, earlyStopping));
-        assert.deepEqual(ours.sequences.map((s) => s?.ids), [c.expected]);
-        const ref = await beamGenerate(scriptedReference(c.script), encoder, { numBeams: 2, maxNewTokens: c.maxNewTokens, lengthPenalty: c.lengthPenalty, earlyStopping });
+        assert.deepEqual(
+          ours.sequences.map((s) => s?.ids),
+          [c.expected],
+        );
+        const ref = await beamGenerate(scriptedReference(c.script), encoder, {
+          numBeams: 2,
+          maxNewTokens: c.maxNewTokens,
+          lengthPenalty: c.lengthPenalty,
+          earlyStopping,
+        });
         assert.deepEqual(ref, [c.expected]);
       });
     }

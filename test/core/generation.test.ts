@@ -21,12 +21,17 @@ import { generate } from '../../src/florence/generation/loop';
 import { carTiny, randomTiny, tinyModel } from '../helpers/synth-models';
 import { beamGenerate, encodeInputs as refEncode, loadReferenceModel } from '../helpers/reference-generation';
 
-
-const png = (width: number, height: number) => sharp({ create: { width, height, channels: 3, background: { r: 90, g: 140, b: 200 } } }).png().toBuffer();
+const png = (width: number, height: number) =>
+  sharp({ create: { width, height, channels: 3, background: { r: 90, g: 140, b: 200 } } })
+    .png()
+    .toBuffer();
 
 function close(actual: unknown, expected: unknown, tol = 1e-3, path = ''): void {
   if (Array.isArray(expected)) {
-    assert.ok(Array.isArray(actual) && actual.length === expected.length, `${path}: ${JSON.stringify(actual)} vs ${JSON.stringify(expected)}`);
+    assert.ok(
+      Array.isArray(actual) && actual.length === expected.length,
+      `${path}: ${JSON.stringify(actual)} vs ${JSON.stringify(expected)}`,
+    );
     expected.forEach((e, i) => close((actual as unknown[])[i], e, tol, `${path}[${i}]`));
   } else if (expected !== null && typeof expected === 'object') {
     assert.ok(actual !== null && typeof actual === 'object', `${path}: ${JSON.stringify(actual)}`);
@@ -38,7 +43,18 @@ function close(actual: unknown, expected: unknown, tol = 1e-3, path = ''): void 
 }
 
 const GENERATION = (numBeams: number, earlyStopping: boolean, maxNewTokens: number) => {
-  return { numBeams, earlyStopping, maxNewTokens, lengthPenalty: 1, noRepeatNgramSize: 3, decoderStartTokenId: 2, eosTokenId: 2, padTokenId: 1, forcedBosTokenId: 0, forcedEosTokenId: 2 };
+  return {
+    numBeams,
+    earlyStopping,
+    maxNewTokens,
+    lengthPenalty: 1,
+    noRepeatNgramSize: 3,
+    decoderStartTokenId: 2,
+    eosTokenId: 2,
+    padTokenId: 1,
+    forcedBosTokenId: 0,
+    forcedEosTokenId: 2,
+  };
 };
 
 describe('inference core', function () {
@@ -72,7 +88,11 @@ describe('inference core', function () {
           for (const earlyStopping of [true, false]) {
             const expected = await beamGenerate(ref, refEnc, { maxNewTokens: 12, numBeams, earlyStopping });
             const ours = await generate(backend, states, GENERATION(numBeams, earlyStopping, 12));
-            assert.deepEqual(ours.sequences.map((s) => s?.ids), expected, `num_beams ${numBeams}, early_stopping ${earlyStopping}`);
+            assert.deepEqual(
+              ours.sequences.map((s) => s?.ids),
+              expected,
+              `num_beams ${numBeams}, early_stopping ${earlyStopping}`,
+            );
           }
         }
       } finally {
@@ -86,16 +106,25 @@ describe('inference core', function () {
         [[testImage(640, 480, 1)], ['<OD>']],
         [[testImage(320, 200, 3)], ['<DENSE_REGION_CAPTION>']],
         [[testImage(500, 500, 4)], ['<CAPTION_TO_PHRASE_GROUNDING>a green car']],
-        [[testImage(640, 480, 5), testImage(200, 300, 6), testImage(400, 400, 7)], ['<OCR>', '<MORE_DETAILED_CAPTION>', '<OPEN_VOCABULARY_DETECTION>wheel']],
+        [
+          [testImage(640, 480, 5), testImage(200, 300, 6), testImage(400, 400, 7)],
+          ['<OCR>', '<MORE_DETAILED_CAPTION>', '<OPEN_VOCABULARY_DETECTION>wheel'],
+        ],
       ];
       for (const [images, tasks] of cases) {
         const { x, px, ids, mask } = await inputs(images, tasks);
-        const tjs = ((await model.generate({ ...x, max_new_tokens: 14, num_beams: 1, do_sample: false })) as { tolist(): bigint[][] }).tolist().map((r) => r.map(Number));
+        const tjs = ((await model.generate({ ...x, max_new_tokens: 14, num_beams: 1, do_sample: false })) as { tolist(): bigint[][] })
+          .tolist()
+          .map((r) => r.map(Number));
         const { states } = await encodeInputs(backend, px.data, px.dims as [number, number, number, number], ids.data, mask.data, 1024);
         const ours = await generate(backend, states, GENERATION(1, true, 14));
         // transformers.js keeps generating for finished rows of a batch; compare up to each row's EOS
         const cut = (r: number[]) => (r.indexOf(2, 1) < 0 ? r : r.slice(0, r.indexOf(2, 1) + 1));
-        assert.deepEqual(ours.sequences.map((s) => s?.ids), tjs.map(cut), tasks.join(' '));
+        assert.deepEqual(
+          ours.sequences.map((s) => s?.ids),
+          tjs.map(cut),
+          tasks.join(' '),
+        );
       }
     });
 
@@ -103,7 +132,10 @@ describe('inference core', function () {
       const { px, ids, mask } = await inputs([testImage(640, 480, 1)], ['<OD>']);
       const { states } = await encodeInputs(backend, px.data, px.dims as [number, number, number, number], ids.data, mask.data, 1024);
       let checks = 0;
-      await assert.rejects(generate(backend, states, GENERATION(3, true, 50), { shouldStop: () => ++checks > 4 }), (e: unknown) => e instanceof GenerationStopped && e.steps === 4);
+      await assert.rejects(
+        generate(backend, states, GENERATION(3, true, 50), { shouldStop: () => ++checks > 4 }),
+        (e: unknown) => e instanceof GenerationStopped && e.steps === 4,
+      );
       const next = await generate(backend, states, GENERATION(1, true, 5));
       assert.equal(next.sequences[0]?.ids.length, 6);
     });
@@ -120,7 +152,8 @@ describe('inference core', function () {
       },
       {
         name: 'OCR with regions',
-        script: 'CUDA<loc_414><loc_100><loc_932><loc_100><loc_932><loc_229><loc_414><loc_229>FOR ENGINEERS<loc_359><loc_241><loc_932><loc_241><loc_932><loc_298><loc_359><loc_298>',
+        script:
+          'CUDA<loc_414><loc_100><loc_932><loc_100><loc_932><loc_229><loc_414><loc_229>FOR ENGINEERS<loc_359><loc_241><loc_932><loc_241><loc_932><loc_298><loc_359><loc_298>',
         task: '<OCR_WITH_REGION>' as const,
         size: [403, 500],
         expected: {
@@ -137,7 +170,13 @@ describe('inference core', function () {
         task: '<CAPTION_TO_PHRASE_GROUNDING>' as const,
         text: 'A green car parked in front of a yellow building.',
         size: [640, 480],
-        expected: { bboxes: [[34.88, 158.64, 583.36, 374.64], [0.32, 4.08, 639.04, 305.04]], labels: ['A green car', 'a yellow building'] },
+        expected: {
+          bboxes: [
+            [34.88, 158.64, 583.36, 374.64],
+            [0.32, 4.08, 639.04, 305.04],
+          ],
+          labels: ['A green car', 'a yellow building'],
+        },
       },
       {
         name: 'referring segmentation',
@@ -154,7 +193,10 @@ describe('inference core', function () {
         const model = await Florence2.load(dir);
         try {
           for (const numBeams of [1, 3]) {
-            const r = await model.run({ image: await png(c.size[0], c.size[1]), task: c.task, text: c.text }, { generation: { numBeams, maxNewTokens: 64 } });
+            const r = await model.run(
+              { image: await png(c.size[0], c.size[1]), task: c.task, text: c.text },
+              { generation: { numBeams, maxNewTokens: 64 } },
+            );
             const { scores, ...parsed } = r.result as unknown as Record<string, unknown>;
             close(parsed, c.expected, 1e-3, c.name);
             assert.equal((scores as number[]).length, c.expected.labels.length);
@@ -180,7 +222,13 @@ describe('inference core', function () {
       };
       try {
         const pre = readPreprocessorConfig(JSON.parse(readFileSync(join(dir, 'preprocessor_config.json'), 'utf8')));
-        const parts = { backend: counting, tokenizer: FlorenceTokenizer.fromDir(dir), preprocess: preprocessOptionsFromConfig(pre), generation: config.generation, encoderMaxPositions: config.encoderMaxPositions };
+        const parts = {
+          backend: counting,
+          tokenizer: FlorenceTokenizer.fromDir(dir),
+          preprocess: preprocessOptionsFromConfig(pre),
+          generation: config.generation,
+          encoderMaxPositions: config.encoderMaxPositions,
+        };
         const shared = await png(640, 480);
         const other = await png(320, 960);
         const results = await runBatch(parts, [
@@ -189,8 +237,18 @@ describe('inference core', function () {
           { image: shared, task: '<OPEN_VOCABULARY_DETECTION>', text: 'a wheel' },
         ]);
         assert.deepEqual(visionBatches, [2]);
-        assert.deepEqual(results.map((r) => r.imageSize), [{ width: 640, height: 480 }, { width: 320, height: 960 }, { width: 640, height: 480 }]);
-        assert.deepEqual(results.map((r) => r.promptTokens), [9, 13, 10]);
+        assert.deepEqual(
+          results.map((r) => r.imageSize),
+          [
+            { width: 640, height: 480 },
+            { width: 320, height: 960 },
+            { width: 640, height: 480 },
+          ],
+        );
+        assert.deepEqual(
+          results.map((r) => r.promptTokens),
+          [9, 13, 10],
+        );
         close((results[1].result as { bboxes: number[][] }).bboxes, [[17.12, 320.16, 298.72, 743.52]]);
         close((results[2].result as { bboxes: number[][] }).bboxes, [[34.24, 160.08, 597.44, 371.76]]);
       } finally {
@@ -232,7 +290,12 @@ describe('inference core', function () {
       try {
         cpSync(src, tmp, { recursive: true });
         copyFileSync(join(tmp, 'onnx', 'embed_tokens.onnx'), join(tmp, 'onnx', 'vision_encoder.onnx'));
-        await assert.rejects(Florence2.load(tmp), (e: Error) => e instanceof ModelLoadError && /vision_encoder\.onnx is not a Florence-2 vision_encoder graph: missing input "pixel_values"/.test(e.message));
+        await assert.rejects(
+          Florence2.load(tmp),
+          (e: Error) =>
+            e instanceof ModelLoadError &&
+            /vision_encoder\.onnx is not a Florence-2 vision_encoder graph: missing input "pixel_values"/.test(e.message),
+        );
         assert.ok(readdirSync(tmp).includes('config.json'));
       } finally {
         rmSync(tmp, { recursive: true, force: true });

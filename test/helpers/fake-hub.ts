@@ -71,7 +71,11 @@ export const isLfs = (path: string) => path.endsWith('.onnx') || path === 'token
 function listFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true, recursive: true })
     .filter((e) => e.isFile())
-    .map((e) => relative(dir, join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).split(sep).join('/'))
+    .map((e) =>
+      relative(dir, join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))
+        .split(sep)
+        .join('/'),
+    )
     .sort();
 }
 
@@ -146,7 +150,12 @@ export class FakeHub {
 
   /** Logged requests for a file (downloads and metadata). */
   requestsFor(file: string, filter: Partial<Pick<LoggedRequest, 'server' | 'method'>> = {}): LoggedRequest[] {
-    return this.log.filter((r) => r.file === file && (filter.server === undefined || r.server === filter.server) && (filter.method === undefined || r.method === filter.method));
+    return this.log.filter(
+      (r) =>
+        r.file === file &&
+        (filter.server === undefined || r.server === filter.server) &&
+        (filter.method === undefined || r.method === filter.method),
+    );
   }
 
   async close(): Promise<void> {
@@ -157,10 +166,26 @@ export class FakeHub {
   }
 
   private record(server: 'hub' | 'cdn', req: http.IncomingMessage, status: number, file?: string): void {
-    this.log.push({ server, method: req.method ?? 'GET', url: req.url ?? '', file, range: req.headers.range, authorization: req.headers.authorization, status });
+    this.log.push({
+      server,
+      method: req.method ?? 'GET',
+      url: req.url ?? '',
+      file,
+      range: req.headers.range,
+      authorization: req.headers.authorization,
+      status,
+    });
   }
 
-  private error(server: 'hub' | 'cdn', req: http.IncomingMessage, res: http.ServerResponse, status: number, code: string | null, message: string, file?: string): void {
+  private error(
+    server: 'hub' | 'cdn',
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    status: number,
+    code: string | null,
+    message: string,
+    file?: string,
+  ): void {
     this.record(server, req, status, file);
     const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
     if (code) headers['x-error-code'] = code;
@@ -192,7 +217,8 @@ export class FakeHub {
     if (repo === undefined) return this.error('hub', req, res, 401, 'RepoNotFound', 'Repository not found');
     if (m[2] !== 'main' && m[2] !== repo.commit) return this.error('hub', req, res, 404, 'RevisionNotFound', `Invalid rev id: ${m[2]}`);
     const file = this.files.get(`${repo.id}\0${m[3]}`);
-    if (file === undefined || this.faults.notFound?.includes(m[3])) return this.error('hub', req, res, 404, 'EntryNotFound', `${m[3]} does not exist on "${m[2]}"`, m[3]);
+    if (file === undefined || this.faults.notFound?.includes(m[3]))
+      return this.error('hub', req, res, 404, 'EntryNotFound', `${m[3]} does not exist on "${m[2]}"`, m[3]);
     if (file.lfs) {
       // Like the Hub: the first answer states size and sha256; the bytes come from a signed CDN URL.
       const location = `${this.cdnOrigin}/cdn/${file.sha256}?file=${encodeURIComponent(file.path)}&X-Signature=fake`;
@@ -220,7 +246,13 @@ export class FakeHub {
   }
 
   /** Serves a file's bytes with Range support and the faults that apply. */
-  private serveBytes(server: 'hub' | 'cdn', req: http.IncomingMessage, res: http.ServerResponse, file: FileEntry, extra: http.OutgoingHttpHeaders): void {
+  private serveBytes(
+    server: 'hub' | 'cdn',
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    file: FileEntry,
+    extra: http.OutgoingHttpHeaders,
+  ): void {
     const f = this.faults;
     if (req.method !== 'HEAD' && f.unavailable?.file === file.path && f.unavailable.times > 0) {
       f.unavailable.times--;

@@ -31,7 +31,12 @@ export async function loadReferenceModel(dir: string, suffix = ''): Promise<Refe
   const t = config.text_config;
   const options: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 };
   const open = (name: string) => ort.InferenceSession.create(join(dir, 'onnx', `${name}${suffix}.onnx`), options);
-  const [vision, embed, encoder, decoder] = await Promise.all([open('vision_encoder'), open('embed_tokens'), open('encoder_model'), open('decoder_model_merged')]);
+  const [vision, embed, encoder, decoder] = await Promise.all([
+    open('vision_encoder'),
+    open('embed_tokens'),
+    open('encoder_model'),
+    open('decoder_model_merged'),
+  ]);
   return {
     vision,
     embed,
@@ -111,7 +116,8 @@ async function lastLogits(m: ReferenceModel, enc: Encoded, rowItem: number[], ro
   };
   for (let i = 0; i < m.layers; i++) {
     for (const part of ['decoder', 'encoder']) {
-      for (const kv of ['key', 'value']) feeds[`past_key_values.${i}.${part}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [R, m.heads, 0, m.headDim]);
+      for (const kv of ['key', 'value'])
+        feeds[`past_key_values.${i}.${part}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [R, m.heads, 0, m.headDim]);
     }
   }
   const { logits } = await m.decoder.run(feeds, ['logits']);
@@ -167,7 +173,12 @@ export async function greedyGenerate(m: ReferenceModel, enc: Encoded, p: Generat
   const seqs = Array.from({ length: enc.batch }, () => [DECODER_START]);
   const live = seqs.map((_, b) => b);
   while (live.length > 0) {
-    const logits = await lastLogits(m, enc, live, live.map((b) => seqs[b]));
+    const logits = await lastLogits(
+      m,
+      enc,
+      live,
+      live.map((b) => seqs[b]),
+    );
     for (let r = live.length - 1; r >= 0; r--) {
       const seq = seqs[live[r]];
       applyProcessors(logits[r], seq, maxLength, p.noRepeatNgram ?? 3);

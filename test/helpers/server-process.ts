@@ -31,10 +31,14 @@ export interface ServerProcess {
 
 /** Starts a server; resolves once it listens (workers may still be warming up: await `serving`). */
 export async function startServerProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--metrics-host', '127.0.0.1', ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', CLI, 'serve', '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--metrics-host', '127.0.0.1', ...args],
+    {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const logs: Record<string, unknown>[] = [];
   let stderrText = '';
   const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
@@ -65,8 +69,13 @@ export async function startServerProcess(args: string[], env: NodeJS.ProcessEnv 
   });
   const { port, metricsPort } = await listening;
   const address = `127.0.0.1:${port}`;
-  const pkg = grpc.loadPackageDefinition(loadFlorence2Package()) as unknown as { florence2: { v1: { Florence2: new (a: string, c: grpc.ChannelCredentials, o?: object) => Florence2Client } } };
-  const client = new pkg.florence2.v1.Florence2(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 });
+  const pkg = grpc.loadPackageDefinition(loadFlorence2Package()) as unknown as {
+    florence2: { v1: { Florence2: new (a: string, c: grpc.ChannelCredentials, o?: object) => Florence2Client } };
+  };
+  const client = new pkg.florence2.v1.Florence2(address, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': 64 << 20,
+    'grpc.max_send_message_length': 64 << 20,
+  });
   const healthPkg = grpc.loadPackageDefinition(protoLoader.loadSync(healthProtoPath, PROTO_LOADER_OPTIONS)) as any;
   const health = new healthPkg.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
   return {
@@ -108,20 +117,26 @@ export function call<Req, Res>(
   if (options.serverDeadlineMs !== undefined) md.set('grpc-timeout', `${Math.ceil(options.serverDeadlineMs)}m`);
   const callOptions: grpc.CallOptions = options.deadlineMs === undefined ? {} : { deadline: Date.now() + options.deadlineMs };
   return new Promise((res, rej) => {
-    (client as Record<string, Function>)[method](request, md, callOptions, (err: grpc.ServiceError | null, out: Res) => (err ? rej(err) : res(out)));
+    (client as Record<string, Function>)[method](request, md, callOptions, (err: grpc.ServiceError | null, out: Res) =>
+      err ? rej(err) : res(out),
+    );
   });
 }
 
 /** Health Check status of a service name ('' = the whole server). */
 export function healthStatus(p: ServerProcess, service = ''): Promise<string> {
-  return new Promise((res, rej) => p.health.Check({ service }, (err: grpc.ServiceError | null, out: { status: string }) => (err ? rej(err) : res(out.status))));
+  return new Promise((res, rej) =>
+    p.health.Check({ service }, (err: grpc.ServiceError | null, out: { status: string }) => (err ? rej(err) : res(out.status))),
+  );
 }
 
 /** Resolves once the Florence2 and health channels are connected (a first call then pays no connection setup). */
 export async function channelsReady(p: ServerProcess, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   await Promise.all(
-    [p.client as unknown as grpc.Client, p.health].map((c) => new Promise<void>((res, rej) => c.waitForReady(deadline, (err?: Error) => (err ? rej(err) : res())))),
+    [p.client as unknown as grpc.Client, p.health].map(
+      (c) => new Promise<void>((res, rej) => c.waitForReady(deadline, (err?: Error) => (err ? rej(err) : res()))),
+    ),
   );
 }
 
@@ -165,7 +180,9 @@ export async function waitForMetric(
 export type LogMatch = Record<string, unknown>;
 
 function logMatches(entry: Record<string, unknown>, match: LogMatch): boolean {
-  return Object.entries(match).every(([k, want]) => (want instanceof RegExp ? typeof entry[k] === 'string' && want.test(entry[k]) : entry[k] === want));
+  return Object.entries(match).every(([k, want]) =>
+    want instanceof RegExp ? typeof entry[k] === 'string' && want.test(entry[k]) : entry[k] === want,
+  );
 }
 
 /** The log lines from index `from` on that match. */
@@ -178,7 +195,11 @@ export function findLogs(p: ServerProcess, match: LogMatch, from = 0): Record<st
  * resolves with it. The server logs a request's outcome after recording it in the metrics, so a
  * request's log line also means its metrics are in.
  */
-export function waitForLog(p: ServerProcess, match: LogMatch, options: { from?: number; what?: string; timeoutMs?: number } = {}): Promise<Record<string, unknown>> {
+export function waitForLog(
+  p: ServerProcess,
+  match: LogMatch,
+  options: { from?: number; what?: string; timeoutMs?: number } = {},
+): Promise<Record<string, unknown>> {
   const what = options.what ?? `a server log line matching ${JSON.stringify(match, (_k, v) => (v instanceof RegExp ? String(v) : v))}`;
   return waitFor(() => findLogs(p, match, options.from)[0], { what, timeoutMs: options.timeoutMs });
 }

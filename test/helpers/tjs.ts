@@ -31,5 +31,8 @@ export async function loadTjsProcessor(dir: string): Promise<Florence2Processor>
 }
 
 export async function loadTjsModel(dir: string): Promise<Florence2ForConditionalGeneration> {
-  return (await Florence2ForConditionalGeneration.from_pretrained(localName(dir), { dtype: 'fp32', device: 'cpu' })) as Florence2ForConditionalGeneration;
+  return (await Florence2ForConditionalGeneration.from_pretrained(localName(dir), {
+    dtype: 'fp32',
+    device: 'cpu',
+  })) as Florence2ForConditionalGeneration;
 }

@@ -9,11 +9,22 @@
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import sharp from 'sharp';
-import { call, channelsReady, metricSample, scrapeMetrics, type ServerProcess, startServerProcess, waitForMetric } from '../helpers/server-process';
+import {
+  call,
+  channelsReady,
+  metricSample,
+  scrapeMetrics,
+  type ServerProcess,
+  startServerProcess,
+  waitForMetric,
+} from '../helpers/server-process';
 import { carTiny, randomTiny } from '../helpers/synth-models';
 import type { RunResponse__Output } from '../../src/generated/florence2/v1/RunResponse';
 
-const png = (width: number, height: number, shade: number) => sharp({ create: { width, height, channels: 3, background: { r: shade, g: 90, b: 200 } } }).png().toBuffer();
+const png = (width: number, height: number, shade: number) =>
+  sharp({ create: { width, height, channels: 3, background: { r: shade, g: 90, b: 200 } } })
+    .png()
+    .toBuffer();
 
 /** A Run request (the oneof member and its message) that asks for raw text and scores. */
 type Req = Record<string, object>;
@@ -22,10 +33,13 @@ const opts = (extra: object) => ({ include_raw_text: true, include_scores: true,
 
 /** What must not change when a request is batched: the decoded text (token ids), the parsed result and its scores. */
 function answerOf(r: RunResponse__Output): unknown {
-  const { meta, ...rest } = r[r.result!] as { meta: { raw_text: string; generated_tokens: number; image_width: number; image_height: number } };
+  const { meta, ...rest } = r[r.result!] as {
+    meta: { raw_text: string; generated_tokens: number; image_width: number; image_height: number };
+  };
   return { result: r.result, body: rest, raw: meta.raw_text, tokens: meta.generated_tokens, size: [meta.image_width, meta.image_height] };
 }
-const metaOf = (r: RunResponse__Output) => (r[r.result!] as { meta: { batch: { requests: number; rows: number; decoder_steps: number }; timings: { total_ms: number } } }).meta;
+const metaOf = (r: RunResponse__Output) =>
+  (r[r.result!] as { meta: { batch: { requests: number; rows: number; decoder_steps: number }; timings: { total_ms: number } } }).meta;
 
 const LONG = { num_beams: 3, max_new_tokens: 1000 };
 
@@ -49,7 +63,19 @@ function suite(name: string, model: () => Promise<string>): void {
       images = await Promise.all([png(320, 240, 40), png(500, 375, 120), png(200, 300, 200)]);
       blockImage = await png(64, 64, 10);
       // A long blocker (1000 tokens × 3 beams) needs a random model; the scripted one stops at once.
-      s = await startServerProcess(['--model', await model(), '--devices', 'cpu', '--max-queue-per-device', '16', '--max-queue-delay-ms', '0', '--max-batch-rows', '32', '--test-hooks']);
+      s = await startServerProcess([
+        '--model',
+        await model(),
+        '--devices',
+        'cpu',
+        '--max-queue-per-device',
+        '16',
+        '--max-queue-delay-ms',
+        '0',
+        '--max-batch-rows',
+        '32',
+        '--test-hooks',
+      ]);
       await s.serving;
       await channelsReady(s);
     });
@@ -63,7 +89,13 @@ function suite(name: string, model: () => Promise<string>): void {
       const b = blocker(s, blockWith);
       await waitForMetric(s, 'florence2_inflight_requests', { device: 'cpu:0' }, (v) => v === 1, 'the blocker to run');
       const answers = requests.map((r) => run(r));
-      await waitForMetric(s, 'florence2_queued_requests', { device: 'cpu:0' }, (v) => v === requests.length, 'every request to wait in the queue');
+      await waitForMetric(
+        s,
+        'florence2_queued_requests',
+        { device: 'cpu:0' },
+        (v) => v === requests.length,
+        'every request to wait in the queue',
+      );
       b.release();
       await b.done;
       return Promise.all(answers);
@@ -72,12 +104,30 @@ function suite(name: string, model: () => Promise<string>): void {
     const mixed = (): Req[] => [
       { detect: { image: { data: images[0] }, options: opts({ max_new_tokens: 12 }) } },
       { caption: { image: { data: images[1] }, detail: 'CAPTION_DETAIL_DETAILED', options: opts({ max_new_tokens: 20 }) } },
-      { phrase_grounding: { image: { data: images[2] }, caption: 'a red car next to a tall tree and a dog', options: opts({ max_new_tokens: 7 }) } },
-      { region: { image: { data: images[0] }, region: { x1: 10, y1: 20, x2: 200, y2: 180 }, task: 'REGION_TASK_DESCRIPTION', options: opts({ max_new_tokens: 15 }) } },
+      {
+        phrase_grounding: {
+          image: { data: images[2] },
+          caption: 'a red car next to a tall tree and a dog',
+          options: opts({ max_new_tokens: 7 }),
+        },
+      },
+      {
+        region: {
+          image: { data: images[0] },
+          region: { x1: 10, y1: 20, x2: 200, y2: 180 },
+          task: 'REGION_TASK_DESCRIPTION',
+          options: opts({ max_new_tokens: 15 }),
+        },
+      },
       { open_vocabulary: { image: { data: images[1] }, classes: ['car', 'traffic light'], options: opts({ max_new_tokens: 9 }) } },
       { ocr: { image: { data: images[2] }, with_regions: true, options: opts({ max_new_tokens: 25 }) } },
     ];
-    const withBeams = (rs: Req[]): Req[] => rs.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, { ...v, options: { ...(v as { options: object }).options, num_beams: 3 } }])));
+    const withBeams = (rs: Req[]): Req[] =>
+      rs.map((r) =>
+        Object.fromEntries(
+          Object.entries(r).map(([k, v]) => [k, { ...v, options: { ...(v as { options: object }).options, num_beams: 3 } }]),
+        ),
+      );
 
     for (const beams of [1, 3]) {
       it(`batching changes no answer: mixed tasks, prompts, image sizes and max_new_tokens, ${beams === 1 ? 'greedy' : '3 beams'}`, async () => {
@@ -94,7 +144,10 @@ function suite(name: string, model: () => Promise<string>): void {
     it('greedy and beam requests that wait together run in separate batches, in arrival order', async () => {
       const [g1, b1, g2] = [mixed()[0], withBeams(mixed())[1], mixed()[3]];
       const answers = await batched([g1, b1, g2], blockImage);
-      assert.deepEqual(answers.map((a) => metaOf(a).batch.requests), [2, 1, 2]);
+      assert.deepEqual(
+        answers.map((a) => metaOf(a).batch.requests),
+        [2, 1, 2],
+      );
     });
 
     it('an early finisher is answered before its batch ends', async () => {
@@ -134,8 +187,16 @@ function suite(name: string, model: () => Promise<string>): void {
     it('a worker killed during a batch gives UNAVAILABLE to each of its requests, and the next request succeeds', async () => {
       const b = blocker(s, blockImage);
       await waitForMetric(s, 'florence2_inflight_requests', { device: 'cpu:0' }, (v) => v === 1, 'the blocker to run');
-      const crash = run(mixed()[0], { 'x-florence2-test-crash': '1' }).then(() => 'OK', (e: grpc.ServiceError) => grpc.status[e.code]);
-      const mates = [mixed()[1], mixed()[3]].map((r) => run(r).then(() => 'OK', (e: grpc.ServiceError) => grpc.status[e.code]));
+      const crash = run(mixed()[0], { 'x-florence2-test-crash': '1' }).then(
+        () => 'OK',
+        (e: grpc.ServiceError) => grpc.status[e.code],
+      );
+      const mates = [mixed()[1], mixed()[3]].map((r) =>
+        run(r).then(
+          () => 'OK',
+          (e: grpc.ServiceError) => grpc.status[e.code],
+        ),
+      );
       await waitForMetric(s, 'florence2_queued_requests', { device: 'cpu:0' }, (v) => v === 3, 'the three to wait');
       b.release();
       assert.deepEqual(await Promise.all([crash, ...mates]), ['UNAVAILABLE', 'UNAVAILABLE', 'UNAVAILABLE']);
@@ -158,10 +219,26 @@ describe('batching through the server (scripted tiny model)', function () {
   before(async () => {
     images = await Promise.all([png(320, 240, 40), png(500, 375, 120), png(200, 300, 200)]);
     const model = await carTiny();
-    const full = (rows: number) => startServerProcess(['--model', model, '--devices', 'cpu', '--max-queue-per-device', '16', '--max-batch-rows', String(rows), '--max-queue-delay-ms', '60000']);
+    const full = (rows: number) =>
+      startServerProcess([
+        '--model',
+        model,
+        '--devices',
+        'cpu',
+        '--max-queue-per-device',
+        '16',
+        '--max-batch-rows',
+        String(rows),
+        '--max-queue-delay-ms',
+        '60000',
+      ]);
     let greedy: ServerProcess;
     let beams: ServerProcess;
-    [greedy, beams, aloneServer] = await Promise.all([full(7), full(21), startServerProcess(['--model', model, '--devices', 'cpu', '--max-batch-rows', '1'])]);
+    [greedy, beams, aloneServer] = await Promise.all([
+      full(7),
+      full(21),
+      startServerProcess(['--model', model, '--devices', 'cpu', '--max-batch-rows', '1']),
+    ]);
     batchedServers.set(1, greedy).set(3, beams);
     await Promise.all([greedy.serving, beams.serving, aloneServer.serving]);
   });
@@ -188,7 +265,10 @@ describe('batching through the server (scripted tiny model)', function () {
       for (const t of together) assert.equal(metaOf(t).batch.requests, requests.length, `one batch: ${JSON.stringify(metaOf(t).batch)}`);
       together.forEach((t, i) => assert.deepEqual(answerOf(t), answerOf(alone[i]), `request ${i} (${Object.keys(requests[i])[0]})`));
       // The script parses to the car box for detection.
-      assert.deepEqual((together[0].detect as { boxes: { label: string }[] }).boxes.map((b) => b.label), ['car']);
+      assert.deepEqual(
+        (together[0].detect as { boxes: { label: string }[] }).boxes.map((b) => b.label),
+        ['car'],
+      );
     });
   }
 });

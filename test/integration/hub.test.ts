@@ -33,7 +33,17 @@ import { randomTiny } from '../helpers/synth-models';
 
 const REPO = 'onnx-community/Florence-2-base-ft';
 const FP32_ONNX = ['onnx/decoder_model_merged.onnx', 'onnx/embed_tokens.onnx', 'onnx/encoder_model.onnx', 'onnx/vision_encoder.onnx'];
-const CONFIGS = ['added_tokens.json', 'config.json', 'generation_config.json', 'merges.txt', 'preprocessor_config.json', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.json'];
+const CONFIGS = [
+  'added_tokens.json',
+  'config.json',
+  'generation_config.json',
+  'merges.txt',
+  'preprocessor_config.json',
+  'special_tokens_map.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'vocab.json',
+];
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -42,7 +52,11 @@ function tree(dir: string): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { withFileTypes: true, recursive: true })
     .filter((e) => e.isFile())
-    .map((e) => relative(dir, join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).split(sep).join('/'))
+    .map((e) =>
+      relative(dir, join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))
+        .split(sep)
+        .join('/'),
+    )
     .sort();
 }
 
@@ -63,12 +77,18 @@ describe('hub: model download', function () {
   const homes: string[] = [];
 
   /** resolveModel against the fake with a fresh environment (no HF_TOKEN/offline from the shell). */
-  const resolve = (extra: Partial<ResolveSpec> = {}) => resolveModel({ name: 'base-ft', home, endpoint: hub.endpoint, env: {}, retryDelayMs: 5, timeoutMs: 10_000, ...extra });
+  const resolve = (extra: Partial<ResolveSpec> = {}) =>
+    resolveModel({ name: 'base-ft', home, endpoint: hub.endpoint, env: {}, retryDelayMs: 5, timeoutMs: 10_000, ...extra });
   const modelDir = () => join(home, 'models', 'onnx-community--Florence-2-base-ft', 'main');
 
   before(async () => {
     source = await randomTiny(); // fp32 + fp16 graphs, plus decoder_model.onnx and synthetic.json that a pull must skip
-    hub = await FakeHub.start({ repos: [{ id: REPO, dir: source }, { id: 'acme/tiny', dir: source }] });
+    hub = await FakeHub.start({
+      repos: [
+        { id: REPO, dir: source },
+        { id: 'acme/tiny', dir: source },
+      ],
+    });
   });
   after(async () => {
     await hub?.close();
@@ -107,13 +127,27 @@ describe('hub: model download', function () {
     assert.deepEqual(Object.keys(m.files).sort(), [...CONFIGS, ...FP32_ONNX].sort());
     assert.deepEqual(m.files['onnx/encoder_model.onnx'], { ...hub.fileInfo(REPO, 'onnx/encoder_model.onnx'), verified: true });
     assert.equal(m.files['config.json'].verified, false); // small git file: size only
-    assert.deepEqual(m.dtypes, { vision_encoder: ['fp32'], embed_tokens: ['fp32'], encoder_model: ['fp32'], decoder_model_merged: ['fp32'] });
+    assert.deepEqual(m.dtypes, {
+      vision_encoder: ['fp32'],
+      embed_tokens: ['fp32'],
+      encoder_model: ['fp32'],
+      decoder_model_merged: ['fp32'],
+    });
 
     // LFS files: the Hub answers 302 (HEAD and GET), the bytes come from the CDN host.
     const lfs = hub.requestsFor('onnx/vision_encoder.onnx');
-    assert.deepEqual(lfs.map((q) => `${q.server} ${q.method} ${q.status}`), ['hub HEAD 302', 'hub GET 302', 'cdn GET 200']);
-    assert.ok(lfs.every((q) => q.url.includes(hub.commitOf(REPO)) || q.server === 'cdn'), 'files are fetched at the pinned commit');
-    assert.deepEqual(hub.requestsFor('config.json').map((q) => `${q.server} ${q.method} ${q.status}`), ['hub HEAD 200', 'hub GET 200']);
+    assert.deepEqual(
+      lfs.map((q) => `${q.server} ${q.method} ${q.status}`),
+      ['hub HEAD 302', 'hub GET 302', 'cdn GET 200'],
+    );
+    assert.ok(
+      lfs.every((q) => q.url.includes(hub.commitOf(REPO)) || q.server === 'cdn'),
+      'files are fetched at the pinned commit',
+    );
+    assert.deepEqual(
+      hub.requestsFor('config.json').map((q) => `${q.server} ${q.method} ${q.status}`),
+      ['hub HEAD 200', 'hub GET 200'],
+    );
 
     // Progress: per file and overall, ending at the total.
     const total = [...CONFIGS, ...FP32_ONNX].reduce((a, f) => a + statSync(join(source, f)).size, 0);
@@ -125,7 +159,12 @@ describe('hub: model download', function () {
 
     const model = await Florence2.load(r.dir);
     try {
-      assert.deepEqual(Object.values(model.files).map((f) => relative(r.dir, f).split(sep).join('/')).sort(), FP32_ONNX);
+      assert.deepEqual(
+        Object.values(model.files)
+          .map((f) => relative(r.dir, f).split(sep).join('/'))
+          .sort(),
+        FP32_ONNX,
+      );
     } finally {
       await model.release();
     }
@@ -163,14 +202,20 @@ describe('hub: model download', function () {
     assert.equal(existsSync(modelDir()), false);
     assert.equal(await modelPath('base-ft', home), null);
     assert.equal(existsSync(`${modelDir()}.lock`), false);
-    assert.deepEqual((await listModels(home)).map((m) => m.state), ['partial']);
+    assert.deepEqual(
+      (await listModels(home)).map((m) => m.state),
+      ['partial'],
+    );
 
     hub.log.length = 0;
     const starts: DownloadProgress[] = [];
     const r = await resolve({ onProgress: (p) => p.event === 'start' && starts.push({ ...p }) });
     assert.equal(r.downloaded, true);
     const gets = hub.requestsFor(file, { server: 'cdn', method: 'GET' });
-    assert.deepEqual(gets.map((g) => g.range), [`bytes=${cut}-`]);
+    assert.deepEqual(
+      gets.map((g) => g.range),
+      [`bytes=${cut}-`],
+    );
     // Progress counts the resumed bytes from the start.
     assert.equal(starts.find((p) => p.file === file)?.fileBytes, cut);
     assert.equal(starts.find((p) => p.file === 'onnx/embed_tokens.onnx')?.fileBytes, hub.fileInfo(REPO, 'onnx/embed_tokens.onnx').size);
@@ -186,7 +231,13 @@ describe('hub: model download', function () {
     hub.faults.ignoreRange = true;
     const r = await resolve();
     const gets = hub.requestsFor(file, { server: 'cdn', method: 'GET' });
-    assert.deepEqual(gets.map((g) => [g.range, g.status]), [[undefined, 200], ['bytes=500000-', 200]]);
+    assert.deepEqual(
+      gets.map((g) => [g.range, g.status]),
+      [
+        [undefined, 200],
+        ['bytes=500000-', 200],
+      ],
+    );
     assert.equal(sha256(join(r.dir, file)), hub.fileInfo(REPO, file).sha256);
   });
 
@@ -227,7 +278,10 @@ describe('hub: model download', function () {
     const offline = await resolve({ env: { FLORENCE2_OFFLINE: 'true' }, endpoint: 'http://127.0.0.1:9' });
     assert.equal(offline.dir, r.dir);
     assert.equal(offline.downloaded, false);
-    await assert.rejects(resolve({ offline: true, dtype: 'fp16' }), (e: Error) => e instanceof OfflineError && e.message.includes('onnx/vision_encoder_fp16.onnx'));
+    await assert.rejects(
+      resolve({ offline: true, dtype: 'fp16' }),
+      (e: Error) => e instanceof OfflineError && e.message.includes('onnx/vision_encoder_fp16.onnx'),
+    );
     assert.equal(hub.log.length, 0);
   });
 
@@ -248,7 +302,10 @@ describe('hub: model download', function () {
       assert.ok(hubRequests.length > 0 && cdnRequests.length > 0);
       assert.ok(hubRequests.every((q) => q.authorization === 'Bearer hf_secret'));
       assert.ok(cdnRequests.every((q) => q.authorization === undefined));
-      await assert.rejects(resolveModel({ name: 'large', home, endpoint: secure.endpoint, env: {}, token: 'wrong' }), /HF_TOKEN was rejected/);
+      await assert.rejects(
+        resolveModel({ name: 'large', home, endpoint: secure.endpoint, env: {}, token: 'wrong' }),
+        /HF_TOKEN was rejected/,
+      );
     } finally {
       await secure.close();
     }
@@ -257,7 +314,12 @@ describe('hub: model download', function () {
   it('fetches the ONNX file of the dtype chosen per module, and adds another dtype to a cached folder', async () => {
     const r = await resolve({ dtype: parseDtypeArg('vision_encoder=fp16,embed_tokens=fp16') });
     const onnx = tree(r.dir).filter((f) => f.startsWith('onnx/'));
-    assert.deepEqual(onnx, ['onnx/decoder_model_merged.onnx', 'onnx/embed_tokens_fp16.onnx', 'onnx/encoder_model.onnx', 'onnx/vision_encoder_fp16.onnx']);
+    assert.deepEqual(onnx, [
+      'onnx/decoder_model_merged.onnx',
+      'onnx/embed_tokens_fp16.onnx',
+      'onnx/encoder_model.onnx',
+      'onnx/vision_encoder_fp16.onnx',
+    ]);
     assert.deepEqual(await resolve({ device: 'cuda' }).then((x) => x.downloaded), false); // the cuda default is that table
 
     hub.log.length = 0;
@@ -266,11 +328,19 @@ describe('hub: model download', function () {
     const fetched = hub.log.filter((q) => q.file !== undefined && (q.server === 'cdn' || q.status === 200)).map((q) => q.file);
     assert.deepEqual([...new Set(fetched)].sort(), ['onnx/decoder_model_merged_fp16.onnx', 'onnx/encoder_model_fp16.onnx']);
     const m = await readManifest(r.dir);
-    assert.deepEqual(m?.dtypes, { vision_encoder: ['fp16'], embed_tokens: ['fp16'], encoder_model: ['fp32', 'fp16'], decoder_model_merged: ['fp32', 'fp16'] });
+    assert.deepEqual(m?.dtypes, {
+      vision_encoder: ['fp16'],
+      embed_tokens: ['fp16'],
+      encoder_model: ['fp32', 'fp16'],
+      decoder_model_merged: ['fp32', 'fp16'],
+    });
     const model = await Florence2.load(r.dir, { dtype: 'fp16' });
     await model.release();
 
-    await assert.rejects(resolve({ dtype: 'q4' }), /onnx\/vision_encoder_q4\.onnx \(dtype q4 of vision_encoder; this repository has fp32, fp16\)/);
+    await assert.rejects(
+      resolve({ dtype: 'q4' }),
+      /onnx\/vision_encoder_q4\.onnx \(dtype q4 of vision_encoder; this repository has fp32, fp16\)/,
+    );
   });
 
   it('names the missing file on a 404 and the repository when it does not exist, leaving nothing behind', async () => {
@@ -290,7 +360,10 @@ describe('hub: model download', function () {
     hub.faults.unavailable = { file: 'config.json', times: 2 };
     const r = await resolve({ retries: 2 });
     assert.equal(r.downloaded, true);
-    assert.deepEqual(hub.requestsFor('config.json', { method: 'GET' }).map((q) => q.status), [503, 503, 200]);
+    assert.deepEqual(
+      hub.requestsFor('config.json', { method: 'GET' }).map((q) => q.status),
+      [503, 503, 200],
+    );
 
     rmSync(join(home, 'models'), { recursive: true });
     hub.faults.unavailable = { file: 'config.json', times: 5 };
@@ -369,7 +442,21 @@ describe('hub: model download', function () {
       assert.equal(c.out.stdout, '');
       hub.faults = {};
 
-      for (const argv of [[], ['frobnicate'], ['pull'], ['pull', 'base-ft', 'extra'], ['pull', 'no such'], ['pull', 'base-ft', '--dtype', 'fp64'], ['pull', 'base-ft', '--dtype', 'vision=fp16'], ['pull', 'base-ft', '--device', 'tpu'], ['pull', 'base-ft', '--bogus'], ['list', 'x'], ['path'], ['rm'], ['pull', 'base-ft', '--revision']]) {
+      for (const argv of [
+        [],
+        ['frobnicate'],
+        ['pull'],
+        ['pull', 'base-ft', 'extra'],
+        ['pull', 'no such'],
+        ['pull', 'base-ft', '--dtype', 'fp64'],
+        ['pull', 'base-ft', '--dtype', 'vision=fp16'],
+        ['pull', 'base-ft', '--device', 'tpu'],
+        ['pull', 'base-ft', '--bogus'],
+        ['list', 'x'],
+        ['path'],
+        ['rm'],
+        ['pull', 'base-ft', '--revision'],
+      ]) {
         c = capture();
         assert.equal(await models(argv, env(), c.io), 2, `${argv.join(' ')}: ${c.out.stderr}`);
         assert.ok(c.out.stderr.length > 0);
@@ -380,7 +467,10 @@ describe('hub: model download', function () {
         assert.match(c.out.stdout, /^Usage: florence2 models/);
         assert.match(c.out.stdout, /Exit codes:/);
       }
-      assert.deepEqual(hub.log.filter((q) => q.method === 'GET' && q.server === 'cdn' && q.file !== 'tokenizer.json'), []);
+      assert.deepEqual(
+        hub.log.filter((q) => q.method === 'GET' && q.server === 'cdn' && q.file !== 'tokenizer.json'),
+        [],
+      );
     });
 
     it('draws a progress bar on a terminal', async () => {

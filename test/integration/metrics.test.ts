@@ -26,7 +26,12 @@ function parseSamples(text: string): Sample[] {
 
 /** The value of the one sample with `name` and exactly-matching `labels` (undefined when absent). */
 function valueOf(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const hits = samples.filter((s) => s.name === name && Object.keys(labels).length === Object.keys(s.labels).length && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  const hits = samples.filter(
+    (s) =>
+      s.name === name &&
+      Object.keys(labels).length === Object.keys(s.labels).length &&
+      Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  );
   assert.ok(hits.length <= 1, `${hits.length} samples for ${name} ${JSON.stringify(labels)}`);
   return hits[0]?.value;
 }
@@ -38,7 +43,9 @@ function http(port: number, path: string, method = 'GET'): Promise<{ status: num
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body, allow: res.headers.allow }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body, allow: res.headers.allow }),
+      );
     });
     req.on('error', reject);
     req.end();
@@ -104,7 +111,10 @@ describe('metrics', () => {
       assert.equal((await http(s.port, '/livez')).status, 200);
       live = false;
       assert.equal((await http(s.port, '/livez')).status, 503);
-      await assert.rejects(startMetricsServer({ metrics: m, host: '127.0.0.1', port: s.port, isReady: () => true }), /metrics endpoint: cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
+      await assert.rejects(
+        startMetricsServer({ metrics: m, host: '127.0.0.1', port: s.port, isReady: () => true }),
+        /metrics endpoint: cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/,
+      );
       await Promise.all([s.close(), s.close()]);
       await s.close();
     });
@@ -188,16 +198,19 @@ describe('metrics', () => {
       const s = await scrape();
       assert.equal(valueOf(s, 'florence2_queue_wait_seconds_count', { device: 'cpu:1' }), 1);
       assert.equal(valueOf(s, 'florence2_queue_wait_seconds_sum', { device: 'cpu:1' }), 0.05);
-      for (const [stage, sec] of [['preprocess', 0.01], ['vision', 0.2], ['encoder', 0.03], ['decode', 0.4], ['postprocess', 0.001]] as const) {
+      for (const [stage, sec] of [
+        ['preprocess', 0.01],
+        ['vision', 0.2],
+        ['encoder', 0.03],
+        ['decode', 0.4],
+        ['postprocess', 0.001],
+      ] as const) {
         assert.equal(valueOf(s, 'florence2_stage_duration_seconds_sum', { stage }), sec, stage);
       }
-      assert.deepEqual([...new Set(s.filter((x) => x.name.startsWith('florence2_stage_duration_seconds')).map((x) => x.labels.stage))].sort(), [
-        'decode',
-        'encoder',
-        'postprocess',
-        'preprocess',
-        'vision',
-      ]);
+      assert.deepEqual(
+        [...new Set(s.filter((x) => x.name.startsWith('florence2_stage_duration_seconds')).map((x) => x.labels.stage))].sort(),
+        ['decode', 'encoder', 'postprocess', 'preprocess', 'vision'],
+      );
       assert.equal(valueOf(s, 'florence2_prompt_tokens_total', { task: 'caption' }), 14);
       assert.equal(valueOf(s, 'florence2_generated_tokens_total', { task: 'caption' }), 25);
     });
@@ -241,7 +254,9 @@ describe('metrics', () => {
       metrics.setModelInfo({ model: 'Florence-2-base', dtype: 'fp16', serverVersion: '0.1.0' });
       const s = await scrape();
       const info = s.filter((x) => x.name === 'florence2_model_info');
-      assert.deepEqual(info, [{ name: 'florence2_model_info', labels: { model: 'Florence-2-base', dtype: 'fp16', server_version: '0.1.0' }, value: 1 }]);
+      assert.deepEqual(info, [
+        { name: 'florence2_model_info', labels: { model: 'Florence-2-base', dtype: 'fp16', server_version: '0.1.0' }, value: 1 },
+      ]);
     });
 
     it('each Metrics has its own registry (no duplicate-registration errors)', async () => {

@@ -34,7 +34,10 @@ import type { StreamResponse__Output } from '../../src/generated/florence2/v1/St
 
 const CAR_BOX_640x480 = [34.24, 160.08, 597.44, 371.76];
 
-const png = (width: number, height: number, shade = 120) => sharp({ create: { width, height, channels: 3, background: { r: shade, g: 90, b: 200 } } }).png().toBuffer();
+const png = (width: number, height: number, shade = 120) =>
+  sharp({ create: { width, height, channels: 3, background: { r: shade, g: 90, b: 200 } } })
+    .png()
+    .toBuffer();
 
 async function rejectsWith(p: Promise<unknown>, code: grpc.status, detail?: RegExp): Promise<grpc.ServiceError> {
   try {
@@ -82,7 +85,10 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
   });
 
   it('Detect finds the scripted car, scaled to the image, with a score when asked', async () => {
-    const r = await call<object, DetectResponse__Output>(s.client, 'Detect', { image: { data: image }, options: { include_scores: true, include_raw_text: true } });
+    const r = await call<object, DetectResponse__Output>(s.client, 'Detect', {
+      image: { data: image },
+      options: { include_scores: true, include_raw_text: true },
+    });
     assert.equal(r.boxes.length, 1);
     near([r.boxes[0].x1, r.boxes[0].y1, r.boxes[0].x2, r.boxes[0].y2], CAR_BOX_640x480);
     assert.equal(r.boxes[0].label, 'car');
@@ -96,32 +102,62 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
   });
 
   it('every typed RPC answers with its typed result', async () => {
-    const cap = await call<object, CaptionResponse__Output>(s.client, 'Caption', { image: { data: image }, detail: 'CAPTION_DETAIL_PARAGRAPH' });
+    const cap = await call<object, CaptionResponse__Output>(s.client, 'Caption', {
+      image: { data: image },
+      detail: 'CAPTION_DETAIL_PARAGRAPH',
+    });
     assert.equal(cap.text, 'car<loc_53><loc_333><loc_933><loc_774>');
-    const ov = await call<object, OpenVocabularyResponse__Output>(s.client, 'DetectOpenVocabulary', { image: { data: image }, classes: ['automobile', 'truck'] });
-    assert.deepEqual(ov.boxes.map((b) => b.label), ['automobile', 'truck']);
+    const ov = await call<object, OpenVocabularyResponse__Output>(s.client, 'DetectOpenVocabulary', {
+      image: { data: image },
+      classes: ['automobile', 'truck'],
+    });
+    assert.deepEqual(
+      ov.boxes.map((b) => b.label),
+      ['automobile', 'truck'],
+    );
     near([ov.boxes[1].x1, ov.boxes[1].y1, ov.boxes[1].x2, ov.boxes[1].y2], CAR_BOX_640x480);
-    const pg = await call<object, DetectResponse__Output>(s.client, 'GroundPhrases', { image: { data: image }, caption: 'A car on a road.' });
-    assert.deepEqual(pg.boxes.map((b) => b.label), ['car']);
-    const seg = await call<object, SegmentResponse__Output>(s.client, 'Segment', { image: { data: image }, referring_expression: 'the car' });
+    const pg = await call<object, DetectResponse__Output>(s.client, 'GroundPhrases', {
+      image: { data: image },
+      caption: 'A car on a road.',
+    });
+    assert.deepEqual(
+      pg.boxes.map((b) => b.label),
+      ['car'],
+    );
+    const seg = await call<object, SegmentResponse__Output>(s.client, 'Segment', {
+      image: { data: image },
+      referring_expression: 'the car',
+    });
     assert.equal(seg.instances.length, 1);
     near(seg.instances[0].polygons[0].coords, CAR_BOX_640x480);
-    const seg2 = await call<object, SegmentResponse__Output>(s.client, 'Segment', { image: { data: image }, region: { x1: 10, y1: 10, x2: 300, y2: 200 } });
+    const seg2 = await call<object, SegmentResponse__Output>(s.client, 'Segment', {
+      image: { data: image },
+      region: { x1: 10, y1: 10, x2: 300, y2: 200 },
+    });
     assert.equal(seg2.instances.length, 1);
     const ocr = await call<object, OcrResponse__Output>(s.client, 'Ocr', { image: { data: image } });
     assert.equal(ocr.text, 'car<loc_53><loc_333><loc_933><loc_774>');
     const ocrr = await call<object, OcrResponse__Output>(s.client, 'Ocr', { image: { data: image }, with_regions: true });
     assert.deepEqual(ocrr.lines, []);
-    const reg = await call<object, RegionResponse__Output>(s.client, 'DescribeRegion', { image: { data: image }, region: { x1: 33, y1: 160, x2: 597, y2: 371 }, task: 'REGION_TASK_DESCRIPTION' });
+    const reg = await call<object, RegionResponse__Output>(s.client, 'DescribeRegion', {
+      image: { data: image },
+      region: { x1: 33, y1: 160, x2: 597, y2: 371 },
+      task: 'REGION_TASK_DESCRIPTION',
+    });
     assert.equal(reg.text, 'car<loc_53><loc_333><loc_933><loc_774>');
-    const run = await call<object, RunResponse__Output>(s.client, 'Run', { detect: { image: { data: image }, kind: 'DETECT_KIND_DENSE_REGION_CAPTIONS' } });
+    const run = await call<object, RunResponse__Output>(s.client, 'Run', {
+      detect: { image: { data: image }, kind: 'DETECT_KIND_DENSE_REGION_CAPTIONS' },
+    });
     assert.equal(run.result, 'detect');
     assert.equal(run.detect!.boxes[0].label, 'car');
   });
 
   it('GetModelInfo describes the model, devices, limits and versions', async () => {
     const info = await call<object, ModelInfo__Output>(s.client, 'GetModelInfo', {});
-    assert.deepEqual(info.devices.map((d) => d.name), ['cpu:0', 'cpu:1']);
+    assert.deepEqual(
+      info.devices.map((d) => d.name),
+      ['cpu:0', 'cpu:1'],
+    );
     assert.equal(info.files.decoder_model_merged, 'decoder_model_merged.onnx');
     assert.equal(Number(info.limits!.max_image_pixels), 4000000);
     assert.equal(info.default_num_beams, 3);
@@ -132,7 +168,9 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
 
   it('server reflection lists the Florence2 and health services and serves their descriptors', async () => {
     const reflectionProto = require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto');
-    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(reflectionProto, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true })) as any;
+    const pkg = grpc.loadPackageDefinition(
+      protoLoader.loadSync(reflectionProto, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true }),
+    ) as any;
     const client = new pkg.grpc.reflection.v1.ServerReflection(s.address, grpc.credentials.createInsecure());
     const ask = (req: object) =>
       new Promise<any>((resolve, reject) => {
@@ -188,7 +226,9 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
     for (let i = 0; i < 300; i++) stream.write({ request_id: `x${i}`, request: { detect: { image: { data: Buffer.from('nope') } } } });
     stream.end();
     // Resume only once the server has answered all 300 (it logs each failure) while nothing was read.
-    await waitFor(() => findLogs(s, { msg: 'request failed', requestId: /:x\d+$/ }).length >= 300, { what: 'the server to answer all 300 stream requests' });
+    await waitFor(() => findLogs(s, { msg: 'request failed', requestId: /:x\d+$/ }).length >= 300, {
+      what: 'the server to answer all 300 stream requests',
+    });
     assert.equal(ids.length, 0, 'nothing was read while paused');
     stream.resume();
     await done;
@@ -197,7 +237,9 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
   });
 
   it('both device pools receive work', async () => {
-    const results = await Promise.all(Array.from({ length: 8 }, () => call<object, DetectResponse__Output>(s.client, 'Detect', { image: { data: image } })));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => call<object, DetectResponse__Output>(s.client, 'Detect', { image: { data: image } })),
+    );
     const devices = new Set(results.map((r) => r.meta!.device));
     assert.deepEqual([...devices].sort(), ['cpu:0', 'cpu:1']);
   });
@@ -205,15 +247,33 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
   describe('INVALID_ARGUMENT names the field and the limit', () => {
     it('missing or undecodable image', async () => {
       await rejectsWith(call(s.client, 'Detect', {}), grpc.status.INVALID_ARGUMENT, /`image\.data` is required/);
-      await rejectsWith(call(s.client, 'Detect', { image: { data: Buffer.from('GIF89a garbage') } }), grpc.status.INVALID_ARGUMENT, /`image\.data` is not a decodable image/);
+      await rejectsWith(
+        call(s.client, 'Detect', { image: { data: Buffer.from('GIF89a garbage') } }),
+        grpc.status.INVALID_ARGUMENT,
+        /`image\.data` is not a decodable image/,
+      );
     });
     it('more pixels than the limit, refused from the header', async () => {
-      const big = await sharp({ create: { width: 2100, height: 2000, channels: 3, background: 'white' } }).png().toBuffer();
-      await rejectsWith(call(s.client, 'Detect', { image: { data: big } }), grpc.status.INVALID_ARGUMENT, /`image\.data` is 2100x2000 = 4200000 pixels; the limit is 4000000/);
+      const big = await sharp({ create: { width: 2100, height: 2000, channels: 3, background: 'white' } })
+        .png()
+        .toBuffer();
+      await rejectsWith(
+        call(s.client, 'Detect', { image: { data: big } }),
+        grpc.status.INVALID_ARGUMENT,
+        /`image\.data` is 2100x2000 = 4200000 pixels; the limit is 4000000/,
+      );
     });
     it('text missing where required', async () => {
-      await rejectsWith(call(s.client, 'GroundPhrases', { image: { data: image }, caption: '  ' }), grpc.status.INVALID_ARGUMENT, /`caption` is required/);
-      await rejectsWith(call(s.client, 'DetectOpenVocabulary', { image: { data: image }, classes: [] }), grpc.status.INVALID_ARGUMENT, /`classes`/);
+      await rejectsWith(
+        call(s.client, 'GroundPhrases', { image: { data: image }, caption: '  ' }),
+        grpc.status.INVALID_ARGUMENT,
+        /`caption` is required/,
+      );
+      await rejectsWith(
+        call(s.client, 'DetectOpenVocabulary', { image: { data: image }, classes: [] }),
+        grpc.status.INVALID_ARGUMENT,
+        /`classes`/,
+      );
       await rejectsWith(call(s.client, 'Segment', { image: { data: image } }), grpc.status.INVALID_ARGUMENT, /`target` is required/);
       await rejectsWith(call(s.client, 'Run', {}), grpc.status.INVALID_ARGUMENT, /`task` is required/);
     });
@@ -225,13 +285,24 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
       );
     });
     it('generation overrides beyond the limits', async () => {
-      await rejectsWith(call(s.client, 'Detect', { image: { data: image }, options: { num_beams: 9 } }), grpc.status.INVALID_ARGUMENT, /`options\.num_beams` must be <= 8\. Given: 9/);
-      await rejectsWith(call(s.client, 'Run', { detect: { image: { data: image }, options: { max_new_tokens: 5000 } } }), grpc.status.INVALID_ARGUMENT, /`detect\.options\.max_new_tokens` must be <= 1024/);
+      await rejectsWith(
+        call(s.client, 'Detect', { image: { data: image }, options: { num_beams: 9 } }),
+        grpc.status.INVALID_ARGUMENT,
+        /`options\.num_beams` must be <= 8\. Given: 9/,
+      );
+      await rejectsWith(
+        call(s.client, 'Run', { detect: { image: { data: image }, options: { max_new_tokens: 5000 } } }),
+        grpc.status.INVALID_ARGUMENT,
+        /`detect\.options\.max_new_tokens` must be <= 1024/,
+      );
     });
   });
 
   it('a worker killed on purpose is replaced: its request gets UNAVAILABLE, the next succeeds, a restart is counted', async () => {
-    await rejectsWith(call(s.client, 'Detect', { image: { data: image } }, { metadata: { 'x-florence2-test-crash': '1' } }), grpc.status.UNAVAILABLE);
+    await rejectsWith(
+      call(s.client, 'Detect', { image: { data: image } }, { metadata: { 'x-florence2-test-crash': '1' } }),
+      grpc.status.UNAVAILABLE,
+    );
     for (let i = 0; i < 4; i++) {
       const r = await call<object, DetectResponse__Output>(s.client, 'Detect', { image: { data: image } });
       assert.equal(r.boxes[0].label, 'car');
@@ -248,7 +319,14 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
     assert.ok((sample(text, 'florence2_request_duration_seconds_count', { task: 'od' }) ?? 0) >= 10);
     assert.ok((sample(text, 'florence2_stage_duration_seconds_count', { stage: 'decode' }) ?? 0) >= 10);
     assert.ok((sample(text, 'florence2_generated_tokens_total', { task: 'od' }) ?? 0) >= 70);
-    for (const family of ['florence2_queue_wait_seconds_bucket', 'florence2_inflight_requests', 'florence2_queued_requests', 'florence2_worker_busy_ratio', 'florence2_model_info', 'florence2_process_cpu_user_seconds_total']) {
+    for (const family of [
+      'florence2_queue_wait_seconds_bucket',
+      'florence2_inflight_requests',
+      'florence2_queued_requests',
+      'florence2_worker_busy_ratio',
+      'florence2_model_info',
+      'florence2_process_cpu_user_seconds_total',
+    ]) {
       assert.notEqual(sample(text, family), null, `${family} missing`);
     }
     const busy = sample(text, 'florence2_worker_busy_ratio', { device: 'cpu:0' })!;
@@ -266,7 +344,16 @@ describe('gRPC server (random model: long generations, one pool, small queue)', 
 
   before(async () => {
     image = await png(320, 240, 40);
-    s = await startServerProcess(['--model', await randomTiny(), '--devices', 'cpu', '--max-queue-per-device', '2', '--shutdown-grace-ms', '60000']);
+    s = await startServerProcess([
+      '--model',
+      await randomTiny(),
+      '--devices',
+      'cpu',
+      '--max-queue-per-device',
+      '2',
+      '--shutdown-grace-ms',
+      '60000',
+    ]);
     await s.serving;
     // Connected now, so no test's shutdown window pays for connection setup.
     await channelsReady(s);
@@ -283,7 +370,10 @@ describe('gRPC server (random model: long generations, one pool, small queue)', 
     // A deadline only the server enforces (see `call`), so it is the server's deadline that stops the
     // request, never a client cancel that happened to arrive first. 1.5 s: far less than LONG runs
     // (about 15 s unloaded).
-    await rejectsWith(call(s.client, 'Detect', { image: { data: image }, options: LONG }, { serverDeadlineMs: 1500 }), grpc.status.DEADLINE_EXCEEDED);
+    await rejectsWith(
+      call(s.client, 'Detect', { image: { data: image }, options: LONG }, { serverDeadlineMs: 1500 }),
+      grpc.status.DEADLINE_EXCEEDED,
+    );
     // Answered at the deadline; then the worker confirms that it dropped the request mid-generation.
     await waitForLog(s, { msg: 'request failed', code: 'DEADLINE_EXCEEDED' }, { from });
     const stopped = await waitForLog(s, { msg: 'running request stopped in its batch' }, { from });
@@ -302,7 +392,10 @@ describe('gRPC server (random model: long generations, one pool, small queue)', 
     });
     await inFlight(1, 'the long request to run on the worker');
     // Behind the running request it can only wait in the queue, and its (server-enforced) deadline passes there.
-    await rejectsWith(call(s.client, 'Detect', { image: { data: image }, options: { max_new_tokens: 5 } }, { serverDeadlineMs: 1500 }), grpc.status.DEADLINE_EXCEEDED);
+    await rejectsWith(
+      call(s.client, 'Detect', { image: { data: image }, options: { max_new_tokens: 5 } }, { serverDeadlineMs: 1500 }),
+      grpc.status.DEADLINE_EXCEEDED,
+    );
     const expired = await waitForLog(s, { msg: 'request failed', code: 'DEADLINE_EXCEEDED' }, { from });
     assert.match(String(expired.message), /the deadline passed after \d+ ms in the queue/, 'expired in the queue, never ran');
     running.cancel();
@@ -338,7 +431,10 @@ describe('gRPC server (random model: long generations, one pool, small queue)', 
     await waitFor(() => answered.length >= 3, { what: 'three of the five requests to be answered' });
     assert.deepEqual(answered, ['RESOURCE_EXHAUSTED', 'RESOURCE_EXHAUSTED', 'RESOURCE_EXHAUSTED']);
     const text = await scrapeMetrics(s);
-    assert.deepEqual([sample(text, 'florence2_inflight_requests', { device: 'cpu:0' }), sample(text, 'florence2_queued_requests', { device: 'cpu:0' })], [1, 2]);
+    assert.deepEqual(
+      [sample(text, 'florence2_inflight_requests', { device: 'cpu:0' }), sample(text, 'florence2_queued_requests', { device: 'cpu:0' })],
+      [1, 2],
+    );
     blocker.cancel();
     const outcomes = await Promise.all(calls);
     assert.equal(outcomes.filter((o) => o === 'OK').length, 2, outcomes.join(','));
@@ -347,7 +443,10 @@ describe('gRPC server (random model: long generations, one pool, small queue)', 
 
   it('SIGTERM: NOT_SERVING, new work refused, in-flight work completes, exit 0', async () => {
     // About 1.5 s of work unloaded, some 30 times what the checks between SIGTERM and its end take.
-    const inflight = call<object, DetectResponse__Output>(s.client, 'Detect', { image: { data: image }, options: { max_new_tokens: 300, num_beams: 3 } });
+    const inflight = call<object, DetectResponse__Output>(s.client, 'Detect', {
+      image: { data: image },
+      options: { max_new_tokens: 300, num_beams: 3 },
+    });
     await inFlight(1, 'the request to run on the worker before SIGTERM');
     const from = s.logs.length;
     s.child.kill('SIGTERM');

@@ -34,12 +34,21 @@ function initFor(modelDir: string, device: string, extra: Partial<WorkerInit> = 
 }
 
 /** A pool of one worker and a scheduler over it (the scheduler owns the cancel flags). */
-async function startDevice(init: WorkerInit, hooks: { onWorkerRestart?: (d: string) => void; onWorkerReady?: (d: string, id: number) => void } = {}) {
+async function startDevice(
+  init: WorkerInit,
+  hooks: { onWorkerRestart?: (d: string) => void; onWorkerReady?: (d: string, id: number) => void } = {},
+) {
   const cancelSlots = CancelSlots.forDevices(1, 1);
   const pool = new DevicePool({ init: { ...init, cancelFlags: cancelSlots.buffer }, workers: 1, ...hooks });
   /** What the worker said of requests that were answered early (deadline, cancel): `request id → message`. */
   const stopped = new Map<string, string>();
-  const scheduler = new Scheduler({ pools: [pool], cancelSlots, maxInFlightPerDevice: 1, maxQueuePerDevice: 4, onStoppedInBatch: (id, _d, message) => stopped.set(id, message) });
+  const scheduler = new Scheduler({
+    pools: [pool],
+    cancelSlots,
+    maxInFlightPerDevice: 1,
+    maxQueuePerDevice: 4,
+    onStoppedInBatch: (id, _d, message) => stopped.set(id, message),
+  });
   await scheduler.start();
   return { pool, scheduler, stopped };
 }
@@ -86,32 +95,41 @@ describe('worker pool (real threads, tiny models)', function () {
     });
 
     it('answers text for <OD> with INVALID_ARGUMENT naming `text`', async function () {
-      await assert.rejects(scheduler.submit({ prompts: [{ image, task: '<OD>', text: 'a car' }] }, { requestId: 'bad-text' }), (err: unknown) => {
-        assert.ok(err instanceof InvalidArgumentError, String(err));
-        assert.equal(err.field, 'text');
-        assert.match(err.message, /`text`/);
-        return true;
-      });
+      await assert.rejects(
+        scheduler.submit({ prompts: [{ image, task: '<OD>', text: 'a car' }] }, { requestId: 'bad-text' }),
+        (err: unknown) => {
+          assert.ok(err instanceof InvalidArgumentError, String(err));
+          assert.equal(err.field, 'text');
+          assert.match(err.message, /`text`/);
+          return true;
+        },
+      );
     });
 
     it('answers a corrupt image with INVALID_ARGUMENT naming the library field `image` (the service renames it)', async function () {
       const corrupt = Buffer.concat([image.subarray(0, 40), Buffer.alloc(40, 7)]);
-      await assert.rejects(scheduler.submit({ prompts: [{ image: corrupt, task: '<OD>' }] }, { requestId: 'bad-image' }), (err: unknown) => {
-        assert.ok(err instanceof WorkerInputError, String(err));
-        assert.equal(err.libraryField, 'image');
-        assert.match(err.message, /`image`/);
-        return true;
-      });
+      await assert.rejects(
+        scheduler.submit({ prompts: [{ image: corrupt, task: '<OD>' }] }, { requestId: 'bad-image' }),
+        (err: unknown) => {
+          assert.ok(err instanceof WorkerInputError, String(err));
+          assert.equal(err.libraryField, 'image');
+          assert.match(err.message, /`image`/);
+          return true;
+        },
+      );
       assert.equal(pool.restarts, 0, 'request errors do not cost a worker');
     });
 
     it('a worker that crashes mid-request fails it with UNAVAILABLE, is replaced warm and serves the next one', async function () {
       const before = pool.threadIds;
-      await assert.rejects(scheduler.submit({ prompts: [{ image, task: '<OD>' }], crash: true }, { requestId: 'crash' }), (err: unknown) => {
-        assert.ok(err instanceof UnavailableError, String(err));
-        assert.match(err.message, /worker on cpu:0 died during the request; retry/);
-        return true;
-      });
+      await assert.rejects(
+        scheduler.submit({ prompts: [{ image, task: '<OD>' }], crash: true }, { requestId: 'crash' }),
+        (err: unknown) => {
+          assert.ok(err instanceof UnavailableError, String(err));
+          assert.match(err.message, /worker on cpu:0 died during the request; retry/);
+          return true;
+        },
+      );
       assert.equal(pool.restarts, 1);
       // Sent at once, while the replacement still loads: piscina holds it until that worker is warm.
       const t0 = Date.now();
@@ -200,7 +218,9 @@ describe('worker pool (real threads, tiny models)', function () {
     });
 
     it('falls back to CPU on cuda:0 with allowCpuFallback', async function () {
-      const { pool, scheduler } = await startDevice(initFor(await carTiny(), 'cuda:0', { provider: 'cuda', deviceId: 0, allowCpuFallback: true }));
+      const { pool, scheduler } = await startDevice(
+        initFor(await carTiny(), 'cuda:0', { provider: 'cuda', deviceId: 0, allowCpuFallback: true }),
+      );
       try {
         assert.equal(pool.provider, 'cpu');
         assert.equal(pool.cpuFallback, true);

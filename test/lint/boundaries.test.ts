@@ -27,14 +27,46 @@ describe('lint: import boundaries', function () {
   });
 
   const planted: Array<{ file: string; code: string; why: string }> = [
-    { file: 'src/server/service.ts', code: "import * as ort from 'onnxruntime-node';\nexport const x = ort;\n", why: 'only src/runtime imports onnxruntime-node' },
-    { file: 'src/worker/florence.worker.ts', code: "import type { InferenceSession } from 'onnxruntime-node';\nexport type X = InferenceSession;\n", why: 'not even a type import outside src/runtime' },
-    { file: 'src/florence/tasks.ts', code: "import * as grpc from '@grpc/grpc-js';\nexport const x = grpc;\n", why: 'src/florence imports no gRPC' },
-    { file: 'src/florence/pipeline.ts', code: "import { Piscina } from 'piscina';\nexport const x = Piscina;\n", why: 'src/florence imports no piscina' },
-    { file: 'src/florence/prompts.ts', code: "import { Scheduler } from '../server/scheduler';\nexport const x = Scheduler;\n", why: 'src/florence depends on nothing above it' },
-    { file: 'src/client/client.ts', code: "import { Scheduler } from '../server/scheduler';\nexport const x = Scheduler;\n", why: 'the client imports no server code' },
-    { file: 'src/client/tasks.ts', code: "import { Metrics } from '../metrics/registry';\nexport const x = Metrics;\n", why: 'the client imports no server code' },
-    { file: 'src/cli/main.ts', code: "import { buildModel } from '../../tools/synth/build';\nexport const x = buildModel;\n", why: 'product code does not import dev tooling' },
+    {
+      file: 'src/server/service.ts',
+      code: "import * as ort from 'onnxruntime-node';\nexport const x = ort;\n",
+      why: 'only src/runtime imports onnxruntime-node',
+    },
+    {
+      file: 'src/worker/florence.worker.ts',
+      code: "import type { InferenceSession } from 'onnxruntime-node';\nexport type X = InferenceSession;\n",
+      why: 'not even a type import outside src/runtime',
+    },
+    {
+      file: 'src/florence/tasks.ts',
+      code: "import * as grpc from '@grpc/grpc-js';\nexport const x = grpc;\n",
+      why: 'src/florence imports no gRPC',
+    },
+    {
+      file: 'src/florence/pipeline.ts',
+      code: "import { Piscina } from 'piscina';\nexport const x = Piscina;\n",
+      why: 'src/florence imports no piscina',
+    },
+    {
+      file: 'src/florence/prompts.ts',
+      code: "import { Scheduler } from '../server/scheduler';\nexport const x = Scheduler;\n",
+      why: 'src/florence depends on nothing above it',
+    },
+    {
+      file: 'src/client/client.ts',
+      code: "import { Scheduler } from '../server/scheduler';\nexport const x = Scheduler;\n",
+      why: 'the client imports no server code',
+    },
+    {
+      file: 'src/client/tasks.ts',
+      code: "import { Metrics } from '../metrics/registry';\nexport const x = Metrics;\n",
+      why: 'the client imports no server code',
+    },
+    {
+      file: 'src/cli/main.ts',
+      code: "import { buildModel } from '../../tools/synth/build';\nexport const x = buildModel;\n",
+      why: 'product code does not import dev tooling',
+    },
   ];
   for (const p of planted) {
     it(`fails on a planted violation: ${p.why} (${p.file})`, async () => {
@@ -43,9 +75,18 @@ describe('lint: import boundaries', function () {
   }
 
   it('allows what the layers permit', async () => {
-    assert.deepEqual(await boundaryFindings(eslint, 'src/runtime/ort-backend.ts', "import * as ort from 'onnxruntime-node';\nexport const x = ort;\n"), []);
-    assert.deepEqual(await boundaryFindings(eslint, 'src/client/tasks.ts', "import { TASKS } from '../florence/tasks';\nexport const x = TASKS;\n"), []);
-    assert.deepEqual(await boundaryFindings(eslint, 'src/server/service.ts', "import { TASKS } from '../florence/tasks';\nexport const x = TASKS;\n"), []);
+    assert.deepEqual(
+      await boundaryFindings(eslint, 'src/runtime/ort-backend.ts', "import * as ort from 'onnxruntime-node';\nexport const x = ort;\n"),
+      [],
+    );
+    assert.deepEqual(
+      await boundaryFindings(eslint, 'src/client/tasks.ts', "import { TASKS } from '../florence/tasks';\nexport const x = TASKS;\n"),
+      [],
+    );
+    assert.deepEqual(
+      await boundaryFindings(eslint, 'src/server/service.ts', "import { TASKS } from '../florence/tasks';\nexport const x = TASKS;\n"),
+      [],
+    );
   });
 
   it('the circular-import check finds a planted cycle', async () => {
@@ -54,7 +95,7 @@ describe('lint: import boundaries', function () {
     try {
       writeFileSync(join(dir, 'a.ts'), "import { b } from './b';\nexport const a = () => b();\n");
       writeFileSync(join(dir, 'b.ts'), "import { a } from './a';\nexport const b = () => a;\n");
-      writeFileSync(join(dir, 'c.ts'), "export const c = 1;\n");
+      writeFileSync(join(dir, 'c.ts'), 'export const c = 1;\n');
       const result = await madge(dir, { fileExtensions: ['ts'], tsConfig: join(ROOT, 'tsconfig.json') });
       assert.deepEqual(result.circular(), [['a.ts', 'b.ts']]);
     } finally {

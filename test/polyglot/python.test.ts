@@ -86,10 +86,23 @@ describe('polyglot: Python client (python3-grpcio, stubs from python3-grpc-tools
     protoc(HEALTH_PROTO_DIR, 'health/v1/health.proto', stubs);
     carImage = join(work, 'car-640x480.png');
     ocrImage = join(work, 'book-403x500.png');
-    writeFileSync(carImage, await sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 120, g: 90, b: 200 } } }).png().toBuffer());
-    writeFileSync(ocrImage, await sharp({ create: { width: 403, height: 500, channels: 3, background: { r: 240, g: 240, b: 230 } } }).png().toBuffer());
+    writeFileSync(
+      carImage,
+      await sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 120, g: 90, b: 200 } } })
+        .png()
+        .toBuffer(),
+    );
+    writeFileSync(
+      ocrImage,
+      await sharp({ create: { width: 403, height: 500, channels: 3, background: { r: 240, g: 240, b: 230 } } })
+        .png()
+        .toBuffer(),
+    );
     const [carDir, ocrDir] = await Promise.all([carTiny(), tinyModel({ name: 'tiny-ocr-cuda', script: OCR_SCRIPT, seed: 5 })]);
-    [car, ocr] = await Promise.all([startServerProcess(['--model', carDir, '--devices', 'cpu']), startServerProcess(['--model', ocrDir, '--devices', 'cpu'])]);
+    [car, ocr] = await Promise.all([
+      startServerProcess(['--model', carDir, '--devices', 'cpu']),
+      startServerProcess(['--model', ocrDir, '--devices', 'cpu']),
+    ]);
     await Promise.all([car.serving, ocr.serving]);
   });
 

@@ -26,7 +26,8 @@ const io = (name: string, type: string, shape: (string | number)[]): Meta => ({ 
 
 function kvNames(prefix: 'past_key_values' | 'present'): string[] {
   const names: string[] = [];
-  for (let i = 0; i < L; i++) for (const part of ['decoder', 'encoder']) for (const kv of ['key', 'value']) names.push(`${prefix}.${i}.${part}.${kv}`);
+  for (let i = 0; i < L; i++)
+    for (const part of ['decoder', 'encoder']) for (const kv of ['key', 'value']) names.push(`${prefix}.${i}.${part}.${kv}`);
   return names;
 }
 
@@ -41,7 +42,10 @@ const EXPECTED: Record<string, { inputs: Meta[]; outputs: Meta[] }> = {
     outputs: [io('inputs_embeds', 'float32', ['batch_size', 'sequence_length', D])],
   },
   encoder_model: {
-    inputs: [io('attention_mask', 'int64', ['batch_size', 'encoder_sequence_length']), io('inputs_embeds', 'float32', ['batch_size', 'encoder_sequence_length', D])],
+    inputs: [
+      io('attention_mask', 'int64', ['batch_size', 'encoder_sequence_length']),
+      io('inputs_embeds', 'float32', ['batch_size', 'encoder_sequence_length', D]),
+    ],
     outputs: [io('last_hidden_state', 'float32', ['batch_size', 'encoder_sequence_length', D])],
   },
   decoder_model: {
@@ -52,7 +56,9 @@ const EXPECTED: Record<string, { inputs: Meta[]; outputs: Meta[] }> = {
     ],
     outputs: [
       io('logits', 'float32', ['batch_size', 'decoder_sequence_length', VOCAB_SIZE]),
-      ...kvNames('present').map((n) => io(n, 'float32', ['batch_size', H, n.includes('.decoder.') ? 'decoder_sequence_length' : 'encoder_sequence_length', Dh])),
+      ...kvNames('present').map((n) =>
+        io(n, 'float32', ['batch_size', H, n.includes('.decoder.') ? 'decoder_sequence_length' : 'encoder_sequence_length', Dh]),
+      ),
     ],
   },
   decoder_model_merged: {
@@ -60,12 +66,21 @@ const EXPECTED: Record<string, { inputs: Meta[]; outputs: Meta[] }> = {
       io('encoder_attention_mask', 'int64', ['batch_size', 'encoder_sequence_length']),
       io('encoder_hidden_states', 'float32', ['batch_size', 'encoder_sequence_length', D]),
       io('inputs_embeds', 'float32', ['batch_size', 'decoder_sequence_length', D]),
-      ...kvNames('past_key_values').map((n) => io(n, 'float32', ['batch_size', H, n.includes('.decoder.') ? 'past_decoder_sequence_length' : 'encoder_sequence_length_out', Dh])),
+      ...kvNames('past_key_values').map((n) =>
+        io(n, 'float32', ['batch_size', H, n.includes('.decoder.') ? 'past_decoder_sequence_length' : 'encoder_sequence_length_out', Dh]),
+      ),
       io('use_cache_branch', 'bool', [1]),
     ],
     outputs: [
       io('logits', 'float32', ['batch_size', 'decoder_sequence_length', VOCAB_SIZE]),
-      ...kvNames('present').map((n) => io(n, 'float32', ['batch_size', H, n.includes('.decoder.') ? 'past_decoder_sequence_length + 1' : 'encoder_sequence_length_out', Dh])),
+      ...kvNames('present').map((n) =>
+        io(n, 'float32', [
+          'batch_size',
+          H,
+          n.includes('.decoder.') ? 'past_decoder_sequence_length + 1' : 'encoder_sequence_length_out',
+          Dh,
+        ]),
+      ),
     ],
   },
 };
@@ -101,7 +116,18 @@ describe('synthetic model: graph I/O contract', function () {
 
   it('writes the onnx-community folder layout', () => {
     const top = readdirSync(dir).sort();
-    for (const f of ['config.json', 'generation_config.json', 'preprocessor_config.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt', 'added_tokens.json', 'special_tokens_map.json', 'onnx']) {
+    for (const f of [
+      'config.json',
+      'generation_config.json',
+      'preprocessor_config.json',
+      'tokenizer.json',
+      'tokenizer_config.json',
+      'vocab.json',
+      'merges.txt',
+      'added_tokens.json',
+      'special_tokens_map.json',
+      'onnx',
+    ]) {
       assert.ok(top.includes(f), `missing ${f}`);
     }
     assert.deepEqual(readdirSync(join(dir, 'onnx')).sort(), [
@@ -148,7 +174,10 @@ describe('synthetic model: graph I/O contract', function () {
     assert.deepEqual(config.vision_config.dim_embed, SIZES.tiny.vision.dimEmbed);
     assert.equal(config.vision_config.projection_dim, D);
     const gen = JSON.parse(readFileSync(join(dir, 'generation_config.json'), 'utf8'));
-    assert.deepEqual([gen.num_beams, gen.no_repeat_ngram_size, gen.forced_bos_token_id, gen.forced_eos_token_id, gen.decoder_start_token_id], [3, 3, 0, 2, 2]);
+    assert.deepEqual(
+      [gen.num_beams, gen.no_repeat_ngram_size, gen.forced_bos_token_id, gen.forced_eos_token_id, gen.decoder_start_token_id],
+      [3, 3, 0, 2, 2],
+    );
     const pre = JSON.parse(readFileSync(join(dir, 'preprocessor_config.json'), 'utf8'));
     assert.equal(pre.image_seq_length, 577);
   });
@@ -193,7 +222,13 @@ describe('synthetic model: graph I/O contract', function () {
     });
 
     it('first step takes zero-length past and returns full presents', async () => {
-      const out = await merged.run({ encoder_attention_mask: mask, encoder_hidden_states: states, inputs_embeds: f32(seeded(B * D, 4), [B, 1, D]), use_cache_branch: flag(false), ...emptyPast() });
+      const out = await merged.run({
+        encoder_attention_mask: mask,
+        encoder_hidden_states: states,
+        inputs_embeds: f32(seeded(B * D, 4), [B, 1, D]),
+        use_cache_branch: flag(false),
+        ...emptyPast(),
+      });
       assert.deepEqual(out.logits.dims, [B, 1, VOCAB_SIZE]);
       assert.deepEqual(out['present.0.decoder.key'].dims, [B, H, 1, Dh]);
       assert.deepEqual(out[`present.${L - 1}.encoder.value`].dims, [B, H, S, Dh]);
@@ -210,7 +245,13 @@ describe('synthetic model: graph I/O contract', function () {
       let past: Record<string, ort.Tensor> = emptyPast();
       const cached: Float32Array[] = [];
       for (let t = 0; t < steps; t++) {
-        const out = await merged.run({ encoder_attention_mask: mask, encoder_hidden_states: states, inputs_embeds: stepEmbeds(t), use_cache_branch: flag(t > 0), ...past });
+        const out = await merged.run({
+          encoder_attention_mask: mask,
+          encoder_hidden_states: states,
+          inputs_embeds: stepEmbeds(t),
+          use_cache_branch: flag(t > 0),
+          ...past,
+        });
         cached.push(out.logits.data as Float32Array);
         if (t > 0) {
           for (let i = 0; i < L; i++) assert.deepEqual(out[`present.${i}.encoder.key`].dims, [0, H, 1, Dh]);
@@ -220,12 +261,17 @@ describe('synthetic model: graph I/O contract', function () {
           for (const kv of ['key', 'value']) {
             next[`past_key_values.${i}.decoder.${kv}`] = out[`present.${i}.decoder.${kv}`];
             // optimum's merged export: cross-attention KV comes from the first step only
-            next[`past_key_values.${i}.encoder.${kv}`] = t === 0 ? out[`present.${i}.encoder.${kv}`] : past[`past_key_values.${i}.encoder.${kv}`];
+            next[`past_key_values.${i}.encoder.${kv}`] =
+              t === 0 ? out[`present.${i}.encoder.${kv}`] : past[`past_key_values.${i}.encoder.${kv}`];
           }
         }
         past = next;
       }
-      const full = await plain.run({ encoder_attention_mask: mask, encoder_hidden_states: states, inputs_embeds: f32(embeds, [B, steps, D]) });
+      const full = await plain.run({
+        encoder_attention_mask: mask,
+        encoder_hidden_states: states,
+        inputs_embeds: f32(embeds, [B, steps, D]),
+      });
       const fullLogits = full.logits.data as Float32Array;
       const V = VOCAB_SIZE;
       for (let t = 0; t < steps; t++) {
@@ -238,13 +284,31 @@ describe('synthetic model: graph I/O contract', function () {
 
     it('the encoder attention mask is honoured: masked positions do not change the output', async () => {
       const e = f32(seeded(B * D, 6), [B, 1, D]);
-      const a = await merged.run({ encoder_attention_mask: mask, encoder_hidden_states: states, inputs_embeds: e, use_cache_branch: flag(false), ...emptyPast() });
+      const a = await merged.run({
+        encoder_attention_mask: mask,
+        encoder_hidden_states: states,
+        inputs_embeds: e,
+        use_cache_branch: flag(false),
+        ...emptyPast(),
+      });
       const changed = Float32Array.from(states.data);
       for (let k = 0; k < D; k++) changed[(1 * S + 6) * D + k] += 5; // row 1, position 6 is masked
-      const b = await merged.run({ encoder_attention_mask: mask, encoder_hidden_states: f32(changed, [B, S, D]), inputs_embeds: e, use_cache_branch: flag(false), ...emptyPast() });
+      const b = await merged.run({
+        encoder_attention_mask: mask,
+        encoder_hidden_states: f32(changed, [B, S, D]),
+        inputs_embeds: e,
+        use_cache_branch: flag(false),
+        ...emptyPast(),
+      });
       assert.ok(maxAbsDiff(a.logits.data as Float32Array, b.logits.data as Float32Array) < 1e-4);
       for (let k = 0; k < D; k++) changed[(1 * S + 2) * D + k] += 5; // an attended position does change it
-      const c2 = await merged.run({ encoder_attention_mask: mask, encoder_hidden_states: f32(changed, [B, S, D]), inputs_embeds: e, use_cache_branch: flag(false), ...emptyPast() });
+      const c2 = await merged.run({
+        encoder_attention_mask: mask,
+        encoder_hidden_states: f32(changed, [B, S, D]),
+        inputs_embeds: e,
+        use_cache_branch: flag(false),
+        ...emptyPast(),
+      });
       assert.ok(maxAbsDiff(a.logits.data as Float32Array, c2.logits.data as Float32Array) > 1e-3);
     });
   });
@@ -266,7 +330,10 @@ describe('synthetic model: graph I/O contract', function () {
   it('is deterministic: the same seed gives identical files, another seed different weights', async function () {
     const tmp = await mkdtemp(join(tmpdir(), 'synth-determinism-'));
     try {
-      const hash = (d: string, f: string) => createHash('sha256').update(readFileSync(join(d, 'onnx', f))).digest('hex');
+      const hash = (d: string, f: string) =>
+        createHash('sha256')
+          .update(readFileSync(join(d, 'onnx', f)))
+          .digest('hex');
       await buildModel({ size: 'tiny', seed: 1, out: join(tmp, 'a') });
       await buildModel({ size: 'tiny', seed: 2, out: join(tmp, 'b') });
       for (const f of ['vision_encoder.onnx', 'embed_tokens.onnx', 'encoder_model.onnx', 'decoder_model_merged.onnx']) {

@@ -77,7 +77,10 @@ describe('synthetic model: scripted weights', function () {
   describe('script validation', () => {
     const tiny = SIZES.tiny.text;
     it('rejects a script that repeats a token trigram (no_repeat_ngram_size 3 forbids it)', () => {
-      assert.throws(() => validateScript([5901, 6, 7, 5901, 6, 7], tiny), (e: Error) => e instanceof ScriptError && /repeats the token trigram \[5901,6,7\]/.test(e.message));
+      assert.throws(
+        () => validateScript([5901, 6, 7, 5901, 6, 7], tiny),
+        (e: Error) => e instanceof ScriptError && /repeats the token trigram \[5901,6,7\]/.test(e.message),
+      );
     });
     it('rejects special tokens inside the script', () => {
       assert.throws(() => validateScript([5901, 2, 7], tiny), /special id 2/);
@@ -94,7 +97,8 @@ describe('synthetic model: scripted weights', function () {
 
   describe('CLI', () => {
     const cli = resolve(__dirname, '../../tools/synth/cli.ts');
-    const run = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', cli, ...args], { encoding: 'utf8', env: { ...process.env } });
+    const run = (args: string[]) =>
+      spawnSync(process.execPath, ['--import', 'tsx', cli, ...args], { encoding: 'utf8', env: { ...process.env } });
     let tmp: string;
     before(() => {
       tmp = mkdtempSync(join(tmpdir(), 'synth-cli-'));
@@ -113,7 +117,8 @@ describe('synthetic model: scripted weights', function () {
       assert.match(again.stderr, /exists and is not empty/);
       const bad = run(['--size', 'huge', '--seed', 'x', '--dtype', 'int3']);
       assert.equal(bad.status, 2);
-      for (const part of ['--size must be', '--out DIR is required', '--seed must be', '--dtype takes']) assert.ok(bad.stderr.includes(part), `${part} in ${bad.stderr}`);
+      for (const part of ['--size must be', '--out DIR is required', '--seed must be', '--dtype takes'])
+        assert.ok(bad.stderr.includes(part), `${part} in ${bad.stderr}`);
     });
     it('rejects an impossible script with a clear message and leaves no folder behind', () => {
       const r = run(['--size', 'tiny', '--script-ids', '5901,6,7,5901,6,7', '--out', join(tmp, 'bad')]);

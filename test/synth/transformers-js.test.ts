@@ -12,7 +12,6 @@ import { CAR_SCRIPT, carTiny, randomTiny } from '../helpers/synth-models';
 import { encodeInputs, greedyGenerate, loadReferenceModel } from '../helpers/reference-generation';
 import { tokenizeScript } from '../../tools/synth/build';
 
-
 async function loadTjs(dir: string) {
   const model = await loadTjsModel(dir);
   const processor = await loadTjsProcessor(dir);
@@ -42,7 +41,12 @@ describe('synthetic model: transformers.js as an independent consumer', function
       expected = [2, 0, ...(await tokenizeScript(CAR_SCRIPT)), 2];
     });
 
-    for (const task of ['<OD>', '<CAPTION>', '<OCR_WITH_REGION>', '<CAPTION_TO_PHRASE_GROUNDING>A green car parked in front of a yellow building.']) {
+    for (const task of [
+      '<OD>',
+      '<CAPTION>',
+      '<OCR_WITH_REGION>',
+      '<CAPTION_TO_PHRASE_GROUNDING>A green car parked in front of a yellow building.',
+    ]) {
       it(`generates the script for ${task.slice(0, 40)} on two images of different sizes`, async () => {
         const prompts = tjs.processor.construct_prompts(task);
         for (const image of [testImage(640, 480, 1), testImage(300, 500, 2)]) {
@@ -58,7 +62,9 @@ describe('synthetic model: transformers.js as an independent consumer', function
       assert.deepEqual(ids.map(untilEos), [expected, expected]);
       const text = tjs.processor.batch_decode([ids[0]], { skip_special_tokens: false })[0];
       assert.equal(text, `</s><s>${CAR_SCRIPT}</s>`);
-      const parsed = tjs.processor.post_process_generation(text, '<OD>', [640, 480]) as { '<OD>': { labels: string[]; bboxes: number[][] } };
+      const parsed = tjs.processor.post_process_generation(text, '<OD>', [640, 480]) as {
+        '<OD>': { labels: string[]; bboxes: number[][] };
+      };
       assert.deepEqual(parsed['<OD>'].labels, ['car']);
       const box = parsed['<OD>'].bboxes[0];
       [34.24, 160.08, 597.44, 371.76].forEach((v, i) => assert.ok(Math.abs(box[i] - v) < 1e-6, `${box}`));

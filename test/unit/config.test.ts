@@ -35,7 +35,8 @@ describe('config/load', () => {
     writeFileSync(p, typeof data === 'string' ? data : JSON.stringify(data));
     return p;
   };
-  const load = (argv: string[] = [], env: NodeJS.ProcessEnv = {}): Config => loadConfig(['--model', model, ...argv], env, { availableParallelism: 8 });
+  const load = (argv: string[] = [], env: NodeJS.ProcessEnv = {}): Config =>
+    loadConfig(['--model', model, ...argv], env, { availableParallelism: 8 });
 
   before(() => {
     tmp = mkdtempSync(join(tmpdir(), 'florence2-config-'));
@@ -81,8 +82,13 @@ describe('config/load', () => {
       const auto = loadConfig(['--model', tmp], {}, { cwd: tmp });
       assert.deepEqual(batchingFor(auto, { provider: 'cpu' }), AUTO_BATCHING.cpu);
       assert.deepEqual(batchingFor(auto, { provider: 'cuda' }), AUTO_BATCHING.gpu);
-      const set = loadConfig(['--model', tmp, '--max-batch-rows', '1', '--max-queue-delay-ms', '0', '--max-vision-batch', '2'], {}, { cwd: tmp });
-      for (const provider of ['cpu', 'webgpu'] as const) assert.deepEqual(batchingFor(set, { provider }), { maxBatchRows: 1, maxQueueDelayMs: 0, maxVisionBatch: 2 });
+      const set = loadConfig(
+        ['--model', tmp, '--max-batch-rows', '1', '--max-queue-delay-ms', '0', '--max-vision-batch', '2'],
+        {},
+        { cwd: tmp },
+      );
+      for (const provider of ['cpu', 'webgpu'] as const)
+        assert.deepEqual(batchingFor(set, { provider }), { maxBatchRows: 1, maxQueueDelayMs: 0, maxVisionBatch: 2 });
       assert.throws(() => loadConfig(['--model', tmp, '--max-queue-delay-ms', '-2'], {}, { cwd: tmp }), /--max-queue-delay-ms/);
     });
 
@@ -90,7 +96,10 @@ describe('config/load', () => {
       assert.equal(loadConfig([], {}).model, 'hub:base-ft');
       assert.equal(loadConfig(['--model', 'large-ft'], {}, { cwd: tmp }).model, 'hub:large-ft');
       assert.equal(loadConfig(['--model', 'someone/Florence-2-custom'], {}, { cwd: tmp }).model, 'hub:someone/Florence-2-custom');
-      oneProblem(() => loadConfig(['--model', join(tmp, 'nope')], {}), /^--model: must be an existing directory, got '.*nope' \(no such file or directory\)$/);
+      oneProblem(
+        () => loadConfig(['--model', join(tmp, 'nope')], {}),
+        /^--model: must be an existing directory, got '.*nope' \(no such file or directory\)$/,
+      );
       oneProblem(() => loadConfig(['--model', './nope'], {}, { cwd: tmp }), /^--model: must be an existing directory/);
       const f = file({});
       oneProblem(() => loadConfig(['--model', f], {}), /^--model: must be an existing directory, got '.*' \(not a directory\)$/);
@@ -136,11 +145,20 @@ describe('config/load', () => {
       assert.equal(load(['--allow-cpu-fallback']).allowCpuFallback, true);
       assert.equal(load(['--allow-cpu-fallback=false']).allowCpuFallback, false);
       assert.equal(load(['--no-allow-cpu-fallback'], { FLORENCE2_ALLOW_CPU_FALLBACK: 'true' }).allowCpuFallback, false);
-      for (const [v, want] of [['true', true], ['1', true], ['TRUE', true], ['false', false], ['0', false]] as const) {
+      for (const [v, want] of [
+        ['true', true],
+        ['1', true],
+        ['TRUE', true],
+        ['false', false],
+        ['0', false],
+      ] as const) {
         assert.equal(load([], { FLORENCE2_ALLOW_CPU_FALLBACK: v }).allowCpuFallback, want, v);
       }
       assert.equal(load(['--config', file({ allowCpuFallback: true })]).allowCpuFallback, true);
-      oneProblem(() => load([], { FLORENCE2_ALLOW_CPU_FALLBACK: 'yes' }), /^FLORENCE2_ALLOW_CPU_FALLBACK: must be true or false \(or 1 or 0\), got 'yes'$/);
+      oneProblem(
+        () => load([], { FLORENCE2_ALLOW_CPU_FALLBACK: 'yes' }),
+        /^FLORENCE2_ALLOW_CPU_FALLBACK: must be true or false \(or 1 or 0\), got 'yes'$/,
+      );
       oneProblem(() => load(['--no-allow-cpu-fallback=1']), /^--no-allow-cpu-fallback: takes no value/);
       // A boolean flag does not swallow the next argument.
       oneProblem(() => load(['--allow-cpu-fallback', 'false']), /^unexpected argument 'false'/);
@@ -157,7 +175,10 @@ describe('config/load', () => {
     });
 
     it('file values may be JSON numbers, booleans, arrays and objects; null means unset', () => {
-      const c = load(['--config', file({ port: 0, devices: ['cuda:1', 'cpu'], dtype: { decoder_model_merged: 'q4' }, maxQueuePerDevice: null })]);
+      const c = load([
+        '--config',
+        file({ port: 0, devices: ['cuda:1', 'cpu'], dtype: { decoder_model_merged: 'q4' }, maxQueuePerDevice: null }),
+      ]);
       assert.equal(c.port, 0);
       assert.deepEqual(
         c.devices.map((d) => d.name),
@@ -181,10 +202,10 @@ describe('config/load', () => {
       const cfg = file({ prot: 1, logLevel: 'loud', maxNewTokens: 5000 });
       let error: unknown;
       try {
-        loadConfig(
-          ['--port', 'abc', '--bogus', '--workers-per-device=0', 'stray', '--devices', 'gpu:1', '--config', cfg, '--dtype'],
-          { FLORENCE2_MAX_NUM_BEAMS: '99', FLORENCE2_RESAMPLE: 'lanczos' },
-        );
+        loadConfig(['--port', 'abc', '--bogus', '--workers-per-device=0', 'stray', '--devices', 'gpu:1', '--config', cfg, '--dtype'], {
+          FLORENCE2_MAX_NUM_BEAMS: '99',
+          FLORENCE2_RESAMPLE: 'lanczos',
+        });
       } catch (err) {
         error = err;
       }
@@ -202,7 +223,11 @@ describe('config/load', () => {
         /^config file .*\.json: logLevel: must be one of debug\|info\|warn\|error, got 'loud'$/,
         /^config file .*\.json: maxNewTokens: must be an integer in \[1, 4096\], got 5000$/,
       ];
-      for (const re of expected) assert.ok(error.problems.some((p) => re.test(p)), `no problem matches ${re}:\n${error.problems.join('\n')}`);
+      for (const re of expected)
+        assert.ok(
+          error.problems.some((p) => re.test(p)),
+          `no problem matches ${re}:\n${error.problems.join('\n')}`,
+        );
       assert.equal(error.problems.length, expected.length, error.problems.join('\n'));
       // The message lists them all too.
       for (const p of error.problems) assert.ok(error.message.includes(p));
@@ -231,7 +256,10 @@ describe('config/load', () => {
     });
 
     it('rejects the same port for gRPC and metrics', () => {
-      oneProblem(() => load(['--port', '9464']), /^--port and --metrics-port \(default\): the gRPC port and the metrics port must differ, both are 9464$/);
+      oneProblem(
+        () => load(['--port', '9464']),
+        /^--port and --metrics-port \(default\): the gRPC port and the metrics port must differ, both are 9464$/,
+      );
       assert.equal(load(['--port', '0', '--metrics-port', '0']).port, 0);
     });
 
@@ -307,21 +335,29 @@ describe('config/load', () => {
     });
 
     it('accepts every listed dtype', () => {
-      for (const d of ['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'q4f16', 'bnb4']) assert.equal(load(['--dtype', d]).dtype.encoder_model, d);
+      for (const d of ['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'q4f16', 'bnb4'])
+        assert.equal(load(['--dtype', d]).dtype.encoder_model, d);
     });
 
     it('rejects unknown dtypes, modules, duplicates and bare items in a list', () => {
-      oneProblem(() => load(['--dtype', 'fp64']), /^--dtype: must be one of fp32\|fp16\|q8\|int8\|uint8\|q4\|q4f16\|bnb4 or a list module=dtype/);
+      oneProblem(
+        () => load(['--dtype', 'fp64']),
+        /^--dtype: must be one of fp32\|fp16\|q8\|int8\|uint8\|q4\|q4f16\|bnb4 or a list module=dtype/,
+      );
       oneProblem(() => load(['--dtype', 'decoder=fp16']), /unknown module 'decoder'/);
       oneProblem(() => load(['--dtype', 'encoder_model=fp64']), /encoder_model: dtype must be one of/);
       oneProblem(() => load(['--dtype', 'encoder_model=fp16,encoder_model=q4']), /encoder_model is given more than once/);
       oneProblem(() => load(['--dtype', 'fp16,encoder_model=q4']), /unknown module 'fp16'/);
-      oneProblem(() => load(['--config', file({ dtype: { encoder_model: 4 } })]), /^config file .*: dtype: encoder_model: dtype must be one of/);
+      oneProblem(
+        () => load(['--config', file({ dtype: { encoder_model: 4 } })]),
+        /^config file .*: dtype: encoder_model: dtype must be one of/,
+      );
     });
   });
 
   describe('intra-op threads and in-flight cap', () => {
-    const threads = (argv: string[], cores: number): number => loadConfig(['--model', model, ...argv], {}, { availableParallelism: cores }).intraOpThreads;
+    const threads = (argv: string[], cores: number): number =>
+      loadConfig(['--model', model, ...argv], {}, { availableParallelism: cores }).intraOpThreads;
 
     it('auto sizes by CPU pools × workers per device', () => {
       assert.equal(threads([], 16), 16);
@@ -385,7 +421,9 @@ describe('config/load', () => {
     });
 
     it('every default passes its own parser', () => {
-      for (const s of SETTINGS) if (s.default !== undefined && s.default !== null && typeof s.default !== 'object') assert.ok(s.parse(s.default, { baseDir: tmp }).ok, s.key);
+      for (const s of SETTINGS)
+        if (s.default !== undefined && s.default !== null && typeof s.default !== 'object')
+          assert.ok(s.parse(s.default, { baseDir: tmp }).ok, s.key);
     });
 
     it('help lists every non-hidden flag with its env var, default and doc; hidden ones are left out', () => {

@@ -60,7 +60,10 @@ describe('common/logger', () => {
     req.info('done', { device: 'cuda:1', ms: 12 });
     root.info('plain');
     const [a, b] = out.lines();
-    assert.deepEqual({ ...a, time: 0 }, { time: 0, level: 'info', msg: 'done', service: 'florence2', requestId: 'r1', device: 'cuda:1', ms: 12 });
+    assert.deepEqual(
+      { ...a, time: 0 },
+      { time: 0, level: 'info', msg: 'done', service: 'florence2', requestId: 'r1', device: 'cuda:1', ms: 12 },
+    );
     assert.equal(b.requestId, undefined); // a child does not leak into its parent
     assert.equal(req.level, 'info');
   });
@@ -112,10 +115,10 @@ describe('common/logger', () => {
     // eslint-disable-next-line @typescript-eslint/unbound-method -- restored as it was, on the same object
     const original = process.stderr.write;
     let captured = '';
-    process.stderr.write = ((chunk: string) => {
+    process.stderr.write = (chunk: string) => {
       captured += chunk;
       return true;
-    });
+    };
     try {
       createLogger({ level: 'info' }).info('to stderr');
     } finally {

@@ -79,8 +79,7 @@ const OD_TEXT =
 const DENSE_TEXT =
   '</s><s>turquoise Volkswagen Beetle<loc_52><loc_333><loc_932><loc_774>' +
   'wheel<loc_704><loc_576><loc_864><loc_772><loc_148><loc_584><loc_308><loc_773></s>';
-const GROUNDING_TEXT =
-  '</s><s><s><s>A green car<loc_54><loc_330><loc_911><loc_780>a yellow building<loc_0><loc_8><loc_998><loc_635></s>';
+const GROUNDING_TEXT = '</s><s><s><s>A green car<loc_54><loc_330><loc_911><loc_780>a yellow building<loc_0><loc_8><loc_998><loc_635></s>';
 const OCR_PLAIN = 'CUDAFOR ENGINEERSAn Introduction to High-PerformanceParallel ComputingDUANE STORTIMETE YURTOGLU';
 const OCR_REGION_TEXT =
   '</s><s><s><s>CUDA' +
@@ -90,8 +89,7 @@ const OCR_REGION_TEXT =
   'An Introduction to High-Performance' +
   locs(287, 330, 934, 332, 934, 368, 287, 366) +
   '</s>';
-const SEGMENTATION_TEXT =
-  '</s><s>' + locs(279, 379, 282, 379, 290, 372, 293, 372, 300, 380, 310, 420, 642, 460) + '</s>';
+const SEGMENTATION_TEXT = '</s><s>' + locs(279, 379, 282, 379, 290, 372, 293, 372, 300, 380, 310, 420, 642, 460) + '</s>';
 
 const WORKED: Array<[string, TaskToken, string, { width: number; height: number }]> = [
   ['1 CAPTION', '<CAPTION>', '</s><s>A green car parked in front of a yellow building.</s>', CAR],
@@ -102,12 +100,7 @@ const WORKED: Array<[string, TaskToken, string, { width: number; height: number 
   ['9 OCR_WITH_REGION', '<OCR_WITH_REGION>', OCR_REGION_TEXT, BOOK],
   ['10 REFERRING_EXPRESSION_SEGMENTATION', '<REFERRING_EXPRESSION_SEGMENTATION>', SEGMENTATION_TEXT, CAR],
   ['14 REGION_TO_CATEGORY', '<REGION_TO_CATEGORY>', '</s><s>car<loc_52><loc_332><loc_932><loc_774></s>', CAR],
-  [
-    '14 REGION_TO_DESCRIPTION',
-    '<REGION_TO_DESCRIPTION>',
-    '</s><s>turquoise Volkswagen Beetle<loc_52><loc_332><loc_932><loc_774></s>',
-    CAR,
-  ],
+  ['14 REGION_TO_DESCRIPTION', '<REGION_TO_DESCRIPTION>', '</s><s>turquoise Volkswagen Beetle<loc_52><loc_332><loc_932><loc_774></s>', CAR],
 ];
 
 describe('florence/postprocess', () => {
@@ -182,11 +175,7 @@ describe('florence/postprocess', () => {
         'car<loc_52><loc_332><loc_932><loc_774>',
       );
       assert.equal(
-        postProcess(
-          '<REGION_TO_DESCRIPTION>',
-          '</s><s>turquoise Volkswagen Beetle<loc_52><loc_332><loc_932><loc_774></s>',
-          CAR,
-        ),
+        postProcess('<REGION_TO_DESCRIPTION>', '</s><s>turquoise Volkswagen Beetle<loc_52><loc_332><loc_932><loc_774></s>', CAR),
         'turquoise Volkswagen Beetle<loc_52><loc_332><loc_932><loc_774>',
       );
     });
@@ -266,11 +255,7 @@ describe('florence/postprocess', () => {
     });
 
     it('one label per box when a phrase has several boxes; ASCII filter applies', () => {
-      const r = postProcess(
-        '<CAPTION_TO_PHRASE_GROUNDING>',
-        `</s><s>two wheels™${locs(1, 1, 2, 2, 3, 3, 4, 4)}</s>`,
-        CAR,
-      ) as BoxesResult;
+      const r = postProcess('<CAPTION_TO_PHRASE_GROUNDING>', `</s><s>two wheels™${locs(1, 1, 2, 2, 3, 3, 4, 4)}</s>`, CAR) as BoxesResult;
       assert.deepEqual(r.labels, ['two wheels', 'two wheels']);
       assert.equal(r.bboxes.length, 2);
     });
@@ -298,13 +283,7 @@ describe('florence/postprocess', () => {
   describe('polygons', () => {
     it('<poly> groups are instances, <sep> splits polygons, an odd last coordinate is dropped', () => {
       const text =
-        '</s><s><poly>' +
-        locs(10, 20, 30, 40, 50) +
-        '</poly><poly>' +
-        locs(100, 200, 300, 400) +
-        '<sep>' +
-        locs(500, 600) +
-        '</poly></s>';
+        '</s><s><poly>' + locs(10, 20, 30, 40, 50) + '</poly><poly>' + locs(100, 200, 300, 400) + '<sep>' + locs(500, 600) + '</poly></s>';
       const r = postProcess('<REGION_TO_SEGMENTATION>', text, CAR) as PolygonsResult;
       assert.deepEqual(r.labels, ['', '']);
       assertClose(r.polygons, [
@@ -338,11 +317,7 @@ describe('florence/postprocess', () => {
 
   describe('description_with_bboxes_or_polygons (OPEN_VOCABULARY_DETECTION)', () => {
     it('without <poly>: boxes only', () => {
-      const r = postProcess(
-        '<OPEN_VOCABULARY_DETECTION>',
-        `</s><s>a car${locs(53, 333, 933, 774)}</s>`,
-        CAR,
-      ) as OpenVocabularyResult;
+      const r = postProcess('<OPEN_VOCABULARY_DETECTION>', `</s><s>a car${locs(53, 333, 933, 774)}</s>`, CAR) as OpenVocabularyResult;
       assert.deepEqual(Object.keys(r), ['bboxes', 'bboxes_labels', 'polygons', 'polygons_labels']);
       assert.deepEqual(r.bboxes_labels, ['a car']);
       assertClose(r.bboxes, [[34.24, 160.08, 597.44, 371.76]]);

@@ -240,7 +240,9 @@ describe('preprocess: readPreprocessorConfig', () => {
 describe('preprocess: white-image check value (contract §4)', () => {
   for (const resample of ['pil', 'sharp'] as const) {
     it(`pure white 640x480 gives mean 2.439159870147705 and per-channel 2.2489/2.4286/2.6400 (${resample})`, async () => {
-      const png = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#ffffff' } }).png().toBuffer();
+      const png = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#ffffff' } })
+        .png()
+        .toBuffer();
       const opts = preprocessOptionsFromConfig(readPreprocessorConfig(FLORENCE_CONFIG), { resample });
       const { pixelValues, originalSize, size } = await preprocess(png, opts);
       assert.deepEqual(originalSize, { width: 640, height: 480 });
@@ -290,10 +292,22 @@ describe('preprocess: resizeBicubicPil', () => {
   it('a constant image stays constant', () => {
     const r = rng(7);
     for (const [src, dst] of [
-      [{ width: 640, height: 480 }, { width: 768, height: 768 }],
-      [{ width: 1921, height: 1079 }, { width: 768, height: 768 }],
-      [{ width: 3, height: 5 }, { width: 100, height: 1 }],
-      [{ width: 1, height: 1 }, { width: 9, height: 4 }],
+      [
+        { width: 640, height: 480 },
+        { width: 768, height: 768 },
+      ],
+      [
+        { width: 1921, height: 1079 },
+        { width: 768, height: 768 },
+      ],
+      [
+        { width: 3, height: 5 },
+        { width: 100, height: 1 },
+      ],
+      [
+        { width: 1, height: 1 },
+        { width: 9, height: 4 },
+      ],
     ] as const) {
       for (const colour of [[0, 0, 0], [255, 255, 255], [0, 1, 2].map(() => Math.floor(r() * 256))]) {
         const img = new Uint8Array(src.width * src.height * 3);
@@ -309,22 +323,56 @@ describe('preprocess: resizeBicubicPil', () => {
   it('a 1-pixel-wide input upscaled horizontally gives constant rows', () => {
     const col = randomRgb({ width: 1, height: 6 }, 3);
     const out = resizeBicubicPil(col, { width: 1, height: 6 }, { width: 5, height: 6 });
-    for (let y = 0; y < 6; y++) for (let x = 0; x < 5; x++) assert.deepEqual(px(out, { width: 5, height: 6 }, x, y), px(col, { width: 1, height: 6 }, 0, y));
+    for (let y = 0; y < 6; y++)
+      for (let x = 0; x < 5; x++) assert.deepEqual(px(out, { width: 5, height: 6 }, x, y), px(col, { width: 1, height: 6 }, 0, y));
   });
 
   it('agrees exactly with the independent reference on random images', () => {
     const pairs: [ImageSize, ImageSize][] = [
-      [{ width: 16, height: 12 }, { width: 40, height: 31 }], // upscale, non-integer ratios
-      [{ width: 64, height: 48 }, { width: 23, height: 17 }], // downscale, non-integer ratios
-      [{ width: 50, height: 50 }, { width: 25, height: 100 }], // exact 2x down / 2x up
-      [{ width: 37, height: 29 }, { width: 37, height: 11 }], // vertical only
-      [{ width: 29, height: 37 }, { width: 80, height: 37 }], // horizontal only
-      [{ width: 1, height: 20 }, { width: 7, height: 9 }], // 1-pixel-wide input
-      [{ width: 20, height: 1 }, { width: 3, height: 5 }], // 1-pixel-high input
-      [{ width: 1, height: 1 }, { width: 4, height: 3 }],
-      [{ width: 97, height: 13 }, { width: 1, height: 1 }], // to a single pixel
-      [{ width: 300, height: 7 }, { width: 11, height: 7 }], // large downscale factor (27x)
-      [{ width: 33, height: 25 }, { width: 48, height: 48 }], // like 640x480 -> 768x768 in miniature
+      [
+        { width: 16, height: 12 },
+        { width: 40, height: 31 },
+      ], // upscale, non-integer ratios
+      [
+        { width: 64, height: 48 },
+        { width: 23, height: 17 },
+      ], // downscale, non-integer ratios
+      [
+        { width: 50, height: 50 },
+        { width: 25, height: 100 },
+      ], // exact 2x down / 2x up
+      [
+        { width: 37, height: 29 },
+        { width: 37, height: 11 },
+      ], // vertical only
+      [
+        { width: 29, height: 37 },
+        { width: 80, height: 37 },
+      ], // horizontal only
+      [
+        { width: 1, height: 20 },
+        { width: 7, height: 9 },
+      ], // 1-pixel-wide input
+      [
+        { width: 20, height: 1 },
+        { width: 3, height: 5 },
+      ], // 1-pixel-high input
+      [
+        { width: 1, height: 1 },
+        { width: 4, height: 3 },
+      ],
+      [
+        { width: 97, height: 13 },
+        { width: 1, height: 1 },
+      ], // to a single pixel
+      [
+        { width: 300, height: 7 },
+        { width: 11, height: 7 },
+      ], // large downscale factor (27x)
+      [
+        { width: 33, height: 25 },
+        { width: 48, height: 48 },
+      ], // like 640x480 -> 768x768 in miniature
     ];
     let seed = 100;
     for (const [src, dst] of pairs) {
@@ -368,7 +416,9 @@ describe('preprocess: resizeBicubicPil', () => {
       times.push(performance.now() - t0);
     }
     const best = Math.min(...times);
-    console.log(`      resizeBicubicPil 4000x3000 -> 768x768: best ${best.toFixed(0)} ms of [${times.map((t) => t.toFixed(0)).join(', ')}]`);
+    console.log(
+      `      resizeBicubicPil 4000x3000 -> 768x768: best ${best.toFixed(0)} ms of [${times.map((t) => t.toFixed(0)).join(', ')}]`,
+    );
     // About 300 ms on one core of a 2-core CI machine; the bound is ten times that, so only a
     // regression in kind (e.g. a non-separable or BigInt filter, many times slower) fails it.
     assert.ok(best < 3000, `took ${best} ms`);
@@ -401,7 +451,12 @@ describe('preprocess: sharp cubic vs PIL deviation', () => {
       const r = rng(1234);
       const b = Buffer.alloc(width * height * 3);
       for (let i = 0; i < b.length; i++) b[i] = Math.max(0, Math.min(255, Math.round(128 + (r() + r() + r() + r() - 2) * 140)));
-      return new Uint8Array(await sharp(b, { raw: { width, height, channels: 3 } }).blur(sigma).raw().toBuffer());
+      return new Uint8Array(
+        await sharp(b, { raw: { width, height, channels: 3 } })
+          .blur(sigma)
+          .raw()
+          .toBuffer(),
+      );
     };
   const checkerboard: Gen = async ({ width: w, height: h }) => {
     const b = new Uint8Array(w * h * 3);
@@ -519,14 +574,22 @@ describe('preprocess: decodeImage formats', () => {
       assert.equal((await sharp(buf).metadata()).pages, 2);
       const { rgb, size } = await decodeImage(buf, LIMIT);
       assert.deepEqual(size, { width: W, height: H });
-      for (const [x, y] of [[0, 0], [W - 1, H - 1], [10, 8]]) assertClose(px(rgb, size, x, y), [255, 0, 0], 2, name);
+      for (const [x, y] of [
+        [0, 0],
+        [W - 1, H - 1],
+        [10, 8],
+      ])
+        assertClose(px(rgb, size, x, y), [255, 0, 0], 2, name);
     });
   }
 
   it('applies EXIF orientation 6 (40x20 JPEG -> 20x40, rotated 90° clockwise)', async () => {
     const raw = Buffer.alloc(40 * 20 * 3);
     for (let y = 0; y < 20; y++) for (let x = 0; x < 40; x++) raw.set(x < 20 ? [255, 0, 0] : [0, 0, 255], (y * 40 + x) * 3);
-    const jpg = await sharp(raw, { raw: { width: 40, height: 20, channels: 3 } }).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toBuffer();
+    const jpg = await sharp(raw, { raw: { width: 40, height: 20, channels: 3 } })
+      .jpeg({ quality: 95 })
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
     const meta = await sharp(jpg).metadata();
     assert.equal(meta.orientation, 6);
     assert.deepEqual([meta.width, meta.height], [40, 20]);
@@ -541,21 +604,28 @@ describe('preprocess: decodeImage formats', () => {
   });
 
   it('flattens fully transparent pixels onto white', async () => {
-    const png = await sharp({ create: { width: W, height: H, channels: 4, background: { r: 10, g: 200, b: 30, alpha: 0 } } }).png().toBuffer();
+    const png = await sharp({ create: { width: W, height: H, channels: 4, background: { r: 10, g: 200, b: 30, alpha: 0 } } })
+      .png()
+      .toBuffer();
     assert.equal((await sharp(png).metadata()).hasAlpha, true);
     const { rgb } = await decodeImage(png, LIMIT);
     assert.ok(rgb.every((v) => v === 255));
   });
 
   it('composites half-transparent pixels over white', async () => {
-    const png = await sharp({ create: { width: W, height: H, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0.5 } } }).png().toBuffer();
+    const png = await sharp({ create: { width: W, height: H, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0.5 } } })
+      .png()
+      .toBuffer();
     const { rgb, size } = await decodeImage(png, LIMIT);
     assertClose(px(rgb, size, 3, 3), [128, 128, 128], 1, 'half-transparent black');
   });
 
   it('turns a greyscale PNG into 3 equal channels', async () => {
     const grey = Buffer.from(Array.from({ length: W * H }, (_, i) => (i * 7) % 256));
-    const png = await sharp(grey, { raw: { width: W, height: H, channels: 1 } }).toColourspace('b-w').png().toBuffer();
+    const png = await sharp(grey, { raw: { width: W, height: H, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toBuffer();
     assert.equal((await sharp(png).metadata()).channels, 1);
     const { rgb, size } = await decodeImage(png, LIMIT);
     assert.deepEqual(size, { width: W, height: H });
@@ -574,7 +644,10 @@ describe('preprocess: decodeImage formats', () => {
 
   it('converts CMYK JPEG to RGB', async () => {
     const cmyk = (c: { r: number; g: number; b: number }) =>
-      sharp({ create: { width: W, height: H, channels: 3, background: c } }).toColourspace('cmyk').jpeg({ quality: 95 }).toBuffer();
+      sharp({ create: { width: W, height: H, channels: 3, background: c } })
+        .toColourspace('cmyk')
+        .jpeg({ quality: 95 })
+        .toBuffer();
     const white = await cmyk({ r: 255, g: 255, b: 255 });
     assert.equal((await sharp(white).metadata()).space, 'cmyk');
     const w = await decodeImage(white, LIMIT);
@@ -632,7 +705,9 @@ describe('preprocess: decodeImage errors', () => {
   });
 
   it('truncated JPEG', async () => {
-    const jpg = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#336699', noise: { type: 'gaussian', mean: 128, sigma: 30 } } })
+    const jpg = await sharp({
+      create: { width: 64, height: 48, channels: 3, background: '#336699', noise: { type: 'gaussian', mean: 128, sigma: 30 } },
+    })
       .jpeg()
       .toBuffer();
     const e = await rejects(decodeImage(jpg.subarray(0, Math.floor(jpg.length / 2)), LIMIT), 'corrupt');
@@ -654,7 +729,10 @@ describe('preprocess: decodeImage errors', () => {
   });
 
   it('a 5000x5000 limit accepts 5000x5000 and rejects 5001x5000', async () => {
-    const make = (width: number) => sharp({ create: { width, height: 5000, channels: 3, background: '#102030' } }).png().toBuffer();
+    const make = (width: number) =>
+      sharp({ create: { width, height: 5000, channels: 3, background: '#102030' } })
+        .png()
+        .toBuffer();
     const ok = await decodeImage(await make(5000), { maxPixels: 5000 * 5000 });
     assert.deepEqual(ok.size, { width: 5000, height: 5000 });
     const e = await rejects(decodeImage(await make(5001), { maxPixels: 5000 * 5000 }), 'too_many_pixels');
@@ -662,7 +740,9 @@ describe('preprocess: decodeImage errors', () => {
   });
 
   it('a bad maxPixels is a programming error (RangeError), never "no limit"', async () => {
-    const png = await sharp({ create: { width: 2, height: 2, channels: 3, background: '#000' } }).png().toBuffer();
+    const png = await sharp({ create: { width: 2, height: 2, channels: 3, background: '#000' } })
+      .png()
+      .toBuffer();
     await assert.rejects(decodeImage(png, { maxPixels: 0 }), RangeError);
   });
 });
@@ -678,7 +758,11 @@ describe('preprocess: batch packing', () => {
 
   it('packs N images as [N,3,H,W] with image i at offset i*3*H*W', async () => {
     const inputs = await Promise.all(
-      colours.map((c, i) => sharp({ create: { width: 30 + 10 * i, height: 20 + i, channels: 3, background: c } }).png().toBuffer()),
+      colours.map((c, i) =>
+        sharp({ create: { width: 30 + 10 * i, height: 20 + i, channels: 3, background: c } })
+          .png()
+          .toBuffer(),
+      ),
     );
     const batch = await preprocessBatch(inputs, opts);
     assert.deepEqual(batch.dims, [3, 3, 12, 16]);

@@ -82,7 +82,10 @@ describe('florence/prompts', () => {
     });
 
     it('accepts a region string with surrounding whitespace', () => {
-      assert.equal(constructPrompt('<REGION_TO_CATEGORY>', ' <loc_1><loc_2><loc_3><loc_4> '), 'What is the region <loc_1><loc_2><loc_3><loc_4>?');
+      assert.equal(
+        constructPrompt('<REGION_TO_CATEGORY>', ' <loc_1><loc_2><loc_3><loc_4> '),
+        'What is the region <loc_1><loc_2><loc_3><loc_4>?',
+      );
     });
   });
 
@@ -159,7 +162,10 @@ describe('florence/prompts', () => {
       // Bin centres of <loc_52><loc_332><loc_932><loc_774> on a 640×480 image quantize back to those bins.
       const size = { width: 640, height: 480 };
       const box = { x1: 33.6, y1: 159.6, x2: 596.8, y2: 371.76 };
-      assert.equal(constructRegionPrompt('<REGION_TO_DESCRIPTION>', box, size), 'What does the region <loc_52><loc_332><loc_932><loc_774> describe?');
+      assert.equal(
+        constructRegionPrompt('<REGION_TO_DESCRIPTION>', box, size),
+        'What does the region <loc_52><loc_332><loc_932><loc_774> describe?',
+      );
       assert.equal(constructRegionPrompt('<REGION_TO_CATEGORY>', box, size), 'What is the region <loc_52><loc_332><loc_932><loc_774>?');
       assert.equal(
         constructRegionPrompt('<REGION_TO_OCR>', { x1: 0, y1: 0, x2: 640, y2: 480 }, size),

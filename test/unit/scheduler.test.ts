@@ -12,7 +12,15 @@ import {
   ResourceExhaustedError,
   UnavailableError,
 } from '../../src/common/errors';
-import { CANCEL_BY_CLIENT, CANCEL_BY_DEADLINE, CANCEL_NONE, type BatchShape, type WorkerItemOutcome, type WorkerResult, type WorkerTask } from '../../src/common/protocol';
+import {
+  CANCEL_BY_CLIENT,
+  CANCEL_BY_DEADLINE,
+  CANCEL_NONE,
+  type BatchShape,
+  type WorkerItemOutcome,
+  type WorkerResult,
+  type WorkerTask,
+} from '../../src/common/protocol';
 import { type PoolLike, type ScheduledRequest, Scheduler, type SubmitResult } from '../../src/server/scheduler';
 import type { BatchLimits } from '../../src/server/batcher';
 import { CancelSlots } from '../../src/server/cancel-slots';
@@ -68,7 +76,15 @@ const ITEM_OK: WorkerItemOutcome = { ok: true, items: [], timings: TIMINGS, step
 const OK = (device: string, task: WorkerTask): WorkerResult => ({
   ok: true,
   outcomes: task.items.map(() => ITEM_OK),
-  batch: { requests: task.items.length, rows: task.items.length, steps: 7, rowSteps: 7 * task.items.length, decodeMs: 4, decoderRunMs: 3, shared: { preprocess: 1, vision: 2, encoder: 3 } },
+  batch: {
+    requests: task.items.length,
+    rows: task.items.length,
+    steps: 7,
+    rowSteps: 7 * task.items.length,
+    decodeMs: 4,
+    decoderRunMs: 3,
+    shared: { preprocess: 1, vision: 2, encoder: 3 },
+  },
   device,
 });
 const PROMPT = { image: new Uint8Array(1), task: '<OD>' as const };
@@ -79,7 +95,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tick = () => sleep(0);
 
 async function setup(
-  opts: { devices?: number; maxInFlight?: number; maxQueue?: number; batching?: BatchLimits; onBatchStart?: (d: string, shape: BatchShape, waits: number[]) => void } = {},
+  opts: {
+    devices?: number;
+    maxInFlight?: number;
+    maxQueue?: number;
+    batching?: BatchLimits;
+    onBatchStart?: (d: string, shape: BatchShape, waits: number[]) => void;
+  } = {},
 ) {
   const devices = opts.devices ?? 1;
   const maxInFlight = opts.maxInFlight ?? 1;
@@ -111,22 +133,52 @@ function settled<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false
 describe('Scheduler', () => {
   it('rejects with UNAVAILABLE before start', async () => {
     const cancelSlots = new CancelSlots(4);
-    const scheduler = new Scheduler({ pools: [new FakePool('cpu:0', cancelSlots.buffer)], cancelSlots, maxInFlightPerDevice: 1, maxQueuePerDevice: 1 });
+    const scheduler = new Scheduler({
+      pools: [new FakePool('cpu:0', cancelSlots.buffer)],
+      cancelSlots,
+      maxInFlightPerDevice: 1,
+      maxQueuePerDevice: 1,
+    });
     await assert.rejects(scheduler.submit(TASK, { requestId: 'r' }), UnavailableError);
   });
 
   it('refuses pools with different cancel buffers and too few slots', () => {
     const shared = new CancelSlots(4);
     assert.throws(
-      () => new Scheduler({ pools: [new FakePool('a', shared.buffer), new FakePool('b', new CancelSlots(4).buffer)], cancelSlots: shared, maxInFlightPerDevice: 1, maxQueuePerDevice: 0 }),
+      () =>
+        new Scheduler({
+          pools: [new FakePool('a', shared.buffer), new FakePool('b', new CancelSlots(4).buffer)],
+          cancelSlots: shared,
+          maxInFlightPerDevice: 1,
+          maxQueuePerDevice: 0,
+        }),
       /share the scheduler's/,
     );
     const small = new CancelSlots(3);
-    assert.throws(() => new Scheduler({ pools: [new FakePool('a', small.buffer), new FakePool('b', small.buffer)], cancelSlots: small, maxInFlightPerDevice: 2, maxQueuePerDevice: 0 }), /need 4/);
+    assert.throws(
+      () =>
+        new Scheduler({
+          pools: [new FakePool('a', small.buffer), new FakePool('b', small.buffer)],
+          cancelSlots: small,
+          maxInFlightPerDevice: 2,
+          maxQueuePerDevice: 0,
+        }),
+      /need 4/,
+    );
     // Batches of up to 4 requests on 2 devices × 2 workers: 16 slots.
     const batching = () => ({ maxBatchRows: 4, maxQueueDelayMs: 0 });
     const eight = new CancelSlots(8);
-    assert.throws(() => new Scheduler({ pools: [new FakePool('a', eight.buffer), new FakePool('b', eight.buffer)], cancelSlots: eight, maxInFlightPerDevice: 2, maxQueuePerDevice: 0, batching }), /need 16/);
+    assert.throws(
+      () =>
+        new Scheduler({
+          pools: [new FakePool('a', eight.buffer), new FakePool('b', eight.buffer)],
+          cancelSlots: eight,
+          maxInFlightPerDevice: 2,
+          maxQueuePerDevice: 0,
+          batching,
+        }),
+      /need 16/,
+    );
   });
 
   it('sends each request to the least-loaded device, round-robin on ties', async () => {
@@ -267,9 +319,15 @@ describe('Scheduler', () => {
     const { scheduler, pools, flags } = await setup({ maxInFlight: 1, maxQueue: 0 });
     type Answer = Extract<WorkerItemOutcome, { ok: false }>['error'] | WorkerResult | Error;
     const cases: Array<[Answer, (e: unknown) => boolean]> = [
-      [{ kind: 'invalid_argument', field: 'text', message: '`text` is not allowed for task <OD>' }, (e) => e instanceof InvalidArgumentError && e.field === 'text'],
+      [
+        { kind: 'invalid_argument', field: 'text', message: '`text` is not allowed for task <OD>' },
+        (e) => e instanceof InvalidArgumentError && e.field === 'text',
+      ],
       [{ kind: 'internal', message: 'onnx exploded' }, (e) => e instanceof InternalError && /request r1/.test(e.message)],
-      [{ ok: false, error: { kind: 'internal', message: 'the batch could not run' } }, (e) => e instanceof InternalError && /batch of r2/.test(e.message)],
+      [
+        { ok: false, error: { kind: 'internal', message: 'the batch could not run' } },
+        (e) => e instanceof InternalError && /batch of r2/.test(e.message),
+      ],
       [new UnavailableError('worker on cpu:0 died during the request; retry'), (e) => e instanceof UnavailableError],
       [new Error('odd'), (e) => e instanceof InternalError],
     ];
@@ -342,7 +400,10 @@ describe('Scheduler', () => {
       await first;
       await waitFor(() => pools[0].calls.length === 2, { what: 'the second batch' });
       // Only requests that share a decoder loop (the same beams) go together: q2 (greedy) waits.
-      assert.deepEqual(pools[0].calls[1].task.items.map((it) => it.prompts.length), [1, 1]);
+      assert.deepEqual(
+        pools[0].calls[1].task.items.map((it) => it.prompts.length),
+        [1, 1],
+      );
       assert.equal(pools[0].calls[1].task.numBeams, 3);
       pools[0].finish(1);
       await waitFor(() => pools[0].calls.length === 3, { what: 'the third batch' });
@@ -350,9 +411,23 @@ describe('Scheduler', () => {
       await waitFor(() => pools[0].calls.length === 4, { what: 'the fourth batch' });
       pools[0].finish(3);
       const done = await Promise.all(queued);
-      assert.deepEqual(shapes.map((x) => [x.requests, x.rows]), [[1, 1], [2, 6], [1, 1], [1, 3]]);
-      assert.deepEqual(done.map((d) => d.batch.requests), [2, 2, 1, 1]);
-      assert.deepEqual(done.map((d) => d.result.steps), [7, 7, 7, 7]);
+      assert.deepEqual(
+        shapes.map((x) => [x.requests, x.rows]),
+        [
+          [1, 1],
+          [2, 6],
+          [1, 1],
+          [1, 3],
+        ],
+      );
+      assert.deepEqual(
+        done.map((d) => d.batch.requests),
+        [2, 2, 1, 1],
+      );
+      assert.deepEqual(
+        done.map((d) => d.result.steps),
+        [7, 7, 7, 7],
+      );
     });
 
     it('a request larger than the row limit still runs, alone', async () => {
@@ -366,7 +441,11 @@ describe('Scheduler', () => {
 
     it('a free worker waits up to the queue delay for a batch to fill, and no longer', async () => {
       const shapes: BatchShape[] = [];
-      const { scheduler, pools } = await setup({ maxQueue: 8, batching: { maxBatchRows: 3, maxQueueDelayMs: 60_000 }, onBatchStart: (_d, shape) => shapes.push(shape) });
+      const { scheduler, pools } = await setup({
+        maxQueue: 8,
+        batching: { maxBatchRows: 3, maxQueueDelayMs: 60_000 },
+        onBatchStart: (_d, shape) => shapes.push(shape),
+      });
       const a = scheduler.submit(TASK, { requestId: 'a' });
       const b = scheduler.submit(TASK, { requestId: 'b' });
       await tick();
@@ -416,7 +495,10 @@ describe('Scheduler', () => {
       assert.ok(!c.ok && c.error instanceof CancelledError);
       assert.equal(Atomics.load(flags, slotA), CANCEL_BY_CLIENT);
       assert.equal(Atomics.load(flags, slotB), CANCEL_NONE, "the batch-mate's slot is untouched");
-      pools[0].finish(1, { ...OK('cpu:0', pools[0].calls[1].task), outcomes: [{ ok: false, error: { kind: 'cancelled', message: 'stopped' } }, ITEM_OK] } as WorkerResult);
+      pools[0].finish(1, {
+        ...OK('cpu:0', pools[0].calls[1].task),
+        outcomes: [{ ok: false, error: { kind: 'cancelled', message: 'stopped' } }, ITEM_OK],
+      } as WorkerResult);
       assert.equal((await mate).device, 'cpu:0');
     });
 

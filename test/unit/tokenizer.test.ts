@@ -53,8 +53,8 @@ const DECODE_EXAMPLES: Array<[number[], string]> = [
   [[2, 0, 102, 2272, 512, 9181, 11, 760, 9, 10, 5718, 745, 2], '</s><s>a green car parked in front of a yellow building</s>'],
   [
     [
-      2, 0, 133, 2274, 924, 10, 912, 1203, 2828, 15, 5, 526, 9, 10, 2014, 11, 35910, 6, 188, 469, 412, 4, 20, 2014, 16, 9321, 19, 3413, 6, 3980, 6,
-      8, 19638, 6, 8, 89, 32, 82, 3051, 15, 5, 2767, 22609, 4, 20, 6360, 16, 7097, 11, 5, 3618, 4, 2,
+      2, 0, 133, 2274, 924, 10, 912, 1203, 2828, 15, 5, 526, 9, 10, 2014, 11, 35910, 6, 188, 469, 412, 4, 20, 2014, 16, 9321, 19, 3413, 6,
+      3980, 6, 8, 19638, 6, 8, 89, 32, 82, 3051, 15, 5, 2767, 22609, 4, 20, 6360, 16, 7097, 11, 5, 3618, 4, 2,
     ],
     '</s><s>The image shows a stop sign sitting on the side of a street in Chinatown, New York City. The street is lined with buildings, ' +
       'trees, and statues, and there are people walking on the footpath. The sky is visible in the background.</s>',
@@ -198,7 +198,19 @@ describe('florence/tokenizer', function () {
 
     it('maps the decode examples one piece per token', function () {
       const pieces = checkJoin(DECODE_EXAMPLES[0][0]);
-      assert.deepEqual(pieces.slice(0, 11), ['</s>', '<s>', '<s>', '<s>', 'car', '<loc_53>', '<loc_333>', '<loc_933>', '<loc_774>', 'door', ' handle']);
+      assert.deepEqual(pieces.slice(0, 11), [
+        '</s>',
+        '<s>',
+        '<s>',
+        '<s>',
+        'car',
+        '<loc_53>',
+        '<loc_333>',
+        '<loc_933>',
+        '<loc_774>',
+        'door',
+        ' handle',
+      ]);
       for (const [ids] of DECODE_EXAMPLES) checkJoin(ids);
     });
 
@@ -364,7 +376,11 @@ describe('florence/tokenizer', function () {
         'tokenizer_config.json': join(VENDOR_DIR, 'tokenizer_config.json'),
       });
       // env is a process-wide singleton that other suites use too: set it for this load only.
-      const saved = { allowRemoteModels: env.allowRemoteModels, allowLocalModels: env.allowLocalModels, localModelPath: env.localModelPath };
+      const saved = {
+        allowRemoteModels: env.allowRemoteModels,
+        allowLocalModels: env.allowLocalModels,
+        localModelPath: env.localModelPath,
+      };
       try {
         env.allowRemoteModels = false;
         env.allowLocalModels = true;
@@ -386,7 +402,8 @@ describe('florence/tokenizer', function () {
     it('decodes identically (skip_special_tokens false, clean-up on)', function () {
       const seqs = [...DECODE_EXAMPLES.map(([ids]) => ids), ...EXTRA_TEXTS.map((t) => tok.encode(t))];
       const rand = prng(7);
-      for (let n = 0; n < 200; n++) seqs.push(Array.from({ length: 1 + Math.floor(rand() * 20) }, () => Math.floor(rand() * tok.vocabSize)));
+      for (let n = 0; n < 200; n++)
+        seqs.push(Array.from({ length: 1 + Math.floor(rand() * 20) }, () => Math.floor(rand() * tok.vocabSize)));
       for (const ids of seqs) {
         const expected = oracle.decode(ids, { skip_special_tokens: false });
         assert.equal(tok.decode(ids), expected);

@@ -19,17 +19,32 @@ async function invalid(p: Promise<unknown>, field: string, message: RegExp): Pro
 
 describe('request validation: images', () => {
   it('refuses SVG at validation, as the worker would', async () => {
-    await invalid(validateDetect({ image: { data: SVG } } as never, LIMITS), 'image.data', /`image\.data` is not a decodable image: Image format 'svg' is not supported/);
-    await assert.rejects(decodeImage(SVG, { maxPixels: LIMITS.maxImagePixels }), (e: unknown) => e instanceof ImageDecodeError && e.reason === 'unsupported_format');
+    await invalid(
+      validateDetect({ image: { data: SVG } } as never, LIMITS),
+      'image.data',
+      /`image\.data` is not a decodable image: Image format 'svg' is not supported/,
+    );
+    await assert.rejects(
+      decodeImage(SVG, { maxPixels: LIMITS.maxImagePixels }),
+      (e: unknown) => e instanceof ImageDecodeError && e.reason === 'unsupported_format',
+    );
   });
 
   it('refuses an image over the pixel limit from its header, naming the field under the oneof', async () => {
-    const big = await sharp({ create: { width: 200, height: 100, channels: 3, background: '#808080' } }).png().toBuffer();
-    await invalid(validateRun({ task: 'detect', detect: { image: { data: big } } } as never, LIMITS), 'detect.image.data', /200x100 = 20000 pixels; the limit is 10000 pixels/);
+    const big = await sharp({ create: { width: 200, height: 100, channels: 3, background: '#808080' } })
+      .png()
+      .toBuffer();
+    await invalid(
+      validateRun({ task: 'detect', detect: { image: { data: big } } } as never, LIMITS),
+      'detect.image.data',
+      /200x100 = 20000 pixels; the limit is 10000 pixels/,
+    );
   });
 
   it('accepts an allowed format within the limit and passes the bytes on without a copy', async () => {
-    const ok = await sharp({ create: { width: 50, height: 40, channels: 3, background: '#808080' } }).webp().toBuffer();
+    const ok = await sharp({ create: { width: 50, height: 40, channels: 3, background: '#808080' } })
+      .webp()
+      .toBuffer();
     const v = await validateDetect({ image: { data: ok } } as never, LIMITS);
     assert.equal(v.task, '<OD>');
     assert.equal(v.requests[0].image.buffer, ok.buffer);

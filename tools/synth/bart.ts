@@ -5,18 +5,7 @@
  * LayerNorm, post-LayerNorm layers, exact GELU, tied LM head plus `final_logits_bias`.
  */
 import { DataType, GraphBuilder, graphAttr, int } from './onnx-graph';
-import {
-  FLOAT32_MIN,
-  type WeightSource,
-  attend,
-  dimOf,
-  gelu,
-  layerNorm,
-  linear,
-  mergeHeads,
-  paddingMask,
-  splitHeads,
-} from './layers';
+import { FLOAT32_MIN, type WeightSource, attend, dimOf, gelu, layerNorm, linear, mergeHeads, paddingMask, splitHeads } from './layers';
 import { POSITION_OFFSET, type TextConfig, VOCAB_SIZE } from './sizes';
 
 const HEAD_DIM_OF = (c: TextConfig) => c.dModel / c.decoderHeads;
@@ -38,7 +27,11 @@ export const W = {
 export const embeddingStd = (c: TextConfig) => 3 / Math.sqrt(c.dModel);
 
 export function sharedEmbedding(root: GraphBuilder, w: WeightSource, c: TextConfig): string {
-  return root.weight(W.shared, [VOCAB_SIZE, c.dModel], w.tensor(W.shared, [VOCAB_SIZE, c.dModel], { kind: 'normal', std: embeddingStd(c) }));
+  return root.weight(
+    W.shared,
+    [VOCAB_SIZE, c.dModel],
+    w.tensor(W.shared, [VOCAB_SIZE, c.dModel], { kind: 'normal', std: embeddingStd(c) }),
+  );
 }
 
 /** `embed_tokens`: input_ids → raw token embeddings (BART with scale_embedding false: no scaling). */
@@ -113,7 +106,11 @@ function decoderWeights(root: GraphBuilder, w: WeightSource, c: TextConfig): Dec
   return {
     positions: positionTable(root, w, W.decPositions, c),
     // Tied to the shared embedding, as in BART: the same values, stored [D, V] for MatMul.
-    lmHead: root.weight(W.lmHead, [c.dModel, VOCAB_SIZE], transposed(w.tensor(W.shared, [VOCAB_SIZE, c.dModel], { kind: 'normal', std: embeddingStd(c) }), VOCAB_SIZE, c.dModel)),
+    lmHead: root.weight(
+      W.lmHead,
+      [c.dModel, VOCAB_SIZE],
+      transposed(w.tensor(W.shared, [VOCAB_SIZE, c.dModel], { kind: 'normal', std: embeddingStd(c) }), VOCAB_SIZE, c.dModel),
+    ),
     finalLogitsBias: root.weight(W.finalLogitsBias, [VOCAB_SIZE], w.tensor(W.finalLogitsBias, [VOCAB_SIZE], { kind: 'normal', std: 0.1 })),
   };
 }
@@ -203,7 +200,12 @@ function decoderInputs(g: GraphBuilder, c: TextConfig): void {
 function outputNames(c: TextConfig): string[] {
   const names = ['logits'];
   for (let i = 0; i < c.decoderLayers; i++) {
-    names.push(presentName(i, 'decoder', 'key'), presentName(i, 'decoder', 'value'), presentName(i, 'encoder', 'key'), presentName(i, 'encoder', 'value'));
+    names.push(
+      presentName(i, 'decoder', 'key'),
+      presentName(i, 'decoder', 'value'),
+      presentName(i, 'encoder', 'key'),
+      presentName(i, 'encoder', 'value'),
+    );
   }
   return names;
 }
@@ -246,7 +248,12 @@ export function buildMergedDecoder(c: TextConfig, w: WeightSource, fp16: boolean
     names.forEach((name, i) => b.output(`${label}/${name}`, DataType.FLOAT, null, values[i]));
     return b;
   };
-  g.node('If', ['use_cache_branch'], { then_branch: graphAttr(branch('with_past', true)), else_branch: graphAttr(branch('no_past', false)) }, names);
+  g.node(
+    'If',
+    ['use_cache_branch'],
+    { then_branch: graphAttr(branch('with_past', true)), else_branch: graphAttr(branch('no_past', false)) },
+    names,
+  );
   names.forEach((name) => g.output(name, DataType.FLOAT, outputDims(c, name, true)));
   return g;
 }

@@ -55,7 +55,15 @@ export const ONNX_OPSET = 17;
 export const ONNX_IR_VERSION = 8;
 export const BUILDER_VERSION = '1';
 
-const TOKENIZER_FILES_AS_IS = ['tokenizer_config.json', 'vocab.json', 'merges.txt', 'added_tokens.json', 'special_tokens_map.json', 'generation_config.json', 'preprocessor_config.json'];
+const TOKENIZER_FILES_AS_IS = [
+  'tokenizer_config.json',
+  'vocab.json',
+  'merges.txt',
+  'added_tokens.json',
+  'special_tokens_map.json',
+  'generation_config.json',
+  'preprocessor_config.json',
+];
 
 /** The real Florence-2 tokenizer, as written into model folders (no leftover truncation/padding). */
 export async function loadVendoredTokenizerJson(): Promise<Record<string, unknown>> {
@@ -75,7 +83,10 @@ export async function tokenizeScript(text: string): Promise<number[]> {
 
 /** config.json for a size: the onnx-community base-ft file with this size's dimensions. */
 export async function modelConfig(spec: SizeSpec): Promise<Record<string, unknown>> {
-  const config = JSON.parse(await readFile(join(VENDOR_DIR, 'config.json'), 'utf8')) as Record<string, unknown> & { text_config: object; vision_config: object };
+  const config = JSON.parse(await readFile(join(VENDOR_DIR, 'config.json'), 'utf8')) as Record<string, unknown> & {
+    text_config: object;
+    vision_config: object;
+  };
   const t = spec.text;
   config._name_or_path = spec.imitates;
   config.projection_dim = t.dModel;

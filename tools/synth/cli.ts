@@ -63,7 +63,10 @@ async function main(argv: string[]): Promise<number> {
   if (dtypes.some((d) => d !== 'fp32' && d !== 'fp16')) errors.push(`--dtype takes fp32, fp16 or fp32,fp16: ${values.dtype}`);
   let scriptIds: number[] | undefined;
   if (values['script-ids'] !== undefined) {
-    scriptIds = values['script-ids'].split(',').filter((s) => s.trim() !== '').map(Number);
+    scriptIds = values['script-ids']
+      .split(',')
+      .filter((s) => s.trim() !== '')
+      .map(Number);
     if (scriptIds.some((n) => !Number.isInteger(n))) errors.push(`--script-ids takes comma-separated integers: ${values['script-ids']}`);
   }
   if (values.script !== undefined && scriptIds !== undefined) errors.push('give --script or --script-ids, not both');
@@ -91,7 +94,8 @@ async function main(argv: string[]): Promise<number> {
 /** Runs the builder CLI; resolves with the exit code (0 ok, 1 unexpected failure, 2 usage or impossible script). */
 export function synthMain(argv: string[]): Promise<number> {
   return main(argv).catch((err: unknown) => {
-    const known = err instanceof ScriptError || (err instanceof Error && /exists and is not empty|Unknown option|argument/.test(err.message));
+    const known =
+      err instanceof ScriptError || (err instanceof Error && /exists and is not empty|Unknown option|argument/.test(err.message));
     process.stderr.write(`error: ${err instanceof Error ? (known ? err.message : err.stack) : String(err)}\n`);
     return known ? 2 : 1;
   });

@@ -13,9 +13,7 @@ export interface WeightSource {
 }
 
 /** How a weight is initialised when nothing overrides it. */
-export type WeightInit =
-  | { kind: 'normal'; std: number; mean?: number }
-  | { kind: 'const'; value: number };
+export type WeightInit = { kind: 'normal'; std: number; mean?: number } | { kind: 'const'; value: number };
 
 /**
  * Random query projections are this much larger than other projections: attention of untrained
@@ -25,9 +23,21 @@ export type WeightInit =
 const QUERY_GAIN = 4;
 
 /** x @ W + b with W stored as [in, out] (the layout MatMul wants). */
-export function linear(g: GraphBuilder, root: GraphBuilder, w: WeightSource, x: string, name: string, inDim: number, outDim: number): string {
+export function linear(
+  g: GraphBuilder,
+  root: GraphBuilder,
+  w: WeightSource,
+  x: string,
+  name: string,
+  inDim: number,
+  outDim: number,
+): string {
   const gain = name.endsWith('q_proj') ? QUERY_GAIN : 1;
-  const weight = root.weight(`${name}.weight`, [inDim, outDim], w.tensor(`${name}.weight`, [inDim, outDim], { kind: 'normal', std: gain / Math.sqrt(inDim) }));
+  const weight = root.weight(
+    `${name}.weight`,
+    [inDim, outDim],
+    w.tensor(`${name}.weight`, [inDim, outDim], { kind: 'normal', std: gain / Math.sqrt(inDim) }),
+  );
   const bias = root.weight(`${name}.bias`, [outDim], w.tensor(`${name}.bias`, [outDim], { kind: 'normal', std: 0.02 }));
   return g.op('Add', [g.op('MatMul', [x, weight]), bias]);
 }

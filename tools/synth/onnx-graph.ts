@@ -244,8 +244,7 @@ export async function writeModel(path: string, graph: GraphBuilder, meta: ModelM
   // The graph's length prefix must be known before the weights exist: compute each encoded
   // initializer's length from its header and element count.
   const initLengths = graph.lazyInits.map(encodedInitializerLength);
-  const graphLength =
-    graphHead.length + initLengths.reduce((s, n) => s + GRAPH_INITIALIZER_TAG.length + varint(n).length + n, 0);
+  const graphLength = graphHead.length + initLengths.reduce((s, n) => s + GRAPH_INITIALIZER_TAG.length + varint(n).length + n, 0);
 
   const out = createWriteStream(path);
   let written = 0;
@@ -259,7 +258,8 @@ export async function writeModel(path: string, graph: GraphBuilder, meta: ModelM
   await write(graphHead);
   for (let i = 0; i < graph.lazyInits.length; i++) {
     const bytes = encodeInitializer(graph.lazyInits[i]);
-    if (bytes.length !== initLengths[i]) throw new Error(`weight ${graph.lazyInits[i].name}: encoded length differs from its declared shape`);
+    if (bytes.length !== initLengths[i])
+      throw new Error(`weight ${graph.lazyInits[i].name}: encoded length differs from its declared shape`);
     await write(GRAPH_INITIALIZER_TAG);
     await write(varint(bytes.length));
     await write(bytes);
@@ -281,9 +281,8 @@ const BYTES_PER_ELEMENT: Record<number, number> = {
 const RAW_DATA_TAG_LENGTH = 1; // field 9, wire type 2
 
 function encodedInitializerLength(init: LazyInitializer): number {
-  const header = onnx.TensorProto.encode(
-    onnx.TensorProto.create({ name: init.name, dataType: init.dataType, dims: init.dims }),
-  ).finish().length;
+  const header = onnx.TensorProto.encode(onnx.TensorProto.create({ name: init.name, dataType: init.dataType, dims: init.dims })).finish()
+    .length;
   const raw = init.dims.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[init.dataType];
   return header + RAW_DATA_TAG_LENGTH + varint(raw).length + raw;
 }

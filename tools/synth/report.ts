@@ -72,7 +72,10 @@ export function costReport(): string {
         r.visionGflops.davit.toFixed(1),
         (r.visionGflops.standIn / r.visionGflops.davit).toFixed(3),
         r.decoderGflopsPerToken.toFixed(3),
-      ].join(' | ').replace(/^/, '| ').concat(' |'),
+      ]
+        .join(' | ')
+        .replace(/^/, '| ')
+        .concat(' |'),
     ),
     '',
     `Images 768×768. Decoder cost per token with 20 earlier tokens and ${TYPICAL_ENCODER_LENGTH} encoder states (<OD>). FLOPs = 2 × multiply-accumulates.`,

@@ -48,7 +48,8 @@ export function scriptOutputs(script: number[]): number[] {
 export function validateScript(script: number[], c: TextConfig): void {
   for (const [i, t] of script.entries()) {
     if (!Number.isInteger(t) || t < 0 || t >= VOCAB_SIZE) throw new ScriptError(`script token ${i} (${t}) is not a vocabulary id`);
-    if (t === BOS || t === PAD || t === EOS) throw new ScriptError(`script token ${i} is the special id ${t}; the script is the text between <s> and </s>`);
+    if (t === BOS || t === PAD || t === EOS)
+      throw new ScriptError(`script token ${i} is the special id ${t}; the script is the text between <s> and </s>`);
   }
   const full = [DECODER_START, ...scriptOutputs(script)];
   const seen = new Map<string, number>();
@@ -66,7 +67,9 @@ export function validateScript(script: number[], c: TextConfig): void {
   const positions = full.length;
   if (positions > c.maxPositions) throw new ScriptError(`the script needs ${positions} decoder positions; this size has ${c.maxPositions}`);
   if (positions - 1 > c.decoderFfn) {
-    throw new ScriptError(`the script has ${script.length} tokens; this size's decoder FFN (${c.decoderFfn}) holds at most ${c.decoderFfn - 2}`);
+    throw new ScriptError(
+      `the script has ${script.length} tokens; this size's decoder FFN (${c.decoderFfn}) holds at most ${c.decoderFfn - 2}`,
+    );
   }
 }
 
@@ -106,7 +109,8 @@ function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
 /** Largest correlation between two distinct codes (−1 for fewer than two). */
 export function maxCorrelation(codes: Float64Array[]): number {
   let worst = -1;
-  for (let i = 0; i < codes.length; i++) for (let j = i + 1; j < codes.length; j++) worst = Math.max(worst, dot(codes[i], codes[j]) / codes[i].length);
+  for (let i = 0; i < codes.length; i++)
+    for (let j = i + 1; j < codes.length; j++) worst = Math.max(worst, dot(codes[i], codes[j]) / codes[i].length);
   return worst;
 }
 
@@ -118,7 +122,12 @@ export interface ScriptPlan {
 }
 
 /** Weights that make the decoder of `c` emit `script`; everything else comes from `base`. */
-export function scriptedWeights(c: TextConfig, base: WeightSource, script: number[], seed: number): { weights: WeightSource; plan: ScriptPlan } {
+export function scriptedWeights(
+  c: TextConfig,
+  base: WeightSource,
+  script: number[],
+  seed: number,
+): { weights: WeightSource; plan: ScriptPlan } {
   validateScript(script, c);
   const D = c.dModel;
   const F = c.decoderFfn;
@@ -131,7 +140,8 @@ export function scriptedWeights(c: TextConfig, base: WeightSource, script: numbe
   const tokCode = new Map(distinct.map((t, i) => [t, tokCodes[i]]));
   const posCorr = maxCorrelation(posCodes);
   const tokCorr = maxCorrelation(tokCodes);
-  if (posCorr > 0.95 || tokCorr > 0.95) throw new ScriptError(`the script is too long for d_model ${D}: codes correlate up to ${Math.max(posCorr, tokCorr).toFixed(3)}`);
+  if (posCorr > 0.95 || tokCorr > 0.95)
+    throw new ScriptError(`the script is too long for d_model ${D}: codes correlate up to ${Math.max(posCorr, tokCorr).toFixed(3)}`);
 
   const gamma = LOGIT_MARGIN / (D * (1 - Math.max(tokCorr, 0)));
   const positionScale = DOMINANCE * Math.max(gamma, 1);

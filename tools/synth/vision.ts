@@ -98,15 +98,26 @@ export function buildVisionEncoder(v: VisionConfig, imageSize: number, dModel: n
     const p = `vision_tower.convs.${s}`;
     // 1) patch embedding: (LayerNorm →) strided conv (→ LayerNorm), on the [B, C, h, w] map
     if (v.patchPrenorm[s]) x = tokensToMap(g, layerNorm(g, g, w, mapToTokens(g, x), `${p}.pre_norm`, inChannels), x);
-    const weight = g.weight(`${p}.proj.weight`, [C, inChannels, k, k], w.tensor(`${p}.proj.weight`, [C, inChannels, k, k], { kind: 'normal', std: 1 / Math.sqrt(inChannels * k * k) }));
+    const weight = g.weight(
+      `${p}.proj.weight`,
+      [C, inChannels, k, k],
+      w.tensor(`${p}.proj.weight`, [C, inChannels, k, k], { kind: 'normal', std: 1 / Math.sqrt(inChannels * k * k) }),
+    );
     const bias = g.weight(`${p}.proj.bias`, [C], w.tensor(`${p}.proj.bias`, [C], { kind: 'normal', std: 0.02 }));
     const pad = v.patchPadding[s];
-    x = g.op('Conv', [x, weight, bias], { kernel_shape: ints([k, k]), strides: ints([v.patchStride[s], v.patchStride[s]]), pads: ints([pad, pad, pad, pad]) });
+    x = g.op('Conv', [x, weight, bias], {
+      kernel_shape: ints([k, k]),
+      strides: ints([v.patchStride[s], v.patchStride[s]]),
+      pads: ints([pad, pad, pad, pad]),
+    });
     tokens = mapToTokens(g, x);
     if (!v.patchPrenorm[s]) tokens = layerNorm(g, g, w, tokens, `${p}.norm`, C);
 
     // 2) one MLP block per DaViT block (spatial, then channel), pre-norm with residual, as DaViT's blocks are
-    const hidden = [standInHidden(costs[s].spatialBlockMacs, costs[s].tokens, C), standInHidden(costs[s].channelBlockMacs, costs[s].tokens, C)];
+    const hidden = [
+      standInHidden(costs[s].spatialBlockMacs, costs[s].tokens, C),
+      standInHidden(costs[s].channelBlockMacs, costs[s].tokens, C),
+    ];
     for (let d = 0; d < v.depths[s]; d++) {
       for (const [j, kind] of (['spatial', 'channel'] as const).entries()) {
         const b = `vision_tower.blocks.${s}.${d}.${kind}`;
@@ -121,8 +132,16 @@ export function buildVisionEncoder(v: VisionConfig, imageSize: number, dModel: n
 
   // 3) Florence-2's image head: 2-D learned positions + temporal embedding (T = 1: a constant row, folded into the column table)
   const C = inChannels;
-  const rows = g.weight('image_pos_embed.row_embeddings.weight', [MAX_POS, C], w.tensor('image_pos_embed.row_embeddings.weight', [MAX_POS, C], { kind: 'normal', std: 0.02 }));
-  const cols = g.weight('image_pos_embed.column_embeddings.weight', [MAX_POS, C], w.tensor('image_pos_embed.column_embeddings.weight', [MAX_POS, C], { kind: 'normal', std: 0.02 }));
+  const rows = g.weight(
+    'image_pos_embed.row_embeddings.weight',
+    [MAX_POS, C],
+    w.tensor('image_pos_embed.row_embeddings.weight', [MAX_POS, C], { kind: 'normal', std: 0.02 }),
+  );
+  const cols = g.weight(
+    'image_pos_embed.column_embeddings.weight',
+    [MAX_POS, C],
+    w.tensor('image_pos_embed.column_embeddings.weight', [MAX_POS, C], { kind: 'normal', std: 0.02 }),
+  );
   const h = dimOf(g, x, 2);
   const wd = dimOf(g, x, 3);
   const zero = g.constI64([0]);
@@ -133,7 +152,11 @@ export function buildVisionEncoder(v: VisionConfig, imageSize: number, dModel: n
   // 4) [spatial average ; all tokens] → projection → LayerNorm
   const pooled = g.op('ReduceMean', [tokens], { axes: ints([1]), keepdims: int(1) });
   const seq = g.op('Concat', [pooled, tokens], { axis: int(1) });
-  const projection = g.weight('image_projection', [C, dModel], w.tensor('image_projection', [C, dModel], { kind: 'normal', std: 1 / Math.sqrt(C) }));
+  const projection = g.weight(
+    'image_projection',
+    [C, dModel],
+    w.tensor('image_projection', [C, dModel], { kind: 'normal', std: 1 / Math.sqrt(C) }),
+  );
   const projected = g.op('MatMul', [seq, projection]);
   const features = layerNorm(g, g, w, projected, 'image_proj_norm', dModel);
   g.output('image_features', DataType.FLOAT, ['batch_size', 'floor(height/32)*floor(width/32)+1', dModel], features);

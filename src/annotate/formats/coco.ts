@@ -77,9 +77,14 @@ export function buildCoco(records: readonly ImageRecord[], classes: readonly str
       let area = round(w * h, 4);
       if (options.segmentation && inst.polygons !== undefined) {
         segmentation = inst.polygons.map((p) => p.map((v) => round(v, 2))).filter((p) => p.length >= 6 && polygonArea(p) > 0);
-        if (segmentation.length > 0) area = round(segmentation.reduce((s, p) => s + polygonArea(p), 0), 4);
+        if (segmentation.length > 0)
+          area = round(
+            segmentation.reduce((s, p) => s + polygonArea(p), 0),
+            4,
+          );
       }
-      if (segmentation.length === 0) segmentation = [[x1, y1, round(x1 + w, 2), y1, round(x1 + w, 2), round(y1 + h, 2), x1, round(y1 + h, 2)]];
+      if (segmentation.length === 0)
+        segmentation = [[x1, y1, round(x1 + w, 2), y1, round(x1 + w, 2), round(y1 + h, 2), x1, round(y1 + h, 2)]];
       annotations.push({
         id: annotations.length + 1,
         image_id: imageId,

@@ -136,9 +136,16 @@ class RowCache {
 }
 
 /** Greedy or beam search, by `params.numBeams`. */
-export function generate(backend: ModelBackend, encoder: EncoderStates, params: GenerationParams, options: GenerateOptions = {}): Promise<GenerationOutput> {
-  if (!Number.isInteger(params.numBeams) || params.numBeams < 1) throw new RangeError(`numBeams must be a positive integer: ${params.numBeams}`);
-  if (!Number.isInteger(params.maxNewTokens) || params.maxNewTokens < 1) throw new RangeError(`maxNewTokens must be a positive integer: ${params.maxNewTokens}`);
+export function generate(
+  backend: ModelBackend,
+  encoder: EncoderStates,
+  params: GenerationParams,
+  options: GenerateOptions = {},
+): Promise<GenerationOutput> {
+  if (!Number.isInteger(params.numBeams) || params.numBeams < 1)
+    throw new RangeError(`numBeams must be a positive integer: ${params.numBeams}`);
+  if (!Number.isInteger(params.maxNewTokens) || params.maxNewTokens < 1)
+    throw new RangeError(`maxNewTokens must be a positive integer: ${params.maxNewTokens}`);
   const limits = itemLimits(params, options, encoder.batch, backend.dims.maxPositions);
   return params.numBeams === 1 ? greedy(backend, encoder, params, limits, options) : beamSearch(backend, encoder, params, limits, options);
 }
@@ -174,7 +181,13 @@ function unstopped(live: number[], options: GenerateOptions, results: ItemResult
   return kept.length === live.length ? null : kept;
 }
 
-async function greedy(backend: ModelBackend, encoder: EncoderStates, p: GenerationParams, limits: ItemLimits, options: GenerateOptions): Promise<GenerationOutput> {
+async function greedy(
+  backend: ModelBackend,
+  encoder: EncoderStates,
+  p: GenerationParams,
+  limits: ItemLimits,
+  options: GenerateOptions,
+): Promise<GenerationOutput> {
   const V = backend.dims.vocabSize;
   const results = new ItemResults(encoder.batch, options.onItemDone);
   const seqs: GeneratedSequence[] = Array.from({ length: encoder.batch }, () => ({ ids: [p.decoderStartTokenId], logprobs: [] }));
@@ -189,7 +202,12 @@ async function greedy(backend: ModelBackend, encoder: EncoderStates, p: Generati
       cache.keep(kept);
       if (live.length === 0) break;
     }
-    const out: DecoderStepOutput = await backend.decode({ tokens: lastTokens(live.map((b) => seqs[b].ids)), rowItems: live, encoder, cache: cache.take(live) });
+    const out: DecoderStepOutput = await backend.decode({
+      tokens: lastTokens(live.map((b) => seqs[b].ids)),
+      rowItems: live,
+      encoder,
+      cache: cache.take(live),
+    });
     steps += 1;
     const keep: number[] = [];
     const finished: number[] = [];
@@ -297,7 +315,13 @@ function topCandidates(rows: Float32Array[], beamScores: number[], k: number, V:
  * states are the costly part) and its logits are copied to the image's beam rows. The returned
  * cache has one row per live item.
  */
-async function firstBeamStep(backend: ModelBackend, encoder: EncoderStates, items: number[], startToken: number, K: number): Promise<DecoderStepOutput> {
+async function firstBeamStep(
+  backend: ModelBackend,
+  encoder: EncoderStates,
+  items: number[],
+  startToken: number,
+  K: number,
+): Promise<DecoderStepOutput> {
   const V = backend.dims.vocabSize;
   const out = await backend.decode({ tokens: lastTokens(items.map(() => [startToken])), rowItems: items, encoder, cache: null });
   const logits = new Float32Array(items.length * K * V);
@@ -318,7 +342,13 @@ interface BeamRows {
  * are added as HF's `finalize` adds them), or stopped. The live items advance in lock-step from the
  * same start, so all rows of a step share one cache length.
  */
-async function beamSearch(backend: ModelBackend, encoder: EncoderStates, p: GenerationParams, limits: ItemLimits, options: GenerateOptions): Promise<GenerationOutput> {
+async function beamSearch(
+  backend: ModelBackend,
+  encoder: EncoderStates,
+  p: GenerationParams,
+  limits: ItemLimits,
+  options: GenerateOptions,
+): Promise<GenerationOutput> {
   const K = p.numBeams;
   const V = backend.dims.vocabSize;
   const promptLength = 1; // the decoder start token
@@ -351,7 +381,11 @@ async function beamSearch(backend: ModelBackend, encoder: EncoderStates, p: Gene
     if (kept) {
       const keptRows = kept.flatMap((q) => Array.from({ length: K }, (_, j) => q * K + j));
       live = kept.map((q) => live[q]);
-      rows = { ids: keptRows.map((r) => rows.ids[r]), logprobs: keptRows.map((r) => rows.logprobs[r]), scores: keptRows.map((r) => rows.scores[r]) };
+      rows = {
+        ids: keptRows.map((r) => rows.ids[r]),
+        logprobs: keptRows.map((r) => rows.logprobs[r]),
+        scores: keptRows.map((r) => rows.scores[r]),
+      };
       // Before the first step there is no cache; after it, it has K rows per item (see below).
       if (!cache.empty) cache.keep(keptRows);
       if (live.length === 0) break;
