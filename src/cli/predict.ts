@@ -51,6 +51,7 @@ Options:
                            SERVING (default ${DEFAULT_WAIT_MS}; 0 = do not wait)
   --tls                    connect with TLS (system roots)
   --ca FILE                connect with TLS, trusting this CA certificate (PEM)
+  --token TOKEN            bearer token for a server with --auth-tokens-file (default: $FLORENCE2_TOKEN)
   --no-progress            no progress on stderr
   -h, --help               this help
 
@@ -81,6 +82,8 @@ interface Settings {
   deadlineMs: number;
   waitMs: number;
   credentials: CredentialsInput;
+  /** Bearer token, from --token or FLORENCE2_TOKEN. */
+  token: string | undefined;
   progress: boolean;
   paths: string[];
 }
@@ -125,7 +128,11 @@ export async function predict(
     throw err;
   }
 
-  const client = new Florence2Client({ address: settings.server, credentials: settings.credentials });
+  const client = new Florence2Client({
+    address: settings.server,
+    credentials: settings.credentials,
+    ...(settings.token !== undefined ? { token: settings.token } : {}),
+  });
   try {
     try {
       await client.modelInfo({ deadlineMs: Math.min(PROBE_DEADLINE_MS, settings.deadlineMs) });
@@ -189,6 +196,7 @@ function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings {
         'deadline-ms': { type: 'string' },
         'wait-ms': { type: 'string' },
         tls: { type: 'boolean' },
+        token: { type: 'string' },
         ca: { type: 'string' },
         'no-progress': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -263,8 +271,10 @@ function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings {
 
   if (parsed.positionals.length === 0) problems.push('give at least one IMAGE or FOLDER');
   if (problems.length > 0) throw new UsageError(problems.join('\n  '));
+  const token = v.token ?? (process.env.FLORENCE2_TOKEN || undefined);
   return {
     server,
+    token,
     task: task!,
     inputs,
     generation,

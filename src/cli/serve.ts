@@ -1,4 +1,16 @@
-/** `florence2 serve`: load and validate the configuration, start the server, stop gracefully on SIGTERM/SIGINT. */
+/**
+ * `florence2 serve`: load and validate the configuration, start the server, stop gracefully on
+ * SIGTERM/SIGINT, reload on SIGHUP.
+ *
+ * Signals, from the start of the workers on (Node's default handlers, which end the process at once,
+ * never apply then):
+ * - the first SIGTERM or SIGINT starts the drain (`--shutdown-grace-ms`); exit 0 once it ends;
+ * - the second is logged and the drain goes on;
+ * - the third forces the stop: what still runs or waits is answered UNAVAILABLE at once, the
+ *   transport closes, the workers end their batches at their next decoder step (a thread is never
+ *   terminated inside native code), and the process exits {@link EXIT.forcedStop};
+ * - SIGHUP reloads what may change while serving (`RunningServer.reload`); it never stops the server.
+ */
 import { ConfigError, helpText, isHelpRequested, loadConfig } from '../config/load';
 import { createLogger } from '../common/logger';
 import { startServer } from '../server/main';
@@ -6,7 +18,11 @@ import { HUB_MODEL_PREFIX } from '../config/schema';
 import { NetworkError, OfflineError, resolveModel } from '../hub';
 import type { Config } from '../config/load';
 import type { Logger } from '../common/logger';
+import type { RunningServer } from '../server/main';
 import { EXIT } from './exit-codes';
+
+/** The stop signal that forces the stop (the first drains, the ones between are logged). */
+const FORCE_ON_STOP_SIGNAL = 3;
 
 /** Exit code when the model is not cached and the Hub may not be reached (offline). */
 
@@ -73,33 +89,91 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     logger.error('cannot get the model', { err });
     return EXIT.failure;
   }
-  // Signals may arrive while workers are still loading: remember them and shut down once started
-  // (workers must not be torn down in the middle of creating their sessions).
-  let stopSignal: string | null = null;
-  let onStop: (signal: string) => void = (signal) => {
-    stopSignal = signal;
-    logger.info('stop requested during startup; stopping once workers are up', { signal });
+  // Signals may arrive while workers are still loading: they are counted and acted on once started
+  // (workers must not be torn down in the middle of creating their sessions). The listeners stay
+  // until the process exits, so no signal of these three ever gets Node's default (exit at once).
+  let running: RunningServer | null = null;
+  let stops = 0;
+  let firstStop = '';
+  let reloadPending = false;
+  let forced = false;
+  let exitWith: (code: number) => void = () => {};
+  const exited = new Promise<number>((resolve) => (exitWith = resolve));
+
+  const stop = (server: RunningServer, signal: string) => {
+    server.shutdown(signal).then(
+      () => exitWith(forced ? EXIT.forcedStop : EXIT.ok),
+      (err) => {
+        logger.error('shutdown failed', { err });
+        exitWith(EXIT.failure);
+      },
+    );
   };
-  process.once('SIGTERM', () => onStop('SIGTERM'));
-  process.once('SIGINT', () => onStop('SIGINT'));
-  let server;
+  const force = (server: RunningServer, signal: string) => {
+    forced = true;
+    // The same promise as the drain's: `stop` above answers with the exit code.
+    void server.shutdown(signal, { force: true }).catch(() => {});
+  };
+  const reload = (server: RunningServer, signal: string) => {
+    server.reload().then(
+      (r) => logger.info('reloaded', { signal, reloaded: r.reloaded }),
+      (err) => logger.error('reload failed; serving on with what was loaded before', { signal, err }),
+    );
+  };
+
+  const onStopSignal = (signal: string) => {
+    stops += 1;
+    const remaining = Math.max(0, FORCE_ON_STOP_SIGNAL - stops);
+    if (stops === 1) {
+      firstStop = signal;
+      if (running) stop(running, signal);
+      else logger.info('stop requested during startup; stopping once workers are up', { signal });
+    } else if (stops < FORCE_ON_STOP_SIGNAL) {
+      logger.warn(running ? 'signal received again; the drain goes on' : 'signal received again; stopping once workers are up', {
+        signal,
+        received: stops,
+        remainingBeforeForcedStop: remaining,
+      });
+    } else if (stops === FORCE_ON_STOP_SIGNAL) {
+      logger.warn(
+        running
+          ? 'signal received again; forcing the stop'
+          : 'signal received again; forcing the stop once workers are up (they cannot be stopped while loading)',
+        { signal, received: stops, exitCode: EXIT.forcedStop },
+      );
+      if (running) force(running, signal);
+    } else {
+      logger.warn('signal received again; the stop is already forced, the workers end their batches at their next decoder step', {
+        signal,
+        received: stops,
+      });
+    }
+  };
+  const onHangup = () => {
+    const signal = 'SIGHUP';
+    if (stops > 0) return logger.info('signal received while stopping; nothing is reloaded', { signal });
+    if (!running) {
+      reloadPending = true;
+      return logger.info('signal received during startup; reloading once serving', { signal });
+    }
+    logger.info('signal received; reloading', { signal });
+    reload(running, signal);
+  };
+  process.on('SIGTERM', () => onStopSignal('SIGTERM'));
+  process.on('SIGINT', () => onStopSignal('SIGINT'));
+  process.on('SIGHUP', onHangup);
+
   try {
-    server = await startServer(config, logger);
+    running = await startServer(config, logger);
   } catch (err) {
     logger.error('failed to start', { err });
     return EXIT.failure;
   }
-  const running = server;
-  return new Promise<number>((resolve) => {
-    onStop = (signal: string) => {
-      running.shutdown(signal).then(
-        () => resolve(0),
-        (err) => {
-          logger.error('shutdown failed', { err });
-          resolve(1);
-        },
-      );
-    };
-    if (stopSignal !== null) onStop(stopSignal);
-  });
+  if (stops > 0) {
+    stop(running, firstStop);
+    if (stops >= FORCE_ON_STOP_SIGNAL) force(running, firstStop);
+  } else if (reloadPending) {
+    reload(running, 'SIGHUP');
+  }
+  return exited;
 }

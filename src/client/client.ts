@@ -62,6 +62,8 @@ export interface Florence2ClientOptions {
   address: string;
   /** Default `'insecure'`. TLS: `{ rootCerts }` for a private CA (omit for the system roots), plus `privateKey` and `certChain` for mutual TLS. */
   credentials?: CredentialsInput;
+  /** Bearer token for a server with `--auth-tokens-file`: sent as `authorization: Bearer <token>` on every call. */
+  token?: string;
   /** Deadline of unary calls without their own `deadlineMs`; default none. */
   defaultDeadlineMs?: number;
   /** Retries after the first attempt for UNAVAILABLE and RESOURCE_EXHAUSTED (default 3; 0 = never). */
@@ -70,13 +72,13 @@ export interface Florence2ClientOptions {
   retryBaseMs?: number;
   /** Largest backoff (default 5000 ms). */
   retryMaxBackoffMs?: number;
-  /** Largest message sent or received (default 64 MiB, the server's default). */
+  /** Largest message sent or received (default 50 MiB, the server's default). */
   maxMessageBytes?: number;
   /** Extra grpc-js channel options (override the ones above). */
   channelOptions?: grpc.ChannelOptions;
 }
 
-export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MAX_MESSAGE_BYTES = 50 * 1024 * 1024;
 
 type Florence2Ctor = ProtoGrpcType['florence2']['v1']['Florence2'];
 
@@ -137,6 +139,7 @@ export class Florence2Client {
   private readonly health_: HealthStub;
   private readonly retry: RetryPolicy;
   private readonly defaultDeadlineMs: number | undefined;
+  private readonly token: string | undefined;
 
   constructor(options: Florence2ClientOptions) {
     if (!options || typeof options.address !== 'string' || options.address === '')
@@ -157,6 +160,14 @@ export class Florence2Client {
       maxBackoffMs: options.retryMaxBackoffMs ?? DEFAULT_RETRY_POLICY.maxBackoffMs,
     };
     this.defaultDeadlineMs = options.defaultDeadlineMs;
+    this.token = options.token;
+  }
+
+  /** A call's metadata, with the token when there is one. */
+  private metadataFor(m: CallOptions['metadata']): grpc.Metadata {
+    const md = toMetadata(m);
+    if (this.token !== undefined) md.set('authorization', `Bearer ${this.token}`);
+    return md;
   }
 
   /** A caption at one of three detail levels (default brief). */
@@ -242,7 +253,7 @@ export class Florence2Client {
    * iteration throws it.
    */
   stream(requests: AsyncIterable<StreamItem> | Iterable<StreamItem>, options: StreamOptions = {}): AsyncIterable<StreamOutcome> {
-    return runStream((md, co) => this.raw.Stream(md, co), requests, options, toMetadata(options.metadata), toRunRequest);
+    return runStream((md, co) => this.raw.Stream(md, co), requests, options, this.metadataFor(options.metadata), toRunRequest);
   }
 
   /** Waits until the channel is connected (or the deadline passes, rejecting with UnavailableError). */
@@ -272,7 +283,7 @@ export class Florence2Client {
         new Promise<Res>((resolve, reject) => {
           if (signal?.aborted) return reject(new CancelledError('cancelled by the caller', { attempts: attempt }));
           const onAbort = () => call.cancel();
-          const call = invoke(toMetadata(options.metadata), deadline === undefined ? {} : { deadline }, (err, res) => {
+          const call = invoke(this.metadataFor(options.metadata), deadline === undefined ? {} : { deadline }, (err, res) => {
             signal?.removeEventListener('abort', onAbort);
             if (err) reject(err);
             else resolve(res as Res);

@@ -207,7 +207,7 @@ export function fromModelInfo(m: ModelInfo__Output): ModelInfo {
   const l = m.limits;
   return {
     model: m.model,
-    path: m.path,
+    revision: m.revision,
     files: { ...m.files },
     devices: m.devices.map((d) => ({ name: d.name, provider: d.provider, workers: d.workers })),
     limits: {

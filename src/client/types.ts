@@ -191,7 +191,8 @@ export interface ServerLimits {
 /** The served model (GetModelInfo). */
 export interface ModelInfo {
   model: string;
-  path: string;
+  /** `<owner>/<name>@<commit>` for a Hub download, `local` for a folder. */
+  revision: string;
   files: Record<string, string>;
   devices: DeviceInfo[];
   limits: ServerLimits;

@@ -2,7 +2,7 @@
  * One error class per gRPC status the server emits. grpc-js sends `code` and `details` of an error
  * passed to a callback as the call's status, so handlers can pass these through as they are.
  */
-import { status } from '@grpc/grpc-js';
+import { Metadata, status } from '@grpc/grpc-js';
 import type { WorkerErrorField } from './protocol';
 
 export abstract class ServiceError extends Error {
@@ -43,12 +43,35 @@ export class WorkerInputError extends InvalidArgumentError {
   }
 }
 
-/** Admission bounds reached: retry later. */
+/**
+ * Admission bounds reached: retry later. With `retryAfterMs`, the trailers carry
+ * `grpc-retry-pushback-ms`, the key gRPC retry policies read.
+ */
 export class ResourceExhaustedError extends ServiceError {
   readonly code = status.RESOURCE_EXHAUSTED;
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, options: { retryAfterMs?: number } = {}) {
+    super(message);
+    this.retryAfterMs = options.retryAfterMs === undefined ? undefined : Math.max(0, Math.ceil(options.retryAfterMs));
+  }
   override get retryable() {
     return true;
   }
+  /** Read by grpc-js as the status trailers. */
+  get metadata(): Metadata | undefined {
+    if (this.retryAfterMs === undefined) return undefined;
+    const md = new Metadata();
+    md.set(RETRY_PUSHBACK_KEY, String(this.retryAfterMs));
+    return md;
+  }
+}
+
+/** The trailer of a RESOURCE_EXHAUSTED answer that says when to retry, in milliseconds. */
+export const RETRY_PUSHBACK_KEY = 'grpc-retry-pushback-ms';
+
+/** No valid credentials on a call that needs them. */
+export class UnauthenticatedError extends ServiceError {
+  readonly code = status.UNAUTHENTICATED;
 }
 
 export class DeadlineExceededError extends ServiceError {

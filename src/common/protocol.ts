@@ -51,7 +51,7 @@ export interface WorkerRequest {
 export interface WorkerBatchItem {
   prompts: WorkerRequest[];
   maxNewTokens?: number;
-  /** Index into the cancel flags: non-zero there means stop (1 = cancelled, 2 = deadline). */
+  /** Index into the cancel flags: non-zero there means stop (1 = cancelled, 2 = deadline, 3 = shutdown). */
   cancelSlot: number;
 }
 
@@ -75,9 +75,20 @@ export interface WorkerInfoTask {
   kind: 'info';
 }
 
+/** Why a running request must stop: written by the main thread to its cancel slot, read by the worker between decoder steps. */
 export const CANCEL_NONE = 0;
+/** The client cancelled the call: the worker reports `cancelled`. */
 export const CANCEL_BY_CLIENT = 1;
+/** The request's deadline passed: the worker reports `deadline_exceeded`. */
 export const CANCEL_BY_DEADLINE = 2;
+/**
+ * The server is shutting down (the drain's grace period ran out, or the stop was forced): the
+ * request was answered UNAVAILABLE, which clients retry elsewhere; the worker reports `unavailable`.
+ */
+export const CANCEL_BY_SHUTDOWN = 3;
+
+/** A reason a running request is stopped with. */
+export type CancelReason = typeof CANCEL_BY_CLIENT | typeof CANCEL_BY_DEADLINE | typeof CANCEL_BY_SHUTDOWN;
 
 export interface WorkerResultItem {
   task: TaskToken;
@@ -88,7 +99,8 @@ export interface WorkerResultItem {
   generatedTokens: number;
 }
 
-export type WorkerErrorKind = 'invalid_argument' | 'cancelled' | 'deadline_exceeded' | 'internal';
+/** `unavailable`: stopped for a shutdown (CANCEL_BY_SHUTDOWN); retryable on another instance. */
+export type WorkerErrorKind = 'invalid_argument' | 'cancelled' | 'deadline_exceeded' | 'unavailable' | 'internal';
 
 /**
  * The input at fault in an invalid_argument error, in the library's names (prompt fields, `image`,

@@ -227,7 +227,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, opti
     if (chosen === undefined) {
       if (s.default === undefined)
         problems.push(`${s.key}: required; set ${s.flag} ${s.valueName}, ${s.env}, or "${s.key}" in the config file`);
-      chosen = s.default ?? INVALID;
+      chosen = s.default === undefined ? INVALID : s.default;
       sourceOf[s.key] = `${s.flag} (default)`;
     }
     values[s.key] = chosen;
@@ -237,6 +237,19 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, opti
   const { port, metricsPort } = values;
   if (typeof port === 'number' && port === metricsPort && port !== 0) {
     problems.push(`${sourceOf.port} and ${sourceOf.metricsPort}: the gRPC port and the metrics port must differ, both are ${port}`);
+  }
+
+  const { maxMessageBytes, requestMemoryBytes, tlsCert, tlsKey, tlsClientCa } = values;
+  if (typeof maxMessageBytes === 'number' && typeof requestMemoryBytes === 'number' && requestMemoryBytes < maxMessageBytes) {
+    problems.push(
+      `${sourceOf.requestMemoryBytes}: the request memory budget (${requestMemoryBytes}) must hold at least one message of --max-message-bytes (${maxMessageBytes})`,
+    );
+  }
+  if ((tlsCert === null) !== (tlsKey === null) && tlsCert !== INVALID && tlsKey !== INVALID) {
+    problems.push(`${tlsCert === null ? sourceOf.tlsKey : sourceOf.tlsCert}: --tls-cert and --tls-key go together`);
+  }
+  if (tlsClientCa !== null && tlsClientCa !== INVALID && tlsCert === null) {
+    problems.push(`${sourceOf.tlsClientCa}: --tls-client-ca (mTLS) needs --tls-cert and --tls-key`);
   }
 
   if (problems.length > 0) throw new ConfigError(problems);

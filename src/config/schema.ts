@@ -88,8 +88,30 @@ export interface Config {
   readonly resample: ResampleMode;
   /** Largest accepted decoded image, in pixels (width × height). */
   readonly maxImagePixels: number;
-  /** Largest gRPC message received or sent, in bytes. */
+  /** Largest gRPC message received or sent, in bytes (after decompression). */
   readonly maxMessageBytes: number;
+  /** Request bytes the server holds at once (see src/server/budget.ts); over it, requests wait to be read or are refused. */
+  readonly requestMemoryBytes: number;
+  /** Requests of one client in flight at once; 0 = unlimited. */
+  readonly maxInflightPerClient: number;
+  /** Requests per second one client may start (token bucket); 0 = unlimited. */
+  readonly rateLimitPerClient: number;
+  /** Requests a client may start at once after idling; 0 = one second's worth of the rate. */
+  readonly rateLimitBurst: number;
+  /** Longest a request may run when the client sets no deadline (or a later one), in ms; 0 = no bound. */
+  readonly maxRequestMs: number;
+  /** Most decoder rows × new tokens one request may ask for (rows = prompts × beams). */
+  readonly maxRequestTokens: number;
+  /** PEM certificate chain for TLS on the gRPC port, or null for plaintext. */
+  readonly tlsCert: string | null;
+  /** PEM private key of `tlsCert`. */
+  readonly tlsKey: string | null;
+  /** PEM CA bundle that client certificates must chain to (mTLS), or null. */
+  readonly tlsClientCa: string | null;
+  /** File of bearer tokens (one per line, optionally a client name after it), or null for no token auth. */
+  readonly authTokensFile: string | null;
+  /** gRPC server reflection: auto = on unless token auth is on. */
+  readonly reflection: 'auto' | 'on' | 'off';
   /** Requests running at once per device pool, resolved (the setting's 0 = `workersPerDevice`). */
   readonly maxInFlightPerDevice: number;
   /** Decoder rows (prompts × beams) per worker batch; 0 = auto by device kind ({@link batchingFor}). */
@@ -129,6 +151,9 @@ export interface ParseContext {
   /** Folder that relative paths resolve against (the cwd for flags and env, the file's folder for the config file). */
   baseDir: string;
 }
+
+/** 50 MiB: a 50 MP image (the default --max-image-pixels) as a JPEG at up to about 1 byte per pixel, which covers quality 95 photographs. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 50 * 1024 * 1024;
 
 /** One row of the settings table. */
 export interface Setting<K extends SettingKey = SettingKey> {
@@ -506,12 +531,60 @@ export const SETTINGS: readonly AnySetting[] = [
     env: 'FLORENCE2_MAX_MESSAGE_BYTES',
     type: 'integer',
     valueName: 'N',
-    default: 64 * 1024 * 1024,
-    defaultText: '67108864 (64 MiB)',
+    default: DEFAULT_MAX_MESSAGE_BYTES,
+    defaultText: `${DEFAULT_MAX_MESSAGE_BYTES} (50 MiB: a 50 MP JPEG at up to 1 byte per pixel)`,
     // grpc-js takes the limit as a signed 32-bit channel option.
     range: `1024..${2 * GIB - 1}`,
-    doc: 'Largest gRPC message received or sent, in bytes.',
+    doc: 'Largest gRPC message received or sent, in bytes; a compressed message counts at its decompressed size.',
     parse: integer(1024, 2 * GIB - 1),
+  }),
+  row({
+    key: 'requestMemoryBytes',
+    flag: '--request-memory-bytes',
+    env: 'FLORENCE2_REQUEST_MEMORY_BYTES',
+    type: 'integer',
+    valueName: 'N',
+    default: 512 * 1024 * 1024,
+    defaultText: '536870912 (512 MiB)',
+    range: `1024..${64 * GIB}, at least --max-message-bytes`,
+    doc: 'Request bytes held at once, server-wide: decoded requests until answered, and the message size limit for each compressed message being read. Resident memory stays within model + workers + this.',
+    parse: integer(1024, 64 * GIB),
+  }),
+  row({
+    key: 'maxInflightPerClient',
+    flag: '--max-inflight-per-client',
+    env: 'FLORENCE2_MAX_INFLIGHT_PER_CLIENT',
+    type: 'integer',
+    valueName: 'N',
+    default: 64,
+    defaultText: '64',
+    range: '0..100000 (0 = unlimited)',
+    doc: 'Requests of one client (token name, client certificate, else peer address) in flight at once; more get RESOURCE_EXHAUSTED.',
+    parse: integer(0, 100_000),
+  }),
+  row({
+    key: 'rateLimitPerClient',
+    flag: '--rate-limit-per-client',
+    env: 'FLORENCE2_RATE_LIMIT_PER_CLIENT',
+    type: 'integer',
+    valueName: 'N',
+    default: 0,
+    defaultText: '0 (unlimited)',
+    range: '0..1000000',
+    doc: 'Requests per second one client may start, on average (token bucket); more get RESOURCE_EXHAUSTED with grpc-retry-pushback-ms.',
+    parse: integer(0, 1_000_000),
+  }),
+  row({
+    key: 'rateLimitBurst',
+    flag: '--rate-limit-burst',
+    env: 'FLORENCE2_RATE_LIMIT_BURST',
+    type: 'integer',
+    valueName: 'N',
+    default: 0,
+    defaultText: '0 (one second of --rate-limit-per-client)',
+    range: '0..1000000',
+    doc: 'Requests a client may start at once after idling (the token bucket size).',
+    parse: integer(0, 1_000_000),
   }),
   row({
     key: 'maxInFlightPerDevice',
@@ -620,6 +693,86 @@ export const SETTINGS: readonly AnySetting[] = [
     range: '1..1000',
     doc: 'Most classes in one open-vocabulary detection request.',
     parse: integer(1, 1000),
+  }),
+  row({
+    key: 'maxRequestMs',
+    flag: '--max-request-ms',
+    env: 'FLORENCE2_MAX_REQUEST_MS',
+    type: 'integer',
+    valueName: 'MS',
+    default: 300_000,
+    defaultText: '300000 (5 minutes)',
+    range: '0..86400000 (0 = no bound)',
+    doc: 'Longest a request may take when its client sets no deadline or a later one; then DEADLINE_EXCEEDED.',
+    parse: integer(0, 86_400_000),
+  }),
+  row({
+    key: 'maxRequestTokens',
+    flag: '--max-request-tokens',
+    env: 'FLORENCE2_MAX_REQUEST_TOKENS',
+    type: 'integer',
+    valueName: 'N',
+    default: 98_304,
+    defaultText: '98304 (32 classes × 3 beams × 1024 tokens)',
+    range: '1..100000000',
+    doc: 'Most decoder rows × max_new_tokens one request may ask for (rows = prompts × beams); more get INVALID_ARGUMENT.',
+    parse: integer(1, 100_000_000),
+  }),
+  row({
+    key: 'tlsCert',
+    flag: '--tls-cert',
+    env: 'FLORENCE2_TLS_CERT',
+    type: 'path',
+    valueName: 'FILE',
+    default: null,
+    defaultText: 'none (plaintext)',
+    doc: 'PEM certificate chain: the gRPC port serves TLS (with --tls-key). Reloaded when the file changes and on SIGHUP.',
+    parse: filePath,
+  }),
+  row({
+    key: 'tlsKey',
+    flag: '--tls-key',
+    env: 'FLORENCE2_TLS_KEY',
+    type: 'path',
+    valueName: 'FILE',
+    default: null,
+    defaultText: 'none',
+    doc: 'PEM private key of --tls-cert.',
+    parse: filePath,
+  }),
+  row({
+    key: 'tlsClientCa',
+    flag: '--tls-client-ca',
+    env: 'FLORENCE2_TLS_CLIENT_CA',
+    type: 'path',
+    valueName: 'FILE',
+    default: null,
+    defaultText: 'none',
+    doc: 'PEM CA bundle: clients must present a certificate it signed (mTLS). Needs --tls-cert.',
+    parse: filePath,
+  }),
+  row({
+    key: 'authTokensFile',
+    flag: '--auth-tokens-file',
+    env: 'FLORENCE2_AUTH_TOKENS_FILE',
+    type: 'path',
+    valueName: 'FILE',
+    default: null,
+    defaultText: 'none',
+    doc: 'Bearer tokens, one per line, optionally followed by a client name (for per-client limits and logs); calls without a known token get UNAUTHENTICATED, health stays open. Reloaded on SIGHUP.',
+    parse: filePath,
+  }),
+  row({
+    key: 'reflection',
+    flag: '--reflection',
+    env: 'FLORENCE2_REFLECTION',
+    type: 'enum',
+    valueName: 'MODE',
+    default: 'auto',
+    defaultText: 'auto (on unless --auth-tokens-file is set)',
+    range: 'auto|on|off',
+    doc: 'gRPC server reflection.',
+    parse: oneOf(['auto', 'on', 'off'] as const),
   }),
   row({
     key: 'shutdownGraceMs',

@@ -12,6 +12,7 @@
  */
 import { hostname, homedir } from 'node:os';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { open, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { DTYPE_SUFFIX, MODULES, type Dtype, type ModuleName } from '../runtime/model-files';
 import { LockedError } from './errors';
@@ -83,6 +84,16 @@ export async function readManifest(dir: string): Promise<Manifest | null> {
   try {
     const m = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as Manifest;
     return m && m.format === 1 && typeof m.repo === 'string' && typeof m.files === 'object' && m.files !== null ? m : null;
+  } catch {
+    return null;
+  }
+}
+
+/** {@link readManifest}, synchronously (the server reads it once at start). */
+export function readManifestSync(dir: string): Manifest | null {
+  try {
+    const m = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as Manifest;
+    return m && m.format === 1 && typeof m.repo === 'string' && typeof m.commit === 'string' ? m : null;
   } catch {
     return null;
   }

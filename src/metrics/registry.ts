@@ -4,12 +4,16 @@
  * counts in their results, and the server records them here. Label values come from fixed sets
  * (task tokens, gRPC status names, stages) or from the configured device names, so series stay bounded.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { TASKS, TASK_TOKENS } from '../florence/tasks';
 import type { StageTimings } from '../florence/pipeline';
 
 /** Prefix of every metric name, the Node process metrics included. */
 export const METRIC_PREFIX = 'florence2_';
+
+/** Why a call was refused before validation, as labelled on `florence2_refused_calls_total` (guard.ts). */
+export const REFUSAL_REASONS = ['unauthenticated', 'client_limit', 'memory_budget', 'receive_timeout'] as const;
 
 /** Pipeline stages, as labelled on `florence2_stage_duration_seconds`. */
 export const STAGES = ['preprocess', 'vision', 'encoder', 'decode', 'postprocess'] as const;
@@ -255,7 +259,69 @@ export class Metrics {
     );
     deviceGauge('workers', 'Live worker threads, by device.', (d) => d.workers);
 
+    this.refused = new Counter({
+      name: `${p}refused_calls_total`,
+      help: 'Calls and Stream requests refused before validation: unauthenticated, client_limit, memory_budget, receive_timeout.',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const r of REFUSAL_REASONS) this.refused.inc({ reason: r }, 0);
+    this.rejectedMessages = new Counter({
+      name: `${p}rejected_messages_total`,
+      help: 'Request messages answered INVALID_ARGUMENT without decoding them: malformed (does not parse) or limit (a field over its limit, found on the wire).',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const r of ['malformed', 'limit']) this.rejectedMessages.inc({ reason: r }, 0);
+    new Gauge({
+      name: `${p}request_memory_bytes`,
+      help: 'Request bytes held against the request memory budget (--request-memory-bytes).',
+      registers,
+      collect: function () {
+        this.set(readBudget().usedBytes);
+      },
+    });
+    new Gauge({
+      name: `${p}request_memory_budget_bytes`,
+      help: 'The request memory budget (--request-memory-bytes).',
+      registers,
+      collect: function () {
+        this.set(readBudget().totalBytes);
+      },
+    });
+    const readBudget = () => this.budgetSource?.() ?? { usedBytes: 0, totalBytes: 0 };
+    // Sampled every 5 ms; p99 and max cover the time since the previous scrape.
+    const loop = monitorEventLoopDelay({ resolution: 5 });
+    loop.enable();
+    const loopGauge = new Gauge({
+      name: `${p}event_loop_delay_seconds`,
+      help: 'Main-thread event-loop delay since the previous scrape (quantile 0.5, 0.99 and 1 = max); no request may block it for more than 50 ms.',
+      labelNames: ['quantile'],
+      registers,
+      collect: () => {
+        loopGauge.set({ quantile: '0.5' }, loop.count > 0 ? loop.percentile(50) / 1e9 : 0);
+        loopGauge.set({ quantile: '0.99' }, loop.count > 0 ? loop.percentile(99) / 1e9 : 0);
+        loopGauge.set({ quantile: '1' }, loop.count > 0 ? loop.max / 1e9 : 0);
+        loop.reset();
+      },
+    });
+
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: p });
+  }
+
+  /** Counts a call or Stream request refused before validation. */
+  recordRefused(reason: (typeof REFUSAL_REASONS)[number]): void {
+    this.refused.inc({ reason });
+  }
+
+  /** Counts a request message answered INVALID_ARGUMENT without being decoded. */
+  recordRejectedMessage(reason: 'malformed' | 'limit'): void {
+    this.rejectedMessages.inc({ reason });
+  }
+
+  /** Sets where the request memory gauges come from; read at every scrape. */
+  setBudgetSource(fn: () => { usedBytes: number; totalBytes: number }): void {
+    this.budgetSource = fn;
   }
 
   /** Content-Type of {@link metricsText} (Prometheus text exposition format). */
@@ -353,6 +419,10 @@ export class Metrics {
   metricsText(): Promise<string> {
     return this.registry.metrics();
   }
+
+  private readonly refused: Counter<'reason'>;
+  private readonly rejectedMessages: Counter<'reason'>;
+  private budgetSource: (() => { usedBytes: number; totalBytes: number }) | null = null;
 
   private readDevices(): readonly DeviceGauges[] {
     try {

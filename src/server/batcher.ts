@@ -24,6 +24,26 @@ export interface Batchable {
   readonly key: string;
   /** When it entered the queue (performance.now()). */
   readonly enqueued: number;
+  /** Who sent it, for fairness between clients; requests without one count as one client. */
+  readonly client?: string;
+}
+
+/**
+ * The queue in the order batches take it: round-robin between clients, each client's requests in
+ * arrival order. A request's place is (its rank among its client's waiting requests, its arrival), so
+ * a client with 40 waiting requests gets one turn per round like a client with one, and the oldest
+ * request overall stays first.
+ */
+export function fairOrder<T extends Batchable>(queue: readonly T[]): T[] {
+  const seen = new Map<string | undefined, number>();
+  const ranked = queue.map((e) => {
+    const rank = seen.get(e.client) ?? 0;
+    seen.set(e.client, rank + 1);
+    return { e, rank };
+  });
+  if (seen.size <= 1) return [...queue];
+  ranked.sort((a, b) => a.rank - b.rank || a.e.enqueued - b.e.enqueued);
+  return ranked.map((r) => r.e);
 }
 
 /**

@@ -1,10 +1,11 @@
 /**
  * The cooperative cancel flags shared with the workers, and their one owner. Each request of a
  * running batch holds one slot (an Int32 in a SharedArrayBuffer); the main thread writes why it must stop
- * (CANCEL_BY_CLIENT or CANCEL_BY_DEADLINE, first writer wins) and the worker reads it between decoder
- * steps. A slot is released only after its task settled, when its worker no longer reads it.
+ * (CANCEL_BY_CLIENT, CANCEL_BY_DEADLINE or CANCEL_BY_SHUTDOWN, first writer wins) and the worker reads
+ * it between decoder steps. A slot is released only after its task settled, when its worker no longer
+ * reads it.
  */
-import { type CANCEL_BY_CLIENT, type CANCEL_BY_DEADLINE, CANCEL_NONE } from '../common/protocol';
+import { type CancelReason, CANCEL_NONE } from '../common/protocol';
 
 export class CancelSlots {
   /** The buffer every pool's WorkerInit carries. */
@@ -48,7 +49,7 @@ export class CancelSlots {
   }
 
   /** Asks the task in `slot` to stop; the first reason written wins. */
-  stop(slot: number, reason: typeof CANCEL_BY_CLIENT | typeof CANCEL_BY_DEADLINE): void {
+  stop(slot: number, reason: CancelReason): void {
     Atomics.compareExchange(this.flags, slot, CANCEL_NONE, reason);
   }
 

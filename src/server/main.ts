@@ -19,19 +19,40 @@ import { CancelSlots } from './cancel-slots';
 import { createService } from './service';
 import { PROTO_LOADER_OPTIONS, loadFlorence2Package, protoDir } from '../common/proto';
 import { readModelConfig } from '../florence/model-config';
+import { readManifestSync } from '../hub/cache';
+import { ByteBudget } from './budget';
+import { ClientLimits } from './client-limits';
+import { TokenAuth } from './auth';
+import { TlsFiles } from './tls';
+import { guardInterceptor } from './guard';
+import { guardedService } from './wire-guard';
 import { MODULES, moduleFile } from '../runtime/model-files';
 import { TASK_TOKENS } from '../florence/tasks';
 import type { ModelInfo } from '../generated/florence2/v1/ModelInfo';
 
 export const SERVICE_NAME = 'florence2.v1.Florence2';
 
+/** Longest `request_id` of a Stream request, in UTF-8 bytes: ids are for correlation, not payload. */
+export const MAX_REQUEST_ID_BYTES = 256;
+
+/** A unary call must deliver its message this soon after its read starts, or it is ended (a slow sender holds budget). */
+const RECEIVE_TIMEOUT_MS = 60_000;
+
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.');
+
 export interface RunningServer {
   /** The bound gRPC port. */
   port: number;
   /** The bound metrics port, or null when metrics are disabled. */
   metricsPort: number | null;
-  /** Graceful shutdown; resolves when everything is closed. Idempotent. */
-  shutdown(reason: string): Promise<void>;
+  /**
+   * Graceful shutdown; resolves when everything is closed. Idempotent: a later call returns the same
+   * promise. With `force` (a third stop signal) it ends a drain under way at once: every request still
+   * queued or running is answered UNAVAILABLE, then the transport and the pools close as usual.
+   */
+  shutdown(reason: string, options?: { force?: boolean }): Promise<void>;
+  /** Re-reads what may change while serving (SIGHUP) and names what it reloaded; never stops the server. */
+  reload(): Promise<{ reloaded: string[] }>;
 }
 
 function packageVersion(pkg: string, fallback = 'unknown'): string {
@@ -112,15 +133,50 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     health.setStatus('', s);
     health.setStatus(SERVICE_NAME, s);
   };
+  // 3a) what guards every call: the memory budget, per-client bounds, credentials (guard.ts)
+  const budget = new ByteBudget(config.requestMemoryBytes, Math.max(config.maxMessageBytes, Math.floor(config.requestMemoryBytes / 2)));
+  metrics.setBudgetSource(() => budget.stats());
+  const clientLimits = new ClientLimits({
+    maxInFlight: config.maxInflightPerClient,
+    ratePerSecond: config.rateLimitPerClient,
+    burst: config.rateLimitBurst,
+  });
+  const auth = config.authTokensFile ? new TokenAuth(config.authTokensFile) : null;
+  const tls =
+    config.tlsCert && config.tlsKey
+      ? new TlsFiles({
+          certFile: config.tlsCert,
+          keyFile: config.tlsKey,
+          clientCaFile: config.tlsClientCa,
+          onReload: () => logger.info('TLS material reloaded', { cert: config.tlsCert }),
+          onError: (err) => logger.error('TLS material changed but cannot be used; the previous material stays', { err }),
+        })
+      : null;
   const server = new grpc.Server({
     'grpc.max_receive_message_length': config.maxMessageBytes,
     'grpc.max_send_message_length': config.maxMessageBytes,
+    interceptors: [
+      guardInterceptor({
+        budget,
+        maxMessageBytes: config.maxMessageBytes,
+        clientLimits,
+        auth: () => auth,
+        receiveTimeoutMs: RECEIVE_TIMEOUT_MS,
+        onRefused: ({ path, client, reason, error }) => {
+          metrics.recordRefused(reason);
+          logger.info('call refused', { path, client, code: grpc.status[error.code], message: error.message });
+        },
+      }),
+    ],
   });
   const pkg = loadFlorence2Package();
   const florence = grpc.loadPackageDefinition(pkg) as unknown as { florence2: { v1: { Florence2: grpc.ServiceClientConstructor } } };
+  const manifest = readManifestSync(config.model);
+  /** Aborted when shutdown starts: open Streams end UNAVAILABLE once their requests are answered. */
+  const stopping = new AbortController();
   const modelInfo = (): ModelInfo => ({
     model: model.name,
-    path: config.model,
+    revision: manifest ? `${manifest.repo}@${manifest.commit}` : 'local',
     files,
     devices: config.devices.map((d) => {
       const b = batching.get(d.name)!;
@@ -149,7 +205,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     node_version: process.versions.node,
   });
   server.addService(
-    florence.florence2.v1.Florence2.service,
+    guardedService(SERVICE_NAME, florence.florence2.v1.Florence2.service, {
+      maxRepeated: config.maxClasses,
+      // UTF-8 needs at most 4 bytes a character.
+      maxStringBytes: config.maxTextChars * 4,
+      maxRequestIdBytes: MAX_REQUEST_ID_BYTES,
+    }),
     createService({
       scheduler,
       metrics,
@@ -163,16 +224,26 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         maxNewTokens: config.maxNewTokens,
         maxTextChars: config.maxTextChars,
         maxClasses: config.maxClasses,
+        maxRequestTokens: config.maxRequestTokens,
       },
+      maxRequestMs: config.maxRequestMs,
+      clientLimits,
+      defaultNumBeams: model.generation.numBeams,
+      shutdownSignal: stopping.signal,
     }),
   );
   health.addToServer(server);
-  new ReflectionService({ ...pkg, ...protoLoader.loadSync(healthProtoPath, PROTO_LOADER_OPTIONS) }).addToServer(server);
+  const reflection = config.reflection === 'on' || (config.reflection === 'auto' && auth === null);
+  if (reflection) new ReflectionService({ ...pkg, ...protoLoader.loadSync(healthProtoPath, PROTO_LOADER_OPTIONS) }).addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${config.host}:${config.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+    server.bindAsync(`${config.host}:${config.port}`, tls ? tls.credentials() : grpc.ServerCredentials.createInsecure(), (err, p) =>
       err ? reject(err) : resolve(p),
     ),
   );
+  if (!tls && !auth && !isLoopback(config.host))
+    logger.warn('the gRPC port is open to the network without TLS or token auth; set --tls-cert/--tls-key and --auth-tokens-file', {
+      host: config.host,
+    });
   const metricsServer =
     config.metricsPort >= 0
       ? await startMetricsServer({ metrics, host: config.metricsHost, port: config.metricsPort, isReady: () => serving })
@@ -182,31 +253,88 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     metricsPort: metricsServer?.port ?? null,
     model: config.model,
     devices: config.devices.map((d) => d.name),
+    tls: tls ? (tls.mutual ? 'mtls' : 'tls') : 'off',
+    auth: auth ? 'tokens' : 'off',
+    reflection,
   });
 
   let shuttingDown: Promise<void> | null = null;
-  const shutdown = (reason: string): Promise<void> => {
+  let forced = false;
+  /** Set while the transport closes gracefully: closes it forcibly at once (a forced stop). */
+  let closeTransportNow: (() => void) | null = null;
+  const shutdown = (reason: string, options: { force?: boolean } = {}): Promise<void> => {
+    // How long open calls (a Stream whose client keeps it open) may hold the transport once every
+    // request is answered; then it is closed forcibly, as a last resort.
+    const TRANSPORT_CLOSE_MS = 2000;
     shuttingDown ??= (async () => {
       logger.info('shutting down', { reason, graceMs: config.shutdownGraceMs });
       serving = false;
       setHealth('NOT_SERVING');
-      // In-flight and queued work finishes (within the grace period); new work gets UNAVAILABLE.
-      await scheduler.drain(config.shutdownGraceMs);
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 2000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
+      stopping.abort();
+      // New work gets UNAVAILABLE; queued and running work finishes within the grace period, and what
+      // is left then is answered UNAVAILABLE (clients retry it elsewhere), running requests stopped
+      // through their cancel slots. Ends early on a forced stop.
+      const cut = await scheduler.drain(config.shutdownGraceMs);
+      if (cut.running + cut.queued > 0)
+        logger.warn('shutdown grace period ended; the requests left were answered UNAVAILABLE', {
+          reason,
+          graceMs: config.shutdownGraceMs,
+          running: cut.running,
+          queued: cut.queued,
         });
+      // Every request is answered: close the transport gracefully, so those answers still go out.
+      await new Promise<void>((resolve) => {
+        const since = Date.now();
+        let done = false;
+        const finish = (how: 'graceful' | 'forced') => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          closeTransportNow = null;
+          if (how === 'forced') {
+            logger.warn('transport closed forcibly', { reason, forced, afterMs: Date.now() - since });
+            server.forceShutdown();
+          }
+          resolve();
+        };
+        const timer = setTimeout(() => finish('forced'), TRANSPORT_CLOSE_MS);
+        closeTransportNow = () => finish('forced');
+        server.tryShutdown(() => finish('graceful'));
       });
+      // The pools wait for their running batches: stopped ones end at their next decoder step.
       await scheduler.close();
       await metricsServer?.close();
-      logger.info('stopped', { reason });
+      tls?.close();
+      logger.info('stopped', { reason, forced });
     })();
+    if (options.force && !forced) {
+      forced = true;
+      // Whatever is still queued or running is answered UNAVAILABLE now; the drain above then ends.
+      const cut = scheduler.stopAll();
+      logger.warn('forced stop: the requests left were answered UNAVAILABLE', { reason, running: cut.running, queued: cut.queued });
+      closeTransportNow?.();
+    }
     return shuttingDown;
+  };
+  const reload = async (): Promise<{ reloaded: string[] }> => {
+    const reloaded: string[] = [];
+    if (tls) {
+      try {
+        if (tls.reload()) reloaded.push('tls');
+      } catch (err) {
+        logger.error('TLS material cannot be reloaded; the previous material stays', { err });
+      }
+    }
+    if (auth) {
+      try {
+        const tokens = auth.reload();
+        logger.info('tokens file reloaded', { file: auth.file, tokens });
+        reloaded.push('auth-tokens');
+      } catch (err) {
+        logger.error('the tokens file cannot be reloaded; the previous tokens stay', { err, file: auth.file });
+      }
+    }
+    return { reloaded };
   };
 
   // 4) load and warm every worker, then serve
@@ -220,5 +348,5 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   serving = true;
   setHealth('SERVING');
   logger.info('serving', { port });
-  return { port, metricsPort: metricsServer?.port ?? null, shutdown };
+  return { port, metricsPort: metricsServer?.port ?? null, shutdown, reload };
 }

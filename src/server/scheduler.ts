@@ -14,6 +14,10 @@
  *   steps. A deadline or a client cancel answers the request at once and asks the worker to drop its
  *   rows; its batch-mates go on. The slot is released when the batch ends. Running piscina tasks are
  *   never aborted.
+ * - Shutdown: `drain` refuses new work and lets queued and running work finish within the grace
+ *   period; what is left then (or at once, with `stopAll`, for a forced stop) is answered
+ *   UNAVAILABLE, which clients retry on another instance, never CANCELLED: queued requests leave the
+ *   queue, running ones are answered now and their workers drop their rows (CANCEL_BY_SHUTDOWN).
  */
 import { performance } from 'node:perf_hooks';
 import {
@@ -30,7 +34,9 @@ import type { DeviceGauges } from '../metrics/registry';
 import {
   CANCEL_BY_CLIENT,
   CANCEL_BY_DEADLINE,
+  CANCEL_BY_SHUTDOWN,
   type BatchShape,
+  type CancelReason,
   type BatchStats,
   type WorkerError,
   type WorkerItemOutcome,
@@ -39,7 +45,7 @@ import {
   type WorkerTask,
 } from '../common/protocol';
 import { CancelSlots } from './cancel-slots';
-import { type BatchLimits, flushIn, takeBatch } from './batcher';
+import { type BatchLimits, fairOrder, flushIn, takeBatch } from './batcher';
 
 /** What the scheduler needs of a device pool ({@link DevicePool} implements it; tests fake it). */
 export interface PoolLike {
@@ -77,7 +83,7 @@ export interface SchedulerOptions {
   onBatchStart?: (device: string, shape: BatchShape, waitMs: number[]) => void;
   /** Called once per batch that ended with the worker's figures. */
   onBatchEnd?: (device: string, stats: BatchStats) => void;
-  /** Called when a request answered early (deadline, cancel) is later reported stopped by its worker. */
+  /** Called when a request answered early (deadline, cancel, shutdown) is later reported stopped by its worker. */
   onStoppedInBatch?: (requestId: string, device: string, message: string) => void;
 }
 
@@ -97,6 +103,8 @@ export interface SubmitOptions {
   signal?: AbortSignal;
   /** For logs and error messages. */
   requestId: string;
+  /** Who sent it (guard.ts): queues and batches are shared fairly between clients. */
+  client?: string;
 }
 
 export interface SubmitResult {
@@ -129,6 +137,7 @@ interface Entry {
   rows: number;
   key: string;
   enqueued: number;
+  client: string | undefined;
   resolve(r: SubmitResult): void;
   reject(e: Error): void;
   settled: boolean;
@@ -156,6 +165,17 @@ type State = 'new' | 'starting' | 'running' | 'draining' | 'closed';
 
 const ONE_BY_ONE: BatchLimits = { maxBatchRows: 1, maxQueueDelayMs: 0 };
 
+/** What a request cut by a shutdown is answered (UNAVAILABLE: clients retry it elsewhere). */
+export const SHUTTING_DOWN = 'the server is shutting down; retry on another instance';
+
+/** What {@link Scheduler.drain} and {@link Scheduler.stopAll} answered UNAVAILABLE. */
+export interface ShutdownCut {
+  /** Requests that were running; their workers were asked to drop their rows. */
+  running: number;
+  /** Requests that were waiting in a queue and never ran. */
+  queued: number;
+}
+
 /** Admission and dispatch over device pools. */
 export class Scheduler {
   private readonly lanes: Lane[];
@@ -168,6 +188,8 @@ export class Scheduler {
   private rr = 0;
   private nextBatchId = 1;
   private idleWaiters: Array<() => void> = [];
+  /** Requests of running batches not answered yet, every device. */
+  private readonly active = new Set<Entry>();
 
   constructor(options: SchedulerOptions) {
     const { pools, maxInFlightPerDevice, maxQueuePerDevice, cancelSlots } = options;
@@ -245,12 +267,13 @@ export class Scheduler {
     return new Promise<SubmitResult>((resolve, reject) => {
       // 1) admission
       if (this.state === 'new' || this.state === 'starting') return reject(new UnavailableError('the scheduler is not started yet; retry'));
-      if (this.state !== 'running') return reject(new UnavailableError('the server is shutting down; retry on another instance'));
+      if (this.state !== 'running') return reject(new UnavailableError(SHUTTING_DOWN));
       if (opts.deadline !== undefined && opts.deadline <= Date.now())
         return reject(new DeadlineExceededError('the deadline had already passed when the request arrived'));
       if (opts.signal?.aborted) return reject(new CancelledError('the request was cancelled before it was scheduled'));
-      const lane = this.pick();
+      let lane = this.pick();
       if (lane === null) return reject(new UnavailableError('no device is available; retry'));
+      if (lane === 'full') lane = this.displaceForFairness(opts.client);
       if (lane === 'full') {
         return reject(
           new ResourceExhaustedError(
@@ -268,6 +291,7 @@ export class Scheduler {
         rows: request.prompts.length * numBeams,
         key: `beams=${numBeams}`,
         enqueued: performance.now(),
+        client: opts.client,
         resolve,
         reject,
         settled: false,
@@ -288,12 +312,15 @@ export class Scheduler {
   }
 
   /**
-   * Stops accepting work (UNAVAILABLE), waits up to `graceMs` for queued and running requests, then
-   * rejects what is still queued with UNAVAILABLE. Running requests are left to finish (close() waits).
+   * Stops accepting work (UNAVAILABLE) and waits up to `graceMs` for queued and running requests.
+   * What is still there then is answered UNAVAILABLE at once (see {@link stopAll}): queued requests
+   * never run, running ones have their workers drop their rows between decoder steps. Resolves with
+   * what was cut once every request is answered (early if `stopAll` is called meanwhile). The pools'
+   * threads go on until their batches end; close() waits for them.
    */
-  async drain(graceMs: number): Promise<void> {
-    if (this.state === 'closed') return;
-    this.state = 'draining';
+  async drain(graceMs: number): Promise<ShutdownCut> {
+    if (this.state === 'closed') return { running: 0, queued: 0 };
+    this.stopAccepting();
     // What waits for a batch to fill goes now.
     for (const lane of this.lanes) this.pump(lane);
     if (this.total() > 0) {
@@ -301,14 +328,66 @@ export class Scheduler {
       await Promise.race([this.whenIdle(), new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, graceMs))))]);
       clearTimeout(timer);
     }
-    this.rejectQueued(() => new UnavailableError('the server is shutting down; retry on another instance'));
+    return this.stopAll();
   }
 
-  /** Rejects queued requests, then closes every pool (each waits for its running tasks). */
+  /**
+   * Answers every queued and running request UNAVAILABLE now and refuses new work: the end of the
+   * grace period, or a forced stop. Running requests are stopped through their cancel slots
+   * (CANCEL_BY_SHUTDOWN); their threads are never terminated, they end their batch at the next
+   * decoder step. A pending {@link drain} then resolves.
+   */
+  stopAll(): ShutdownCut {
+    this.stopAccepting();
+    const running = [...this.active];
+    for (const entry of running) this.stopRunning(entry, CANCEL_BY_SHUTDOWN, new UnavailableError(SHUTTING_DOWN));
+    const queued = this.rejectQueued(() => new UnavailableError(SHUTTING_DOWN));
+    return { running: running.length, queued };
+  }
+
+  /** Answers what is left UNAVAILABLE, then closes every pool (each waits for its running tasks). */
   async close(): Promise<void> {
+    if (this.state !== 'closed') this.stopAll();
     this.state = 'closed';
-    this.rejectQueued(() => new UnavailableError('the server is shutting down; retry on another instance'));
     await Promise.all(this.lanes.map((l) => l.pool.close()));
+  }
+
+  private stopAccepting(): void {
+    if (this.state !== 'closed') this.state = 'draining';
+  }
+
+  /**
+   * When every queue is full, a client holding fewer queued requests than the heaviest client (by
+   * more than one) takes the place of that client's newest queued request, which is answered
+   * RESOURCE_EXHAUSTED. So one client keeping many requests outstanding cannot lock the others out;
+   * the bounds stay exact. Returns the lane with the freed place, or 'full'.
+   */
+  private displaceForFairness(client: string | undefined): Lane | 'full' {
+    const queued = new Map<string | undefined, Entry[]>();
+    for (const lane of this.lanes) {
+      for (const e of lane.queue) {
+        const list = queued.get(e.client);
+        if (list) list.push(e);
+        else queued.set(e.client, [e]);
+      }
+    }
+    const mine = queued.get(client)?.length ?? 0;
+    let heaviest: Entry[] | null = null;
+    for (const [c, list] of queued) {
+      if (c !== client && list.length > (heaviest?.length ?? 0)) heaviest = list;
+    }
+    if (!heaviest || heaviest.length <= mine + 1) return 'full';
+    const victim = heaviest.reduce((a, b) => (b.enqueued > a.enqueued ? b : a));
+    if (!victim.lane.pool.ready) return 'full';
+    this.removeQueued(victim);
+    this.settle(
+      victim,
+      new ResourceExhaustedError(
+        `the queue is full and client ${victim.client ?? 'unknown'} holds ${heaviest.length} of its places; this request gave its place to another client's (fair share); retry later`,
+        { retryAfterMs: 100 },
+      ),
+    );
+    return victim.lane;
   }
 
   /** Waiting requests a lane admits: its queue bound plus one per free worker slot. */
@@ -350,12 +429,13 @@ export class Scheduler {
       this.dropExpired(lane);
       if (lane.queue.length === 0) return;
       const now = performance.now();
-      const wait = this.state === 'running' ? flushIn(lane.queue, lane.limits, now) : 0;
+      const ordered = fairOrder(lane.queue);
+      const wait = this.state === 'running' ? flushIn(ordered, lane.limits, now) : 0;
       if (wait > 0) {
         lane.flushTimer = setTimeout(() => this.pump(lane), Math.ceil(wait));
         return;
       }
-      const batch = takeBatch(lane.queue, lane.limits);
+      const batch = takeBatch(ordered, lane.limits);
       const taken = new Set(batch);
       lane.queue = lane.queue.filter((e) => !taken.has(e));
       this.dispatch(lane, batch);
@@ -382,6 +462,7 @@ export class Scheduler {
         continue;
       }
       entry.slot = slot;
+      this.active.add(entry);
       items.push({ entry, slot });
     }
     if (items.length === 0) return;
@@ -470,6 +551,8 @@ export class Scheduler {
         return new CancelledError(error.message);
       case 'deadline_exceeded':
         return new DeadlineExceededError(error.message);
+      case 'unavailable':
+        return new UnavailableError(error.message);
       case 'internal':
         // Clients get the request id; the worker's message travels as the cause, for the log.
         return new InternalError(`request ${entry.opts.requestId} failed on ${device}: internal error`, {
@@ -478,14 +561,23 @@ export class Scheduler {
     }
   }
 
+  /** A running request answered now; its worker drops the request's rows before its next decoder step. */
+  private stopRunning(entry: Entry, reason: CancelReason, error: ServiceError): void {
+    if (entry.settled) return;
+    this.slots.stop(entry.slot, reason);
+    entry.lane.running -= 1;
+    this.settle(entry, error);
+    this.checkIdle();
+  }
+
   private onDeadline(entry: Entry): void {
     if (entry.settled) return;
     if (entry.slot >= 0) {
-      // Running: answered now; the worker drops the request's rows before its next decoder step.
-      this.slots.stop(entry.slot, CANCEL_BY_DEADLINE);
-      entry.lane.running -= 1;
-      this.settle(entry, new DeadlineExceededError(`the deadline passed while the request ran on ${entry.lane.pool.device}`));
-      this.checkIdle();
+      this.stopRunning(
+        entry,
+        CANCEL_BY_DEADLINE,
+        new DeadlineExceededError(`the deadline passed while the request ran on ${entry.lane.pool.device}`),
+      );
       return;
     }
     this.removeQueued(entry);
@@ -500,10 +592,7 @@ export class Scheduler {
   private onClientCancel(entry: Entry): void {
     if (entry.settled) return;
     if (entry.slot >= 0) {
-      this.slots.stop(entry.slot, CANCEL_BY_CLIENT);
-      entry.lane.running -= 1;
-      this.settle(entry, new CancelledError('the request was cancelled by the client while it ran'));
-      this.checkIdle();
+      this.stopRunning(entry, CANCEL_BY_CLIENT, new CancelledError('the request was cancelled by the client while it ran'));
       return;
     }
     this.removeQueued(entry);
@@ -516,19 +605,24 @@ export class Scheduler {
     this.checkIdle();
   }
 
-  private rejectQueued(error: () => ServiceError): void {
+  /** Rejects every queued request; returns how many there were. */
+  private rejectQueued(error: () => ServiceError): number {
+    let n = 0;
     for (const lane of this.lanes) {
       if (lane.flushTimer) clearTimeout(lane.flushTimer);
       lane.flushTimer = null;
       const queued = lane.queue.splice(0);
       for (const e of queued) this.settle(e, error());
+      n += queued.length;
     }
     this.checkIdle();
+    return n;
   }
 
   private settle(entry: Entry, outcome: SubmitResult | Error): void {
     if (entry.settled) return;
     entry.settled = true;
+    this.active.delete(entry);
     entry.timer?.clear();
     if (entry.onAbort) entry.opts.signal?.removeEventListener('abort', entry.onAbort);
     if (outcome instanceof Error) entry.reject(outcome);

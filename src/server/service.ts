@@ -5,7 +5,14 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { InternalError, InvalidArgumentError, ServiceError, UnavailableError, WorkerInputError } from '../common/errors';
+import {
+  InternalError,
+  InvalidArgumentError,
+  ResourceExhaustedError,
+  ServiceError,
+  UnavailableError,
+  WorkerInputError,
+} from '../common/errors';
 import type { Logger } from '../common/logger';
 import type { Metrics } from '../metrics/registry';
 import type { Florence2Handlers } from '../generated/florence2/v1/Florence2';
@@ -15,8 +22,12 @@ import type { StreamResponse } from '../generated/florence2/v1/StreamResponse';
 import type { ModelInfo } from '../generated/florence2/v1/ModelInfo';
 import type { Scheduler } from './scheduler';
 import { encodeResponse } from './encode';
+import type { ClientLimits } from './client-limits';
+import { callContext } from './guard';
+import { type RejectedMessage, isRejected } from './wire-guard';
 import {
   type RequestLimits,
+  checkRequestTokens,
   requestField,
   type ValidRequest,
   validateCaption,
@@ -39,6 +50,14 @@ export interface ServiceDeps {
   modelInfo: () => ModelInfo;
   /** Test-only: honour the `x-florence2-test-crash` metadata key (the worker exits mid-request). */
   testHooks: boolean;
+  /** Beams of a request that does not ask (the model's default). */
+  defaultNumBeams: number;
+  /** The longest a request may take when its client sets no deadline or a later one; 0 = no bound. */
+  maxRequestMs: number;
+  /** Per-client bounds; unary calls pass them in the guard, Stream requests here, one by one. */
+  clientLimits: ClientLimits;
+  /** Aborted when the server starts shutting down: open Streams end UNAVAILABLE once their requests are answered. */
+  shutdownSignal?: AbortSignal;
 }
 
 /** Status code name for metrics labels (bounded: the codes grpc defines). */
@@ -57,40 +76,86 @@ function toServiceError(err: unknown, requestId: string, logger: Logger, v: Vali
 }
 
 /** What handlers use of a call, unary or streaming. */
-type CallInfo = { getDeadline(): grpc.Deadline; metadata: grpc.Metadata };
+type CallInfo = { getDeadline(): grpc.Deadline; metadata: grpc.Metadata; getPeer(): string };
 
-function deadlineOf(call: CallInfo): number | undefined {
+/** The client's deadline (epoch ms), if it set one. */
+function clientDeadline(call: CallInfo): number | undefined {
   const d = call.getDeadline();
   const ms = d instanceof Date ? d.getTime() : d;
   return Number.isFinite(ms) ? ms : undefined;
 }
 
 /**
- * grpc-js reports an expired deadline as a cancelled call too. Only a client's cancel aborts here;
- * the scheduler's own deadline timer stops the work and answers DEADLINE_EXCEEDED.
+ * A client whose deadline passes cancels the call itself (RST_STREAM), measured on its own clock from
+ * when it sent the request; the server's copy of the deadline starts when the headers arrived, later
+ * by the transit time. So a cancel that arrives shortly before the server's deadline is that deadline,
+ * not a cancel: within this margin (at most half the time the request had) it is left to the
+ * scheduler's deadline timer, which answers and counts DEADLINE_EXCEEDED.
  */
-function abortUnlessExpired(call: CallInfo, ac: AbortController): void {
-  const deadline = deadlineOf(call);
-  if (deadline !== undefined && Date.now() >= deadline - 2) return;
+const DEADLINE_CANCEL_MARGIN_MS = 250;
+
+function onCallCancelled(deadline: number | undefined, arrivedEpoch: number, ac: AbortController): void {
+  if (deadline !== undefined) {
+    const margin = Math.min(DEADLINE_CANCEL_MARGIN_MS, Math.max(2, (deadline - arrivedEpoch) / 2));
+    if (Date.now() >= deadline - margin) return;
+  }
   ac.abort();
 }
+
+/** How often a peer that keeps sending unparsable messages is logged: once per window, with a count. */
+const REJECTED_LOG_WINDOW_MS = 10_000;
 
 export function createService(deps: ServiceDeps): Florence2Handlers {
   const { scheduler, limits, metrics, logger } = deps;
 
+  /** The deadline a request runs under: the client's, bounded by --max-request-ms from its arrival. */
+  const deadlineFor = (call: CallInfo, arrivedEpoch: number): number | undefined => {
+    const own = clientDeadline(call);
+    if (deps.maxRequestMs <= 0) return own;
+    const bound = arrivedEpoch + deps.maxRequestMs;
+    return own === undefined ? bound : Math.min(own, bound);
+  };
+
+  const rejectedLog = new Map<string, { until: number; suppressed: number }>();
+  /** A message refused on the wire: counted, logged (once per peer per window), turned into its status. */
+  function rejectedError(msg: RejectedMessage, call: CallInfo, path: string, prefix: string): ServiceError {
+    if (msg.reason === 'budget') return new ResourceExhaustedError(msg.message, { retryAfterMs: 200 });
+    metrics.recordRejectedMessage(msg.reason);
+    metrics.recordRequest('unknown', 'INVALID_ARGUMENT', 0);
+    const peer = call.getPeer();
+    const now = Date.now();
+    const seen = rejectedLog.get(peer);
+    if (seen && now < seen.until) seen.suppressed += 1;
+    else {
+      if (rejectedLog.size > 1000) rejectedLog.clear();
+      rejectedLog.set(peer, { until: now + REJECTED_LOG_WINDOW_MS, suppressed: 0 });
+      logger.warn('request message refused on the wire', {
+        peer,
+        path,
+        reason: msg.reason,
+        field: msg.field,
+        message: msg.message,
+        ...(seen ? { suppressedSinceLast: seen.suppressed } : {}),
+      });
+    }
+    const field = msg.field === 'request' ? `${prefix}request`.replace(/^request\.request$/, 'request') : `${prefix}${msg.field}`;
+    return new InvalidArgumentError(field, msg.message);
+  }
+
   /** Validate → submit → encode, with metrics and logs; throws a ServiceError on failure. */
   async function execute(
     validate: () => Promise<ValidRequest>,
-    ctx: { call: CallInfo; signal: AbortSignal; requestId: string; arrived: number; prefix: string },
+    ctx: { call: CallInfo; signal: AbortSignal; requestId: string; arrived: number; deadline: number | undefined; prefix: string },
   ): Promise<RunResponse> {
     let v: ValidRequest | null = null;
     try {
       if (!deps.isServing()) throw new UnavailableError('the server is not serving (starting up or shutting down); retry');
       v = await validate();
+      checkRequestTokens(v, limits, deps.defaultNumBeams, ctx.prefix);
       const crash = deps.testHooks && ctx.call.metadata.get('x-florence2-test-crash').length > 0;
       const out = await scheduler.submit(
         { prompts: v.requests, numBeams: v.numBeams, maxNewTokens: v.maxNewTokens, ...(crash ? { crash: true } : {}) },
-        { deadline: deadlineOf(ctx.call), signal: ctx.signal, requestId: ctx.requestId },
+        { deadline: ctx.deadline, signal: ctx.signal, requestId: ctx.requestId, client: callContext(ctx.call.metadata)?.client },
       );
       const response = encodeResponse(v, {
         items: out.result.items,
@@ -129,13 +194,17 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
     pick: (r: RunResponse) => Res,
   ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
+      if (isRejected(call.request)) return callback(rejectedError(call.request, call, call.getPath(), ''));
       const ac = new AbortController();
-      call.on('cancelled', () => abortUnlessExpired(call, ac));
+      const arrivedEpoch = Date.now();
+      const deadline = deadlineFor(call, arrivedEpoch);
+      call.on('cancelled', () => onCallCancelled(clientDeadline(call), arrivedEpoch, ac));
       execute(() => validate(call.request, limits), {
         call,
         signal: ac.signal,
         requestId: randomUUID(),
         arrived: performance.now(),
+        deadline,
         prefix: '',
       }).then(
         (r) => callback(null, pick(r)),
@@ -154,16 +223,30 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
     DescribeRegion: unary(validateRegion, (r) => r.region!),
     Run: unary(validateRun, (r) => r),
 
-    Stream(call: grpc.ServerDuplexStream<StreamRequest__Output, StreamResponse>) {
+    Stream(call: grpc.ServerDuplexStream<StreamRequest__Output | RejectedMessage, StreamResponse>) {
       const inFlight = new Map<string, AbortController>();
+      const guard = callContext(call.metadata);
       let inputEnded = false;
       let closed = false;
+      let stopping = false;
       const finishIfDone = () => {
-        if (inputEnded && inFlight.size === 0 && !closed) {
+        if (closed || inFlight.size > 0) return;
+        if (stopping) {
+          // Shutdown: the requests are answered; the Stream ends with a status its client retries.
           closed = true;
+          deps.shutdownSignal?.removeEventListener('abort', onShutdown);
+          call.emit('error', new UnavailableError('the server is shutting down; open a new stream on another instance'));
+        } else if (inputEnded) {
+          closed = true;
+          deps.shutdownSignal?.removeEventListener('abort', onShutdown);
           call.end();
         }
       };
+      const onShutdown = () => {
+        stopping = true;
+        finishIfDone();
+      };
+      deps.shutdownSignal?.addEventListener('abort', onShutdown, { once: true });
       // Backpressure: while the client does not read our responses, stop reading its requests.
       const send = (msg: StreamResponse) => {
         if (closed) return;
@@ -173,17 +256,27 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
         }
       };
       const fail = (id: string, e: ServiceError) => send({ request_id: id, error: { code: e.code, message: e.message } });
-      call.on('data', (msg: StreamRequest__Output) => {
+      call.on('data', (msg: StreamRequest__Output | RejectedMessage) => {
+        if (isRejected(msg)) return fail(msg.requestId, rejectedError(msg, call, call.getPath(), ''));
         const id = msg.request_id;
-        if (!id) return fail('', new InvalidArgumentError('request_id', '`request_id` is required on every stream request'));
+        const refuse = (e: ServiceError) => {
+          guard?.releaseMessage(msg);
+          fail(id, e);
+        };
+        if (!id) return refuse(new InvalidArgumentError('request_id', '`request_id` is required on every stream request'));
         if (inFlight.has(id))
-          return fail(
-            id,
-            new InvalidArgumentError('request_id', `\`request_id\` ${JSON.stringify(id)} is already in flight on this stream`),
-          );
+          return refuse(new InvalidArgumentError('request_id', `\`request_id\` ${JSON.stringify(id)} is already in flight on this stream`));
+        let releaseClient: () => void;
+        try {
+          releaseClient = guard ? deps.clientLimits.admit(guard.client) : () => {};
+        } catch (err) {
+          if (err instanceof ServiceError) metrics.recordRefused('client_limit');
+          return refuse(err as ServiceError);
+        }
         const ac = new AbortController();
         inFlight.set(id, ac);
         const requestId = `${randomUUID()}:${id}`;
+        const arrivedEpoch = Date.now();
         execute(
           () =>
             msg.request
@@ -194,6 +287,7 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
             signal: ac.signal,
             requestId,
             arrived: performance.now(),
+            deadline: deadlineFor(call, arrivedEpoch),
             prefix: 'request.',
           },
         )
@@ -202,6 +296,8 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
             (e: ServiceError) => fail(id, e),
           )
           .finally(() => {
+            releaseClient();
+            guard?.releaseMessage(msg);
             inFlight.delete(id);
             finishIfDone();
           });
@@ -210,17 +306,21 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
         inputEnded = true;
         finishIfDone();
       });
+      const streamArrived = Date.now();
       call.on('cancelled', () => {
         closed = true;
-        for (const ac of inFlight.values()) abortUnlessExpired(call, ac);
+        deps.shutdownSignal?.removeEventListener('abort', onShutdown);
+        for (const ac of inFlight.values()) onCallCancelled(clientDeadline(call), streamArrived, ac);
       });
       call.on('error', () => {
         closed = true;
+        deps.shutdownSignal?.removeEventListener('abort', onShutdown);
         for (const ac of inFlight.values()) ac.abort();
       });
     },
 
-    GetModelInfo(_call, callback) {
+    GetModelInfo(call, callback) {
+      if (isRejected(call.request)) return callback(rejectedError(call.request, call, call.getPath(), ''));
       callback(null, deps.modelInfo());
     },
   };

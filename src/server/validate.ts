@@ -27,6 +27,8 @@ export interface RequestLimits {
   maxNewTokens: number;
   maxTextChars: number;
   maxClasses: number;
+  /** Most decoder rows (prompts × beams) × max_new_tokens of one request. */
+  maxRequestTokens: number;
 }
 
 /** The request field of each family that carries the prompt text. */
@@ -263,4 +265,20 @@ export function validateRun(r: RunRequest__Output, limits: RequestLimits, prefix
         ),
       );
   }
+}
+
+/**
+ * Bounds the work one request can ask for: decoder rows (prompts × beams) × new tokens. Each limit
+ * alone allows far more together (32 classes × 8 beams × 1024 tokens).
+ */
+export function checkRequestTokens(v: ValidRequest, limits: RequestLimits, defaultNumBeams: number, prefix = ''): void {
+  const beams = v.numBeams ?? defaultNumBeams;
+  const tokens = v.maxNewTokens ?? limits.maxNewTokens;
+  const work = v.requests.length * beams * tokens;
+  if (work <= limits.maxRequestTokens) return;
+  const field = `${prefix}options.max_new_tokens`;
+  throw new InvalidArgumentError(
+    field,
+    `\`${field}\`: ${v.requests.length} prompt(s) × ${beams} beam(s) × ${tokens} new tokens = ${work} exceeds the server's limit of ${limits.maxRequestTokens} per request; ask for fewer tokens, beams or classes`,
+  );
 }

@@ -15,7 +15,9 @@ import { Florence2, GenerationOptionError, GenerationStopped, ImageDecodeError, 
 import type { RunResult, StageTimings } from '../index';
 import { executionProvidersFor } from '../runtime/ort-backend';
 import {
+  CANCEL_BY_CLIENT,
   CANCEL_BY_DEADLINE,
+  CANCEL_BY_SHUTDOWN,
   CANCEL_NONE,
   type WorkerInfoTask,
   type WorkerInit,
@@ -89,9 +91,17 @@ export function toWorkerError(err: unknown, stopFlag: number): Extract<WorkerRes
   if (err instanceof ImageDecodeError) return { kind: 'invalid_argument', field: 'image', message: err.message };
   if (err instanceof GenerationOptionError) return { kind: 'invalid_argument', field: err.field, message: err.message };
   if (err instanceof GenerationStopped) {
-    return stopFlag === CANCEL_BY_DEADLINE
-      ? { kind: 'deadline_exceeded', message: `deadline exceeded; ${err.message}` }
-      : { kind: 'cancelled', message: `cancelled by the client; ${err.message}` };
+    switch (stopFlag) {
+      case CANCEL_BY_DEADLINE:
+        return { kind: 'deadline_exceeded', message: `deadline exceeded; ${err.message}` };
+      case CANCEL_BY_SHUTDOWN:
+        return { kind: 'unavailable', message: `stopped for the server's shutdown; ${err.message}` };
+      case CANCEL_BY_CLIENT:
+        return { kind: 'cancelled', message: `cancelled by the client; ${err.message}` };
+      default:
+        // Stopped without a flag: a batch-mate prompt of the same item failed first.
+        return { kind: 'cancelled', message: `stopped; ${err.message}` };
+    }
   }
   return { kind: 'internal', message: errorMessage(err) };
 }

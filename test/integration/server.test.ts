@@ -65,7 +65,18 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
   let healthWhileStarting: { status: string; servingLogged: boolean };
   before(async () => {
     image = await png(640, 480);
-    s = await startServerProcess(['--model', await carTiny(), '--devices', 'cpu:0,cpu:1', '--max-image-pixels', '4000000', '--test-hooks']);
+    // No per-client cap: the slow-reader Stream test has 300 requests in flight from one client.
+    s = await startServerProcess([
+      '--model',
+      await carTiny(),
+      '--devices',
+      'cpu:0,cpu:1',
+      '--max-image-pixels',
+      '4000000',
+      '--max-inflight-per-client',
+      '0',
+      '--test-hooks',
+    ]);
     // Asked as soon as the port is bound, while the workers are still loading.
     const status = await healthStatus(s, 'florence2.v1.Florence2');
     healthWhileStarting = { status, servingLogged: s.logs.some((l) => l.msg === 'serving') };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ConfigError, helpText, isHelpRequested, loadConfig, type Config } from '../../src/config/load';
 import { AUTO_BATCHING, SETTINGS, batchingFor, parseDevice } from '../../src/config/schema';
 import { MODULES } from '../../src/runtime/model-files';
@@ -61,7 +61,11 @@ describe('config/load', () => {
         dtype: { vision_encoder: 'fp32', embed_tokens: 'fp32', encoder_model: 'fp32', decoder_model_merged: 'fp32' },
         resample: 'pil',
         maxImagePixels: 50_000_000,
-        maxMessageBytes: 67_108_864,
+        maxMessageBytes: 52_428_800,
+        requestMemoryBytes: 536_870_912,
+        maxInflightPerClient: 64,
+        rateLimitPerClient: 0,
+        rateLimitBurst: 0,
         maxInFlightPerDevice: 1,
         maxBatchRows: 0,
         maxQueueDelayMs: -1,
@@ -71,11 +75,29 @@ describe('config/load', () => {
         maxNewTokens: 1024,
         maxTextChars: 2000,
         maxClasses: 32,
+        maxRequestMs: 300_000,
+        maxRequestTokens: 98_304,
+        tlsCert: null,
+        tlsKey: null,
+        tlsClientCa: null,
+        authTokensFile: null,
+        reflection: 'auto',
         shutdownGraceMs: 30_000,
         logLevel: 'info',
         configFile: null,
         testHooks: false,
       });
+    });
+
+    it('checks the hardening settings together: budget ≥ message size, TLS cert with key, mTLS needs TLS', () => {
+      oneProblem(() => load(['--max-message-bytes', '2048', '--request-memory-bytes', '1024']), /request memory budget \(1024\).*2048/);
+      oneProblem(() => load(['--tls-cert', join(tmp, 'cert.pem')]), /--tls-cert and --tls-key go together/);
+      oneProblem(() => load(['--tls-key', join(tmp, 'key.pem')]), /--tls-cert and --tls-key go together/);
+      oneProblem(() => load(['--tls-client-ca', join(tmp, 'ca.pem')]), /needs --tls-cert and --tls-key/);
+      const c = load(['--tls-cert', 'c.pem', '--tls-key', 'k.pem', '--tls-client-ca', 'ca.pem', '--reflection', 'off']);
+      assert.equal(c.tlsCert, resolve('c.pem'));
+      assert.equal(c.reflection, 'off');
+      oneProblem(() => load(['--reflection', 'maybe']), /auto\|on\|off/);
     });
 
     it('resolves batching per device kind: auto values for CPU and GPU, explicit settings for both', () => {

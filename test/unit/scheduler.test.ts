@@ -15,13 +15,14 @@ import {
 import {
   CANCEL_BY_CLIENT,
   CANCEL_BY_DEADLINE,
+  CANCEL_BY_SHUTDOWN,
   CANCEL_NONE,
   type BatchShape,
   type WorkerItemOutcome,
   type WorkerResult,
   type WorkerTask,
 } from '../../src/common/protocol';
-import { type PoolLike, type ScheduledRequest, Scheduler, type SubmitResult } from '../../src/server/scheduler';
+import { type PoolLike, type ScheduledRequest, Scheduler, SHUTTING_DOWN, type SubmitResult } from '../../src/server/scheduler';
 import type { BatchLimits } from '../../src/server/batcher';
 import { CancelSlots } from '../../src/server/cancel-slots';
 import { waitFor } from '../helpers/wait';
@@ -367,21 +368,101 @@ describe('Scheduler', () => {
     assert.ok(pools[0].closed);
   });
 
-  it('drain: after the grace period rejects what is queued and leaves running work alone', async () => {
-    const { scheduler, pools, flags } = await setup({ maxInFlight: 1, maxQueue: 1 });
-    const running = scheduler.submit(TASK, { requestId: 'a' });
+  it('drain: after the grace period answers running and queued requests UNAVAILABLE, never CANCELLED', async () => {
+    const { scheduler, pools, flags, stopped } = await setup({ maxInFlight: 1, maxQueue: 1 });
+    const running = settled(scheduler.submit(TASK, { requestId: 'a' }));
     const queued = settled(scheduler.submit(TASK, { requestId: 'b' }));
     await tick();
-    const t0 = Date.now();
-    await scheduler.drain(50);
-    assert.ok(Date.now() - t0 >= 45);
-    const q = await queued;
-    assert.ok(!q.ok && q.error instanceof UnavailableError);
     const slot = pools[0].calls[0].task.items[0].cancelSlot;
-    assert.equal(Atomics.load(flags, slot), CANCEL_NONE, 'the running request was not cancelled');
+    const t0 = Date.now();
+    const cut = await scheduler.drain(50);
+    assert.ok(Date.now() - t0 >= 45, 'waited out the grace period');
+    assert.deepEqual(cut, { running: 1, queued: 1 });
+    for (const r of [await running, await queued]) {
+      assert.ok(!r.ok && r.error instanceof UnavailableError, String(!r.ok && r.error));
+      assert.equal(r.error.message, SHUTTING_DOWN);
+      assert.ok(r.error.retryable);
+    }
+    // Answered while the worker still runs the batch: it is asked to drop the rows, not terminated.
+    assert.equal(Atomics.load(flags, slot), CANCEL_BY_SHUTDOWN);
+    assert.deepEqual(
+      scheduler.stats().map((st) => [st.inFlight, st.queued]),
+      [[0, 0]],
+    );
+    assert.equal(pools[0].calls.length, 1, 'the queued request never ran');
+    // The worker confirms at its next decoder step; the slot comes back for reuse.
+    pools[0].fail(0, { kind: 'unavailable', message: "stopped for the server's shutdown; generation stopped after 2 decoder steps" });
+    await waitFor(() => stopped.length === 1, { what: 'the worker to confirm the request stopped' });
+    assert.deepEqual(stopped, ['a']);
+    assert.equal(Atomics.load(flags, slot), CANCEL_NONE, 'slot reset for reuse');
+    await assert.rejects(scheduler.submit(TASK, { requestId: 'late' }), UnavailableError);
+    await scheduler.close();
+    assert.ok(pools[0].closed);
+  });
+
+  it('drain: cuts every request of a running batch and what waits on every device', async () => {
+    const { scheduler, pools, flags } = await setup({ devices: 2, maxQueue: 4, batching: { maxBatchRows: 4, maxQueueDelayMs: 0 } });
+    // Two blockers (one per device) keep the workers busy while three requests gather on cpu:0.
+    const blockers = [0, 1].map((i) => scheduler.submit(TASK, { requestId: `blocker${i}` }));
+    await tick();
+    const batch = [0, 1, 2].map((i) => settled(scheduler.submit(TASK, { requestId: `b${i}` })));
+    await tick();
+    const onCpu0 = scheduler.stats()[0].queued;
+    const onCpu1 = scheduler.stats()[1].queued;
+    assert.equal(onCpu0 + onCpu1, 3);
+    pools[0].finish(0);
+    pools[1].finish(0);
+    await Promise.all(blockers);
+    await waitFor(() => pools[0].calls.length + pools[1].calls.length === 4, { what: 'the gathered batches to start' });
+    const late = settled(scheduler.submit(TASK, { requestId: 'queued' }));
+    await tick();
+    const cut = await scheduler.drain(0);
+    assert.deepEqual(cut, { running: 3, queued: 1 });
+    for (const r of [...(await Promise.all(batch)), await late])
+      assert.ok(!r.ok && r.error instanceof UnavailableError, String(!r.ok && r.error));
+    const cutSlots = pools.flatMap((p) => p.calls.slice(1).flatMap((c) => c.task.items.map((it) => it.cancelSlot)));
+    assert.equal(cutSlots.length, 3, 'the three gathered requests ran');
+    for (const slot of cutSlots) assert.equal(Atomics.load(flags, slot), CANCEL_BY_SHUTDOWN);
+    for (const p of pools) for (let i = 1; i < p.calls.length; i++) p.finish(i);
+    await scheduler.close();
+  });
+
+  it('stopAll (a forced stop) ends a drain under way at once and answers everything UNAVAILABLE', async () => {
+    const { scheduler, pools, flags } = await setup({ maxInFlight: 1, maxQueue: 2 });
+    const running = settled(scheduler.submit(TASK, { requestId: 'a' }));
+    const queued = [settled(scheduler.submit(TASK, { requestId: 'b' })), settled(scheduler.submit(TASK, { requestId: 'c' }))];
+    await tick();
+    let drained = false;
+    // A grace period far longer than any test: only stopAll can end this drain.
+    const drain = scheduler.drain(3_600_000).then((c) => ((drained = true), c));
+    await tick();
+    assert.equal(drained, false, 'the drain waits for the running request');
+    assert.deepEqual(scheduler.stopAll(), { running: 1, queued: 2 });
+    assert.deepEqual(await drain, { running: 0, queued: 0 }, 'nothing was left for the drain to cut');
+    for (const r of [await running, ...(await Promise.all(queued))]) assert.ok(!r.ok && r.error instanceof UnavailableError);
+    assert.equal(Atomics.load(flags, pools[0].calls[0].task.items[0].cancelSlot), CANCEL_BY_SHUTDOWN);
+    pools[0].finish(0);
+    await scheduler.close();
+  });
+
+  it('drain: a request that finishes within the grace period completes; nothing is cut', async () => {
+    const { scheduler, pools, flags } = await setup({ maxInFlight: 1, maxQueue: 1 });
+    const running = scheduler.submit(TASK, { requestId: 'a' });
+    await tick();
+    const drain = scheduler.drain(3_600_000);
     pools[0].finish(0);
     assert.equal((await running).device, 'cpu:0');
-    assert.equal(pools[0].calls.length, 1, 'the queued request never ran');
+    assert.deepEqual(await drain, { running: 0, queued: 0 });
+    assert.equal(Atomics.load(flags, pools[0].calls[0].task.items[0].cancelSlot), CANCEL_NONE);
+  });
+
+  it("maps the worker's `unavailable` (stopped for shutdown) to UNAVAILABLE", async () => {
+    const { scheduler, pools } = await setup();
+    const p = settled(scheduler.submit(TASK, { requestId: 'r' }));
+    await tick();
+    pools[0].fail(0, { kind: 'unavailable', message: "stopped for the server's shutdown; generation stopped after 1 decoder steps" });
+    const r = await p;
+    assert.ok(!r.ok && r.error instanceof UnavailableError, String(!r.ok && r.error));
   });
 
   describe('batching', () => {

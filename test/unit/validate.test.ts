@@ -5,7 +5,14 @@ import { InvalidArgumentError } from '../../src/common/errors';
 import { validateDetect, validateRun, type RequestLimits } from '../../src/server/validate';
 import { decodeImage, ImageDecodeError } from '../../src/florence/preprocess';
 
-const LIMITS: RequestLimits = { maxImagePixels: 10_000, maxNumBeams: 4, maxNewTokens: 64, maxTextChars: 100, maxClasses: 3 };
+const LIMITS: RequestLimits = {
+  maxImagePixels: 10_000,
+  maxNumBeams: 4,
+  maxNewTokens: 64,
+  maxTextChars: 100,
+  maxClasses: 3,
+  maxRequestTokens: 10_000,
+};
 const SVG = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>');
 
 async function invalid(p: Promise<unknown>, field: string, message: RegExp): Promise<void> {

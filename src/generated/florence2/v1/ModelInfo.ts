@@ -9,10 +9,6 @@ export interface ModelInfo {
    */
   'model'?: (string);
   /**
-   * The model folder on the server.
-   */
-  'path'?: (string);
-  /**
    * ONNX file per module, e.g. "decoder_model_merged" → "decoder_model_merged_q4.onnx".
    */
   'files'?: ({[key: string]: string});
@@ -30,6 +26,10 @@ export interface ModelInfo {
   'server_version'?: (string);
   'onnxruntime_version'?: (string);
   'node_version'?: (string);
+  /**
+   * Where the files came from: "<owner>/<name>@<commit>" for a Hub download, "local" for a folder.
+   */
+  'revision'?: (string);
 }
 
 export interface ModelInfo__Output {
@@ -37,10 +37,6 @@ export interface ModelInfo__Output {
    * The model's name (config.json _name_or_path), e.g. "microsoft/Florence-2-base-ft".
    */
   'model': (string);
-  /**
-   * The model folder on the server.
-   */
-  'path': (string);
   /**
    * ONNX file per module, e.g. "decoder_model_merged" → "decoder_model_merged_q4.onnx".
    */
@@ -59,4 +55,8 @@ export interface ModelInfo__Output {
   'server_version': (string);
   'onnxruntime_version': (string);
   'node_version': (string);
+  /**
+   * Where the files came from: "<owner>/<name>@<commit>" for a Hub download, "local" for a folder.
+   */
+  'revision': (string);
 }

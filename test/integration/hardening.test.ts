@@ -1,0 +1,275 @@
+/**
+ * The server under hostile traffic, on loopback: compressed memory bombs, event-loop stalls from
+ * huge repeated fields, one client starving another, TLS/mTLS and tokens, per-request bounds, and
+ * deadlines counted as deadlines.
+ */
+import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import sharp from 'sharp';
+import { loadFlorence2Package } from '../../src/common/proto';
+import type { Florence2Client } from '../../src/generated/florence2/v1/Florence2';
+import type { DetectResponse__Output } from '../../src/generated/florence2/v1/DetectResponse';
+import type { StreamResponse__Output } from '../../src/generated/florence2/v1/StreamResponse';
+import {
+  call,
+  metricSample,
+  scrapeMetrics,
+  startServerProcess,
+  waitForLog,
+  waitForMetric,
+  type ServerProcess,
+} from '../helpers/server-process';
+import { RawGrpc } from '../helpers/raw-grpc';
+import { carTiny, randomTiny } from '../helpers/synth-models';
+import { waitFor } from '../helpers/wait';
+
+const png = (width: number, height: number) =>
+  sharp({ create: { width, height, channels: 3, background: { r: 120, g: 90, b: 200 } } })
+    .png()
+    .toBuffer();
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'OK';
+  } catch (err) {
+    return grpc.status[(err as grpc.ServiceError).code];
+  }
+}
+
+const tally = (codes: Array<string | number>) => {
+  const out: Record<string, number> = {};
+  for (const c of codes) out[String(c)] = (out[String(c)] ?? 0) + 1;
+  return out;
+};
+
+describe('hardening: memory, event loop and fairness (tokens for two clients, default limits)', function () {
+  let s: ServerProcess;
+  let dir: string;
+  let image: Buffer;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'florence2-hardening-'));
+    writeFileSync(join(dir, 'tokens'), 'attacker-token attacker\npolite-token polite\n');
+    image = await png(320, 240);
+    s = await startServerProcess(['--model', await carTiny(), '--auth-tokens-file', join(dir, 'tokens')]);
+    await s.serving;
+  });
+  after(async () => {
+    if (s?.child.exitCode === null) await s.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const valid = () =>
+    call<object, DetectResponse__Output>(s.client, 'Detect', { image: { data: image } }, { metadata: bearer('polite-token') });
+
+  it('a client keeping 40 requests outstanding on a Stream cannot make another client fail', async function () {
+    this.timeout(120_000);
+    const md = new grpc.Metadata();
+    md.set('authorization', 'Bearer attacker-token');
+    const stream = s.client.Stream(md);
+    const greedy: string[] = [];
+    let next = 0;
+    let stop = false;
+    const write = () => stream.write({ request_id: `g${next++}`, request: { detect: { image: { data: image } } } });
+    const ended = new Promise<void>((res, rej) => {
+      stream.on('data', (m: StreamResponse__Output) => {
+        greedy.push(m.outcome === 'result' ? 'OK' : grpc.status[m.error!.code]);
+        if (!stop) write();
+      });
+      stream.on('end', () => res());
+      stream.on('error', rej);
+    });
+    for (let i = 0; i < 40; i++) write();
+    await waitFor(() => greedy.length >= 20, { what: 'the greedy stream to be answered' });
+    const polite: string[] = [];
+    for (let i = 0; i < 20; i++) polite.push(await codeOf(valid()));
+    stop = true;
+    stream.end();
+    await ended;
+    console.log(`      greedy ${JSON.stringify(tally(greedy))}; polite ${JSON.stringify(tally(polite))}`);
+    assert.deepEqual(tally(polite), { OK: 20 });
+    assert.ok(greedy.includes('OK'), 'the greedy client is served too');
+  });
+});
+
+describe('hardening: TLS, mTLS and tokens', function () {
+  let s: ServerProcess;
+  let dir: string;
+  let image: Buffer;
+  const pem = (name: string) => readFileSync(join(dir, name));
+  type Ctor = new (a: string, c: grpc.ChannelCredentials, o?: object) => Florence2Client;
+  let Florence2: Ctor;
+  const opened: grpc.Client[] = [];
+  const client = (creds: grpc.ChannelCredentials) => {
+    const c = new Florence2(s.address, creds, { 'grpc.ssl_target_name_override': 'localhost' });
+    opened.push(c);
+    return c;
+  };
+
+  before(async function () {
+    this.timeout(120_000);
+    dir = mkdtempSync(join(tmpdir(), 'florence2-tls-'));
+    const sh = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    const ca = (name: string) => {
+      sh(
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        `${name}.key`,
+        '-out',
+        `${name}.pem`,
+        '-days',
+        '2',
+        '-subj',
+        `/CN=${name}`,
+      );
+    };
+    const leaf = (name: string, cn: string, signer: string) => {
+      sh('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
+      writeFileSync(join(dir, `${name}.ext`), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+      sh(
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        `${signer}.pem`,
+        '-CAkey',
+        `${signer}.key`,
+        '-CAcreateserial',
+        '-out',
+        `${name}.pem`,
+        '-days',
+        '2',
+        '-extfile',
+        `${name}.ext`,
+      );
+    };
+    ca('ca');
+    leaf('server', 'localhost', 'ca');
+    leaf('client', 'annotator', 'ca');
+    ca('other-ca');
+    leaf('stranger', 'stranger', 'other-ca');
+    writeFileSync(join(dir, 'tokens'), 'right-token reader\n');
+    image = await png(64, 48);
+    const pkg = grpc.loadPackageDefinition(loadFlorence2Package()) as unknown as { florence2: { v1: { Florence2: Ctor } } };
+    Florence2 = pkg.florence2.v1.Florence2;
+    s = await startServerProcess([
+      '--model',
+      await carTiny(),
+      '--tls-cert',
+      join(dir, 'server.pem'),
+      '--tls-key',
+      join(dir, 'server.key'),
+      '--tls-client-ca',
+      join(dir, 'ca.pem'),
+      '--auth-tokens-file',
+      join(dir, 'tokens'),
+    ]);
+    await s.serving;
+  });
+  after(async () => {
+    for (const c of opened) c.close();
+    if (s?.child.exitCode === null) await s.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const detect = (c: Florence2Client, token?: string) =>
+    codeOf(call(c, 'Detect', { image: { data: image } }, { deadlineMs: 20_000, ...(token ? { metadata: bearer(token) } : {}) }));
+
+  it('a plaintext client fails; TLS without a client certificate fails; a certificate from another CA fails', async () => {
+    assert.equal(await detect(client(grpc.credentials.createInsecure()), 'right-token'), 'UNAVAILABLE');
+    assert.equal(await detect(client(grpc.credentials.createSsl(pem('ca.pem'))), 'right-token'), 'UNAVAILABLE');
+    const stranger = grpc.credentials.createSsl(pem('ca.pem'), pem('stranger.key'), pem('stranger.pem'));
+    assert.equal(await detect(client(stranger), 'right-token'), 'UNAVAILABLE');
+  });
+
+  it('SIGHUP reloads the tokens file and the TLS material without a restart', async () => {
+    writeFileSync(join(dir, 'tokens'), 'new-token reader\n');
+    // The server certificate becomes one from another CA: new connections must trust that CA.
+    writeFileSync(join(dir, 'server.pem'), pem('stranger.pem'));
+    writeFileSync(join(dir, 'server.key'), pem('stranger.key'));
+    const from = s.logs.length;
+    s.child.kill('SIGHUP');
+    const done = await waitForLog(s, { msg: 'reloaded' }, { from });
+    assert.deepEqual([...(done.reloaded as string[])].sort(), ['auth-tokens', 'tls']);
+    const fresh = new Florence2(s.address, grpc.credentials.createSsl(pem('other-ca.pem'), pem('client.key'), pem('client.pem')), {
+      'grpc.ssl_target_name_override': 'localhost',
+    });
+    opened.push(fresh);
+    assert.equal(await detect(fresh, 'right-token'), 'UNAUTHENTICATED');
+    assert.equal(await detect(fresh, 'new-token'), 'OK');
+    assert.equal(s.child.exitCode, null);
+  });
+});
+
+describe('hardening: bounds on each request, unparsable messages, deadlines counted as deadlines', function () {
+  let s: ServerProcess;
+  let image: Buffer;
+  const LONG = { num_beams: 3, max_new_tokens: 1000 };
+  before(async () => {
+    image = await png(320, 240);
+    s = await startServerProcess(['--model', await randomTiny(), '--max-request-ms', '1500', '--max-queue-per-device', '32']);
+    await s.serving;
+  });
+  after(async () => {
+    if (s?.child.exitCode === null) await s.stop();
+  });
+
+  it('a request without a deadline is bounded by --max-request-ms', async () => {
+    assert.equal(await codeOf(call(s.client, 'Detect', { image: { data: image }, options: LONG })), 'DEADLINE_EXCEEDED');
+  });
+
+  it('rows × new tokens beyond --max-request-tokens is INVALID_ARGUMENT naming options.max_new_tokens', async () => {
+    const classes = Array.from({ length: 32 }, (_, i) => `c${i}`);
+    const req = { image: { data: image }, classes, options: { num_beams: 8, max_new_tokens: 1024 } };
+    await assert.rejects(call(s.client, 'DetectOpenVocabulary', req), (e: grpc.ServiceError) => {
+      assert.equal(e.code, grpc.status.INVALID_ARGUMENT);
+      assert.match(e.details, /`options\.max_new_tokens`: 32 prompt\(s\) × 8 beam\(s\) × 1024 new tokens = 262144 exceeds .* 98304/);
+      return true;
+    });
+  });
+
+  it('unparsable protobuf is INVALID_ARGUMENT, counted and logged with the peer', async () => {
+    const raw = new RawGrpc(s.address);
+    try {
+      const o = await raw.call('/florence2.v1.Florence2/Caption', Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01]));
+      assert.equal(grpc.status[o.code], 'INVALID_ARGUMENT');
+      assert.match(o.message, /does not parse/);
+    } finally {
+      raw.close();
+    }
+    const line = await waitForLog(s, { msg: 'request message refused on the wire', reason: 'malformed' });
+    assert.match(String(line.peer), /127\.0\.0\.1/);
+    await waitForMetric(s, 'florence2_rejected_messages_total', { reason: 'malformed' }, (v) => v >= 1, 'the count');
+  });
+
+  it('client deadlines that expire while requests run are counted DEADLINE_EXCEEDED, never CANCELLED', async () => {
+    const count = (text: string, code: string) => metricSample(text, 'florence2_requests_total', { task: 'od', code }) ?? 0;
+    const before = await scrapeMetrics(s);
+    // Client-side deadlines: the client cancels at its deadline, which reaches the server just before its own.
+    const codes = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        codeOf(call(s.client, 'Detect', { image: { data: image }, options: LONG }, { deadlineMs: 400 + 50 * i })),
+      ),
+    );
+    assert.deepEqual(tally(codes), { DEADLINE_EXCEEDED: 8 });
+    const after = await waitForMetric(
+      s,
+      'florence2_requests_total',
+      { task: 'od', code: 'DEADLINE_EXCEEDED' },
+      (v) => v >= count(before, 'DEADLINE_EXCEEDED') + 8,
+      'eight deadline expiries counted',
+    );
+    assert.equal(after, count(before, 'DEADLINE_EXCEEDED') + 8);
+    assert.equal(count(await scrapeMetrics(s), 'CANCELLED'), count(before, 'CANCELLED'));
+  });
+});
