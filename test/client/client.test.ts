@@ -61,7 +61,7 @@ describe('Florence2Client against a server (scripted car model)', function () {
     assert.deepEqual([...info.tasks].sort(), [...TASK_TOKENS].sort());
     assert.deepEqual(info.devices, [{ name: 'cpu:0', provider: 'cpu', workers: 1 }]);
     assert.equal(info.limits.maxImagePixels, 50_000_000);
-    assert.equal(info.limits.maxMessageBytes, 64 * 1024 * 1024);
+    assert.equal(info.limits.maxMessageBytes, 50 * 1024 * 1024);
     assert.equal(info.defaultNumBeams, 3);
     assert.equal(info.nodeVersion, process.versions.node);
   });
