@@ -60,14 +60,9 @@ export class ByteBudget {
    */
   take(bytes: number, owner: string, onGrant: (t: Ticket) => void): { cancel(): void } {
     if (bytes > this.total) throw new RangeError(`${bytes} bytes can never fit a budget of ${this.total}`);
-    const ticket = this.waiters.length === 0 ? this.tryTake(bytes, owner) : null;
-    if (ticket) {
-      onGrant(ticket);
-      return { cancel: () => {} };
-    }
     const w: Waiter = { bytes, owner, grant: onGrant };
     this.waiters.push(w);
-    // Those ahead may wait only for their owner's share; this one may still fit.
+    // Granted at once when it fits and nobody ahead waits for the budget itself (only for their share).
     this.wake();
     return {
       cancel: () => {

@@ -45,9 +45,7 @@ export class ClientLimits {
       );
     }
     if (this.options.ratePerSecond > 0) {
-      const t = this.now();
-      s.tokens = Math.min(this.burst, s.tokens + ((t - s.at) / 1000) * this.options.ratePerSecond);
-      s.at = t;
+      this.refill(s);
       if (s.tokens < 1) {
         throw new ResourceExhaustedError(
           `client ${client} is over its rate limit of ${this.options.ratePerSecond} requests/s (burst ${this.burst}); retry later`,
@@ -80,11 +78,17 @@ export class ClientLimits {
     return s;
   }
 
-  private sweep(): void {
+  /** Brings a client's bucket up to now. */
+  private refill(s: ClientState): void {
     const t = this.now();
+    s.tokens = Math.min(this.burst, s.tokens + ((t - s.at) / 1000) * this.options.ratePerSecond);
+    s.at = t;
+  }
+
+  private sweep(): void {
     for (const [k, s] of this.clients) {
-      const tokens = Math.min(this.burst, s.tokens + ((t - s.at) / 1000) * this.options.ratePerSecond);
-      if (s.inFlight === 0 && (this.options.ratePerSecond === 0 || tokens >= this.burst)) this.clients.delete(k);
+      this.refill(s);
+      if (s.inFlight === 0 && s.tokens >= this.burst) this.clients.delete(k);
     }
   }
 }

@@ -118,7 +118,7 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
 
   const rejectedLog = new Map<string, { until: number; suppressed: number }>();
   /** A message refused on the wire: counted, logged (once per peer per window), turned into its status. */
-  function rejectedError(msg: RejectedMessage, call: CallInfo, path: string, prefix: string): ServiceError {
+  function rejectedError(msg: RejectedMessage, call: CallInfo, path: string): ServiceError {
     if (msg.reason === 'budget') return new ResourceExhaustedError(msg.message, { retryAfterMs: 200 });
     metrics.recordRejectedMessage(msg.reason);
     metrics.recordRequest('unknown', 'INVALID_ARGUMENT', 0);
@@ -138,8 +138,8 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
         ...(seen ? { suppressedSinceLast: seen.suppressed } : {}),
       });
     }
-    const field = msg.field === 'request' ? `${prefix}request`.replace(/^request\.request$/, 'request') : `${prefix}${msg.field}`;
-    return new InvalidArgumentError(field, msg.message);
+    // The scan names fields by their full path from the message root, Stream requests included.
+    return new InvalidArgumentError(msg.field, msg.message);
   }
 
   /** Validate → submit → encode, with metrics and logs; throws a ServiceError on failure. */
@@ -194,7 +194,7 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
     pick: (r: RunResponse) => Res,
   ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
-      if (isRejected(call.request)) return callback(rejectedError(call.request, call, call.getPath(), ''));
+      if (isRejected(call.request)) return callback(rejectedError(call.request, call, call.getPath()));
       const ac = new AbortController();
       const arrivedEpoch = Date.now();
       const deadline = deadlineFor(call, arrivedEpoch);
@@ -257,7 +257,7 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
       };
       const fail = (id: string, e: ServiceError) => send({ request_id: id, error: { code: e.code, message: e.message } });
       call.on('data', (msg: StreamRequest__Output | RejectedMessage) => {
-        if (isRejected(msg)) return fail(msg.requestId, rejectedError(msg, call, call.getPath(), ''));
+        if (isRejected(msg)) return fail(msg.requestId, rejectedError(msg, call, call.getPath()));
         const id = msg.request_id;
         const refuse = (e: ServiceError) => {
           guard?.releaseMessage(msg);
@@ -320,7 +320,7 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
     },
 
     GetModelInfo(call, callback) {
-      if (isRejected(call.request)) return callback(rejectedError(call.request, call, call.getPath(), ''));
+      if (isRejected(call.request)) return callback(rejectedError(call.request, call, call.getPath()));
       callback(null, deps.modelInfo());
     },
   };

@@ -17,6 +17,7 @@ import { type Corpus, type Ctx, fieldCases, garbageCases, gzipCases, imageCases,
 import { type FuzzCase, Outcomes, type RawClient, rawCall, rawClient, runAll, type UnaryCase } from './harness';
 import { atLimitImage, headerBombs, ImageRegistry, refusedFormats, validImages } from './images';
 import { codec, type Limits, Oracle } from './requests';
+import { MAX_REQUEST_ID_BYTES } from '../../src/server/main';
 
 const SEED = process.env.FUZZ_SEED === undefined ? 0x5eed : Number(process.env.FUZZ_SEED);
 const SCALE = Number(process.env.FUZZ_SCALE ?? 1);
@@ -34,7 +35,7 @@ const LIMITS: Limits = {
   defaultNumBeams: 3,
   maxStringBytes: 4 * 2000,
   // MAX_REQUEST_ID_BYTES of src/server/main.ts (not a setting).
-  maxRequestIdBytes: 256,
+  maxRequestIdBytes: MAX_REQUEST_ID_BYTES,
 };
 /** Per call; a case that takes this long is a failure (DEADLINE_EXCEEDED is in no allowlist). */
 const CALL_DEADLINE_MS = 30_000;

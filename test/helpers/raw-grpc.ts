@@ -1,9 +1,8 @@
 /**
- * gRPC calls written by hand on node:http2, for what a well-behaved client library will not send: a
- * message compressed beforehand (a gzip bomb is 64 KB on the wire for 63 MiB decoded) and raw bytes.
+ * gRPC calls written by hand on node:http2, for what a well-behaved client library will not send:
+ * raw bytes as the message, or a message compressed beforehand.
  */
 import * as http2 from 'node:http2';
-import { gzipSync } from 'node:zlib';
 
 export interface RawOutcome {
   /** grpc-status; -1 when the stream ended without one (reset, connection lost). */
@@ -57,28 +56,4 @@ export class RawGrpc {
   close(): void {
     this.session.close();
   }
-}
-
-/** Length-delimited protobuf field `id` holding `payload`. */
-export function lengthDelimited(id: number, payload: Buffer): Buffer {
-  const len: number[] = [];
-  let n = payload.length;
-  while (n >= 0x80) {
-    len.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  len.push(n);
-  return Buffer.concat([Buffer.from([(id << 3) | 2, ...len]), payload]);
-}
-
-/** A gzip-compressed DetectRequest whose image is `bytes` zeros (Image.data inside field 1). */
-export function zeroImageBomb(bytes: number): Buffer {
-  return gzipSync(lengthDelimited(1, lengthDelimited(1, Buffer.alloc(bytes))), { level: 9 });
-}
-
-/** A gzip-compressed OpenVocabularyRequest with `n` empty `classes` (field 2). */
-export function classesBomb(n: number): Buffer {
-  const wire = Buffer.alloc(n * 2);
-  for (let i = 0; i < n; i++) wire[2 * i] = 0x12;
-  return gzipSync(wire, { level: 9 });
 }
