@@ -268,11 +268,11 @@ export class Metrics {
     for (const r of REFUSAL_REASONS) this.refused.inc({ reason: r }, 0);
     this.rejectedMessages = new Counter({
       name: `${p}rejected_messages_total`,
-      help: 'Request messages answered INVALID_ARGUMENT without decoding them: malformed (does not parse) or limit (a field over its limit, found on the wire).',
+      help: 'Request messages refused without decoding them: malformed (does not parse, or bad compressed data) or limit (a field over its limit), answered INVALID_ARGUMENT; size (over the message size limit, found while decompressing), answered RESOURCE_EXHAUSTED.',
       labelNames: ['reason'],
       registers,
     });
-    for (const r of ['malformed', 'limit']) this.rejectedMessages.inc({ reason: r }, 0);
+    for (const r of ['malformed', 'limit', 'size']) this.rejectedMessages.inc({ reason: r }, 0);
     new Gauge({
       name: `${p}request_memory_bytes`,
       help: 'Request bytes held against the request memory budget (--request-memory-bytes).',
@@ -315,7 +315,7 @@ export class Metrics {
   }
 
   /** Counts a request message answered INVALID_ARGUMENT without being decoded. */
-  recordRejectedMessage(reason: 'malformed' | 'limit'): void {
+  recordRejectedMessage(reason: 'malformed' | 'limit' | 'size'): void {
     this.rejectedMessages.inc({ reason });
   }
 

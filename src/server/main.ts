@@ -25,6 +25,7 @@ import { ClientLimits } from './client-limits';
 import { TokenAuth } from './auth';
 import { TlsFiles } from './tls';
 import { guardInterceptor } from './guard';
+import { installGuardedInflate } from './inflate-guard';
 import { guardedService } from './wire-guard';
 import { MODULES, moduleFile } from '../runtime/model-files';
 import { TASK_TOKENS } from '../florence/tasks';
@@ -152,6 +153,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
           onError: (err) => logger.error('TLS material changed but cannot be used; the previous material stays', { err }),
         })
       : null;
+  if (!installGuardedInflate())
+    logger.warn(
+      'this grpc-js does not have the decompression hook expected; compressed requests are inflated whole before their scan (the memory budget still bounds them)',
+    );
   const server = new grpc.Server({
     'grpc.max_receive_message_length': config.maxMessageBytes,
     'grpc.max_send_message_length': config.maxMessageBytes,

@@ -121,7 +121,8 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
   function rejectedError(msg: RejectedMessage, call: CallInfo, path: string): ServiceError {
     if (msg.reason === 'budget') return new ResourceExhaustedError(msg.message, { retryAfterMs: 200 });
     metrics.recordRejectedMessage(msg.reason);
-    metrics.recordRequest('unknown', 'INVALID_ARGUMENT', 0);
+    const code = msg.reason === 'size' ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT';
+    metrics.recordRequest('unknown', code, 0);
     const peer = call.getPeer();
     const now = Date.now();
     const seen = rejectedLog.get(peer);
@@ -138,6 +139,8 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
         ...(seen ? { suppressedSinceLast: seen.suppressed } : {}),
       });
     }
+    // Retrying a message over the size limit cannot help: no retry information.
+    if (msg.reason === 'size') return new ResourceExhaustedError(msg.message);
     // The scan names fields by their full path from the message root, Stream requests included.
     return new InvalidArgumentError(msg.field, msg.message);
   }

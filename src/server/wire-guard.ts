@@ -26,12 +26,19 @@ const MAX_DEPTH = 8;
 /** Fields (repeated entries aside) a message may carry, counting repeats of a singular field and unknown fields. */
 const MAX_OTHER_FIELDS = 256;
 
+/**
+ * Why a message was refused: it does not parse; a field is over its limit; it is larger than the
+ * message size limit (`size`, answered RESOURCE_EXHAUSTED like grpc-js's own size check); or the
+ * memory budget is full (`budget`, retryable).
+ */
+export type RejectionReason = 'malformed' | 'limit' | 'size' | 'budget';
+
 /** A request the server refuses without decoding it further. */
 export class RejectedMessage {
   constructor(
     /** Dotted path of the offending field, or `request` when the message does not parse. */
     readonly field: string,
-    readonly reason: 'malformed' | 'limit' | 'budget',
+    readonly reason: RejectionReason,
     readonly message: string,
     /** The top-level `request_id`, when it could be read within its limit (Stream requests). */
     readonly requestId = '',
@@ -52,7 +59,7 @@ export function decodedBytes(msg: unknown): number {
 class Violation extends Error {
   constructor(
     readonly field: string,
-    readonly reason: 'malformed' | 'limit',
+    readonly reason: 'malformed' | 'limit' | 'size',
     message: string,
   ) {
     super(message);
@@ -66,7 +73,17 @@ interface ScanNotes {
   requestId: string;
 }
 
-/** Walks `buf[start, end)` as a `type` message; throws a Violation at the first problem. */
+/** Thrown when a prefix scan reaches the end of what has been decompressed so far: no verdict yet. */
+const INCOMPLETE = new Error('the prefix ends before the message does');
+
+/**
+ * Walks `buf[start, end)` as a `type` message; throws a Violation at the first problem.
+ *
+ * `buf` may hold only a prefix of the message (while it is being decompressed): then `end` can lie
+ * beyond `buf`, and reaching the end of `buf` throws INCOMPLETE rather than a verdict. At the top of
+ * a prefix scan `end` is the message size limit (`endIsSizeLimit`), so a field longer than what is
+ * left of it is over the size limit, not malformed.
+ */
 function scan(
   type: protobuf.Type,
   buf: Uint8Array,
@@ -76,19 +93,22 @@ function scan(
   depth: number,
   limits: WireLimits,
   notes: ScanNotes,
+  endIsSizeLimit = false,
 ): void {
   if (depth > MAX_DEPTH) throw malformed(path, `nested deeper than ${MAX_DEPTH} messages`);
+  const avail = Math.min(end, buf.length);
+  const truncated = () => (end > avail ? INCOMPLETE : null);
   const reader = new protobuf.Reader(buf);
   reader.pos = start;
-  reader.len = end;
+  reader.len = avail;
   const repeatedCounts = new Map<number, number>();
   let others = 0;
-  while (reader.pos < end) {
+  while (reader.pos < avail) {
     let tag: number;
     try {
       tag = reader.uint32();
     } catch {
-      throw malformed(path, 'a truncated field tag');
+      throw truncated() ?? malformed(path, 'a truncated field tag');
     }
     const id = tag >>> 3;
     const wire = tag & 7;
@@ -118,13 +138,17 @@ function scan(
         case 2: {
           const len = reader.uint32();
           const from = reader.pos;
-          if (len > end - from) throw malformed(name, 'a length beyond the end of the message');
+          if (len > end - from) {
+            if (endIsSizeLimit)
+              throw new Violation(name, 'size', `\`${name}\` makes the request larger than ${end} bytes (the server's message size limit)`);
+            throw malformed(name, 'a length beyond the end of the message');
+          }
           if (field?.resolvedType instanceof protobuf.Type) {
             scan(field.resolvedType, buf, from, from + len, name, depth + 1, limits, notes);
           } else if (field?.type === 'string') {
             const limit = field.name === 'request_id' ? limits.maxRequestIdBytes : limits.maxStringBytes;
             if (len > limit) throw new Violation(name, 'limit', `\`${name}\` is longer than ${limit} bytes (the server's limit)`);
-            if (field.name === 'request_id' && depth === 0)
+            if (field.name === 'request_id' && depth === 0 && from + len <= avail)
               notes.requestId = Buffer.from(buf.buffer, buf.byteOffset + from, len).toString('utf8');
           }
           reader.pos = from + len;
@@ -135,11 +159,12 @@ function scan(
           throw malformed(name, `wire type ${wire}`);
       }
     } catch (err) {
-      if (err instanceof Violation) throw err;
-      throw malformed(name, 'a truncated field');
+      if (err instanceof Violation || err === INCOMPLETE) throw err;
+      throw truncated() ?? malformed(name, 'a truncated field');
     }
     if (reader.pos > end) throw malformed(name, 'a field beyond the end of the message');
   }
+  if (truncated()) throw INCOMPLETE;
 }
 
 const FIXED64 = new Set(['double', 'fixed64', 'sfixed64']);
@@ -165,6 +190,44 @@ function requestTypes(serviceName: string): Map<string, protobuf.Type> {
   return out;
 }
 
+/** The request type and limits of every guarded method, by path: what a prefix scan needs. */
+const guardedMethods = new Map<string, { type: protobuf.Type; limits: WireLimits }>();
+
+/** Whether `path` is a method whose requests {@link guardedService} scans. */
+export function isGuardedPath(path: string): boolean {
+  return guardedMethods.has(path);
+}
+
+/**
+ * Scans the first bytes of a request still being decompressed. Returns the rejection as soon as the
+ * prefix proves one (a field over its limit, a length beyond the message size limit, bytes that do
+ * not parse), or null while the prefix is consistent with an acceptable message.
+ */
+export function scanPrefix(path: string, prefix: Uint8Array, maxMessageBytes: number): RejectedMessage | null {
+  const method = guardedMethods.get(path);
+  if (!method) return null;
+  const notes: ScanNotes = { requestId: '' };
+  try {
+    const sizeLimit = maxMessageBytes < 0 ? Number.MAX_SAFE_INTEGER : Math.max(maxMessageBytes, prefix.length);
+    scan(method.type, prefix, 0, sizeLimit, '', 0, method.limits, notes, true);
+    return null; // the whole message is here and passed; the full scan will say so again
+  } catch (err) {
+    if (err === INCOMPLETE) return null;
+    if (err instanceof Violation) return new RejectedMessage(err.field, err.reason, err.message, notes.requestId);
+    return new RejectedMessage('request', 'malformed', 'the message does not parse', notes.requestId);
+  }
+}
+
+/** Decompressed "messages" that stand for a rejection found before decompression ended. */
+const rejectedBeforeDecode = new WeakMap<Buffer, RejectedMessage>();
+
+/** A stand-in message for `rejection`: the guarded deserializer of the call turns it back into the rejection. */
+export function rejectionMarker(rejection: RejectedMessage): Buffer {
+  const marker = Buffer.alloc(0);
+  rejectedBeforeDecode.set(marker, rejection);
+  return marker;
+}
+
 /**
  * The service definition with every request deserializer behind the scan. Deserializers never throw:
  * a bad message becomes a RejectedMessage for the handler to answer.
@@ -176,9 +239,12 @@ export function guardedService(serviceName: string, definition: grpc.ServiceDefi
     const type = types.get(method.path);
     if (!type) throw new Error(`no request type for ${method.path} in ${PROTO_FILE}`);
     const decode = method.requestDeserialize;
+    guardedMethods.set(method.path, { type, limits });
     out[key] = {
       ...method,
       requestDeserialize: (buf: Buffer): unknown => {
+        const early = rejectedBeforeDecode.get(buf);
+        if (early) return early;
         const notes: ScanNotes = { requestId: '' };
         try {
           scan(type, buf, 0, buf.length, '', 0, limits, notes);

@@ -59,8 +59,18 @@ export function summarize(value: unknown, registry: ImageRegistry, max = 240): s
 /** How a family request reaches the server: its typed RPC, Run's oneof, or a one-request Stream. */
 type Via = 'typed' | 'run' | 'stream';
 
-function sizeAllowed(bytes: Buffer, limits: Limits): Status[] | null {
-  return bytes.length > limits.maxMessageBytes ? ['RESOURCE_EXHAUSTED'] : null;
+/**
+ * A message over the size limit. Uncompressed, grpc-js refuses it as it arrives: RESOURCE_EXHAUSTED,
+ * and a Stream ends with it. Compressed, the guarded inflate refuses it at the first problem met on the
+ * way: the size, or a fault that the content's first bytes already show (answered in band on a Stream).
+ */
+function overLimit(gzip: boolean, content: Status[]): Status[] {
+  return gzip
+    ? union(
+        ['RESOURCE_EXHAUSTED'],
+        content.filter((s) => s !== 'OK'),
+      )
+    : ['RESOURCE_EXHAUSTED'];
 }
 
 function checkOk(rpc: Rpc): UnaryCase['checkOk'] {
@@ -82,20 +92,26 @@ export function unaryCase(
   gzip = false,
 ): FuzzCase {
   const bytes = codec.encode(rpc, request);
-  const allowed = sizeAllowed(bytes, ctx.limits) ?? allowedStatuses(ctx.oracle.unary(rpc, codec.decode(rpc, bytes)));
+  const content = allowedStatuses(ctx.oracle.unary(rpc, codec.decode(rpc, bytes)));
+  const allowed = bytes.length > ctx.limits.maxMessageBytes ? overLimit(gzip, content) : content;
   return { kind: 'unary', family, target, what, rpc, bytes, allowed, gzip, checkOk: checkOk(rpc) };
 }
 
 /** A stream message from a StreamRequest object. */
-function streamMessage(ctx: Ctx, request: unknown): StreamMessage {
+function streamMessage(ctx: Ctx, request: unknown, gzip: boolean): StreamMessage {
   const bytes = codec.encode('Stream', request);
   const decoded = codec.decode('Stream', bytes);
-  return { bytes, id: ctx.oracle.answerId(decoded), allowed: allowedStatuses(ctx.oracle.streamRequest(decoded)) };
+  const content = allowedStatuses(ctx.oracle.streamRequest(decoded));
+  return {
+    bytes,
+    id: ctx.oracle.answerId(decoded),
+    allowed: bytes.length > ctx.limits.maxMessageBytes ? overLimit(gzip, content) : content,
+  };
 }
 
 export function streamCase(ctx: Ctx, family: string, target: string, requests: unknown[], what: string, gzip = false): FuzzCase {
-  const messages = requests.map((r) => streamMessage(ctx, r));
-  const tooBig = messages.some((m) => m.bytes.length > ctx.limits.maxMessageBytes);
+  const messages = requests.map((r) => streamMessage(ctx, r, gzip));
+  const tooBig = !gzip && messages.some((m) => m.bytes.length > ctx.limits.maxMessageBytes);
   return { kind: 'stream', family, target, what, messages, callAllowed: tooBig ? ['RESOURCE_EXHAUSTED'] : ['OK'], gzip };
 }
 
@@ -469,8 +485,8 @@ function baseRequests(corpus: Corpus): Record<Rpc, unknown> {
 }
 
 /** Judges raw bytes: refused by protobufjs → INVALID_ARGUMENT; decoded → the oracle, or INVALID_ARGUMENT from a stricter reader. */
-function rawAllowed(ctx: Ctx, rpc: Rpc, bytes: Buffer): { decodes: boolean; allowed: Status[]; id: string | null } {
-  if (bytes.length > ctx.limits.maxMessageBytes) return { decodes: true, allowed: ['RESOURCE_EXHAUSTED'], id: null };
+function rawAllowed(ctx: Ctx, rpc: Rpc, bytes: Buffer, gzip = false): { decodes: boolean; allowed: Status[]; id: string | null } {
+  if (bytes.length > ctx.limits.maxMessageBytes) return { decodes: true, allowed: overLimit(gzip, ['INVALID_ARGUMENT']), id: null };
   let decoded: any;
   try {
     decoded = codec.decode(rpc, bytes);
@@ -577,10 +593,11 @@ export function gzipCases(ctx: Ctx, seed: number, numRuns: number): FuzzCase[] {
       }
       case 'zero-message': {
         const bytes = Buffer.alloc(s.n);
-        const j = rawAllowed(ctx, s.rpc, bytes);
+        const j = rawAllowed(ctx, s.rpc, bytes, true);
         const what = `the whole message is ${s.n} zero bytes`;
         if (s.rpc === 'Stream') {
-          const call: Status[] = j.allowed.includes('RESOURCE_EXHAUSTED') ? ['RESOURCE_EXHAUSTED'] : ['OK', 'INVALID_ARGUMENT'];
+          // Compressed, even a message over the limit is refused in band (or the call, when its id cannot be read).
+          const call: Status[] = ['OK', 'INVALID_ARGUMENT', 'RESOURCE_EXHAUSTED'];
           return {
             kind: 'stream',
             family: 'gzip',
@@ -648,7 +665,8 @@ export function repeatedCases(ctx: Ctx, seed: number, numRuns: number): FuzzCase
       ov = Buffer.concat([imageField, repeatedLenField(FIELD.classes, s.entry, s.n), options]);
       what = `classes: ${s.n} x ${JSON.stringify(s.entry.length > 12 ? `<${s.entry.length} chars>` : s.entry)}`;
     }
-    const size = (b: Buffer): Status[] => (b.length > limits.maxMessageBytes ? ['RESOURCE_EXHAUSTED'] : ['INVALID_ARGUMENT']);
+    const size = (b: Buffer): Status[] =>
+      b.length > limits.maxMessageBytes ? overLimit(gzip, ['INVALID_ARGUMENT']) : ['INVALID_ARGUMENT'];
     what = `${what}${gzip ? ', gzip' : ''}`;
     if (via === 'typed') {
       return {
@@ -682,9 +700,9 @@ export function repeatedCases(ctx: Ctx, seed: number, numRuns: number): FuzzCase
       target: 'Stream.open_vocabulary',
       what: `${what} [${msg.length} B]`,
       gzip,
-      // Refused in band (INVALID_ARGUMENT for `big`) or as the call's status.
-      messages: [{ bytes: msg, id: 'big', allowed: ['INVALID_ARGUMENT'] }],
-      callAllowed: over ? ['RESOURCE_EXHAUSTED'] : ['OK', 'INVALID_ARGUMENT'],
+      // Refused in band (for `big`) or as the call's status.
+      messages: [{ bytes: msg, id: 'big', allowed: size(msg) }],
+      callAllowed: over && !gzip ? ['RESOURCE_EXHAUSTED'] : ['OK', 'INVALID_ARGUMENT'],
     };
   });
 }

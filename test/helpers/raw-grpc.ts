@@ -3,6 +3,7 @@
  * raw bytes as the message, or a message compressed beforehand.
  */
 import * as http2 from 'node:http2';
+import { gzipSync } from 'node:zlib';
 
 export interface RawOutcome {
   /** grpc-status; -1 when the stream ended without one (reset, connection lost). */
@@ -56,4 +57,36 @@ export class RawGrpc {
   close(): void {
     this.session.close();
   }
+}
+
+/** A protobuf length prefix (varint). */
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+/** `tag, length, bytes` for a length-delimited field. */
+function lengthDelimited(field: number, body: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([(field << 3) | 2]), varint(body.length), body]);
+}
+
+/**
+ * A gzip-compressed DetectRequest whose `image.data` is `bytes` zeros: tens of KiB on the wire,
+ * `bytes` once decompressed.
+ */
+export function zeroImageBomb(bytes: number): Buffer {
+  return gzipSync(lengthDelimited(1, lengthDelimited(1, Buffer.alloc(bytes))), { level: 9 });
+}
+
+/** A gzip-compressed OpenVocabularyRequest with `count` empty `classes` entries (two bytes each on the wire). */
+export function classesBomb(count: number): Buffer {
+  const entry = Buffer.from([(2 << 3) | 2, 0]);
+  const body = Buffer.alloc(count * 2);
+  for (let i = 0; i < count; i++) entry.copy(body, i * 2);
+  return gzipSync(body, { level: 9 });
 }

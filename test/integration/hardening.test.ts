@@ -23,7 +23,7 @@ import {
   waitForMetric,
   type ServerProcess,
 } from '../helpers/server-process';
-import { RawGrpc } from '../helpers/raw-grpc';
+import { RawGrpc, classesBomb, zeroImageBomb } from '../helpers/raw-grpc';
 import { carTiny, randomTiny } from '../helpers/synth-models';
 import { waitFor } from '../helpers/wait';
 
@@ -43,13 +43,20 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   }
 }
 
+/** The most resident memory a process has had (VmHWM), in bytes. */
+function peakResidentBytes(pid: number): number {
+  const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  assert.ok(kb, 'VmHWM in /proc/<pid>/status');
+  return Number(kb[1]) * 1024;
+}
+
 const tally = (codes: Array<string | number>) => {
   const out: Record<string, number> = {};
   for (const c of codes) out[String(c)] = (out[String(c)] ?? 0) + 1;
   return out;
 };
 
-describe('hardening: memory, event loop and fairness (tokens for two clients, default limits)', function () {
+describe('hardening: memory, event loop and fairness (tokens for two clients)', function () {
   let s: ServerProcess;
   let dir: string;
   let image: Buffer;
@@ -57,7 +64,15 @@ describe('hardening: memory, event loop and fairness (tokens for two clients, de
     dir = mkdtempSync(join(tmpdir(), 'florence2-hardening-'));
     writeFileSync(join(dir, 'tokens'), 'attacker-token attacker\npolite-token polite\n');
     image = await png(320, 240);
-    s = await startServerProcess(['--model', await carTiny(), '--auth-tokens-file', join(dir, 'tokens')]);
+    // In-flight limit above 120 so that every bomb reaches its read: the memory budget is what must hold them.
+    s = await startServerProcess([
+      '--model',
+      await carTiny(),
+      '--auth-tokens-file',
+      join(dir, 'tokens'),
+      '--max-inflight-per-client',
+      '128',
+    ]);
     await s.serving;
   });
   after(async () => {
@@ -66,6 +81,90 @@ describe('hardening: memory, event loop and fairness (tokens for two clients, de
   });
   const valid = () =>
     call<object, DetectResponse__Output>(s.client, 'Detect', { image: { data: image } }, { metadata: bearer('polite-token') });
+
+  it('120 concurrent gzip bombs of 63 MiB each keep resident memory under 1.5 GB; a valid request succeeds during and after', async function () {
+    this.timeout(180_000);
+    const bomb = zeroImageBomb(63 << 20);
+    assert.ok(bomb.length < 100_000, `the bomb is small on the wire (${bomb.length} bytes)`);
+    const raw = new RawGrpc(s.address);
+    try {
+      const bombs = Promise.all(
+        Array.from({ length: 120 }, () =>
+          raw.call('/florence2.v1.Florence2/Detect', bomb, { compressed: true, metadata: bearer('attacker-token') }),
+        ),
+      );
+      let settled = false;
+      void bombs.finally(() => (settled = true));
+      const during: string[] = [];
+      while (!settled || during.length === 0) during.push(await codeOf(valid()));
+      const outcomes = await bombs;
+      const after = await codeOf(valid());
+      const peak = peakResidentBytes(s.child.pid!);
+      // Each bomb is stopped at the message size limit within its first decompressed bytes (its length prefix says 63 MiB).
+      const reason = (m: string) => (/message size limit/.test(m) ? 'size limit' : m);
+      const why = tally(outcomes.map((o) => `${grpc.status[o.code] ?? o.code} (${reason(o.message)})`));
+      console.log(
+        `      bombs ${JSON.stringify(why)}; valid during ${JSON.stringify(tally(during))}; peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB`,
+      );
+      assert.deepEqual(why, { 'RESOURCE_EXHAUSTED (size limit)': 120 });
+      assert.deepEqual(tally(during), { OK: during.length });
+      assert.equal(after, 'OK');
+      assert.ok(peak < 1.5e9, `peak resident memory ${peak} bytes is under 1.5 GB`);
+      await waitForMetric(s, 'florence2_request_memory_bytes', {}, (v) => v === 0, 'the request memory budget to be given back');
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('21-million-entry repeated fields in a loop for 20 s: /livez answers within 1 s, event-loop delay p99 under 50 ms', async function () {
+    this.timeout(120_000);
+    const bomb = classesBomb(21_000_000);
+    const raw = new RawGrpc(s.address);
+    const until = Date.now() + 20_000;
+    const outcomes: number[] = [];
+    const sender = async () => {
+      while (Date.now() < until) {
+        const o = await raw.call('/florence2.v1.Florence2/DetectOpenVocabulary', bomb, {
+          compressed: true,
+          metadata: bearer('attacker-token'),
+        });
+        outcomes.push(o.code);
+      }
+    };
+    const probes: number[] = [];
+    const p99s: number[] = [];
+    const prober = async () => {
+      await scrapeMetrics(s); // the delay histogram restarts at each scrape: start from the attack
+      while (Date.now() < until) {
+        const t0 = performance.now();
+        const res = await fetch(`http://127.0.0.1:${s.metricsPort}/livez`, { signal: AbortSignal.timeout(10_000) });
+        assert.equal(res.status, 200);
+        await res.text();
+        probes.push(performance.now() - t0);
+        const p99 = metricSample(await scrapeMetrics(s), 'florence2_event_loop_delay_seconds', { quantile: '0.99' });
+        assert.ok(p99 !== null, 'the event-loop delay metric is exported');
+        p99s.push(p99);
+        await new Promise((r) => setTimeout(r, 250)); // probe pacing, not a wait for state
+      }
+    };
+    try {
+      await Promise.all([sender(), sender(), prober()]);
+    } finally {
+      raw.close();
+    }
+    const worstProbe = Math.max(...probes);
+    const worstP99 = Math.max(...p99s);
+    console.log(
+      `      ${outcomes.length} bomb calls ${JSON.stringify(tally(outcomes.map((c) => grpc.status[c] ?? c)))}; ` +
+        `${probes.length} probes, slowest ${worstProbe.toFixed(1)} ms; event-loop p99 worst ${(worstP99 * 1000).toFixed(1)} ms`,
+    );
+    assert.ok(outcomes.length >= 10, `the attack ran (${outcomes.length} calls)`);
+    assert.deepEqual(tally(outcomes), { [grpc.status.INVALID_ARGUMENT]: outcomes.length });
+    assert.ok(probes.length >= 10, `probes ran (${probes.length})`);
+    assert.ok(worstProbe < 1000, `every /livez probe answered within 1 s (slowest ${worstProbe} ms)`);
+    assert.ok(worstP99 < 0.05, `event-loop delay p99 stayed under 50 ms (worst ${worstP99 * 1000} ms)`);
+    assert.equal(await codeOf(valid()), 'OK');
+  });
 
   it('a client keeping 40 requests outstanding on a Stream cannot make another client fail', async function () {
     this.timeout(120_000);

@@ -1,6 +1,6 @@
 /**
  * The hardening pieces on their own: the wire scan, the byte budget, per-client limits, token auth
- * and the fair order of a queue.
+ * the fair order of a queue, and the guarded inflate of compressed requests.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { loadFlorence2Package } from '../../src/common/proto';
-import { guardedService, isRejected, decodedBytes, RejectedMessage } from '../../src/server/wire-guard';
+import { gzipSync, deflateSync } from 'node:zlib';
+import { guardedService, isRejected, decodedBytes, RejectedMessage, scanPrefix } from '../../src/server/wire-guard';
+import { inflateGuarded, installGuardedInflate } from '../../src/server/inflate-guard';
 import { ByteBudget, type Ticket } from '../../src/server/budget';
 import { ClientLimits } from '../../src/server/client-limits';
 import { TokenAuth, parseTokens } from '../../src/server/auth';
@@ -220,5 +222,90 @@ describe('fair order', () => {
     );
     const one = q.filter((e) => e.client === 'greedy');
     assert.deepEqual(fairOrder(one), one);
+  });
+});
+
+describe('guarded inflate of compressed requests', () => {
+  const MAX = 1 << 20;
+  const ovPath = service.DetectOpenVocabulary.path;
+  const detect = service.Detect;
+  /** What the guarded deserializer of `method` makes of what the inflate gave. */
+  const outcome = async (method: grpc.MethodDefinition<unknown, unknown>, compressed: Buffer, encoding: 'gzip' | 'deflate' = 'gzip') =>
+    method.requestDeserialize(await inflateGuarded(compressed, encoding, method.path, MAX));
+
+  it('hooks into this grpc-js', () => {
+    assert.equal(installGuardedInflate(), true);
+  });
+
+  it('gives back a valid message whole, gzip or deflate', async () => {
+    const wire = detect.requestSerialize({ image: { data: Buffer.alloc(300_000, 7) } });
+    for (const [enc, z] of [
+      ['gzip', gzipSync],
+      ['deflate', deflateSync],
+    ] as const) {
+      const msg = (await outcome(detect, z(wire), enc)) as { image: { data: Buffer } };
+      assert.ok(!isRejected(msg), enc);
+      assert.equal(msg.image.data.length, 300_000);
+      assert.equal(decodedBytes(msg), wire.length);
+    }
+  });
+
+  it('stops a field whose length prefix is beyond the size limit at its first chunk (size, not malformed)', async () => {
+    // 64 MiB of zeros as image.data: only the first chunk is inflated.
+    const header = Buffer.from([0x0a, 0x86, 0x80, 0x80, 0x20, 0x0a, 0x80, 0x80, 0x80, 0x20]);
+    const bomb = gzipSync(Buffer.concat([header, Buffer.alloc(64 << 20)]), { level: 9 });
+    const t0 = performance.now();
+    const msg = await outcome(detect, bomb);
+    const ms = performance.now() - t0;
+    assert.ok(isRejected(msg));
+    assert.equal(msg.reason, 'size');
+    assert.equal(msg.field, 'image');
+    assert.match(msg.message, /larger than 1048576 bytes/);
+    console.log(`      64 MiB bomb refused after ${ms.toFixed(1)} ms`);
+  });
+
+  it('stops 21 million classes at the first chunk with the limit named', async () => {
+    const msg = await outcome(service.DetectOpenVocabulary, gzipSync(manyClasses(21_000_000), { level: 9 }));
+    assert.ok(isRejected(msg));
+    assert.equal(msg.reason, 'limit');
+    assert.equal(msg.field, 'classes');
+  });
+
+  it('refuses a message over the size limit made of fields each under it (a repeated singular field)', async () => {
+    // image twice, 600 KB each: neither is over the limit, the two are.
+    const one = detect.requestSerialize({ image: { data: Buffer.alloc(600_000) } });
+    const msg = await outcome(detect, gzipSync(Buffer.concat([one, one])));
+    assert.ok(isRejected(msg));
+    assert.equal(msg.reason, 'size');
+    assert.match(msg.message, /1048576 bytes \(the server's message size limit\)/);
+  });
+
+  it('answers corrupt compressed data as malformed, not as an internal error', async () => {
+    const good = gzipSync(detect.requestSerialize({ image: { data: Buffer.alloc(1000, 1) } }));
+    const corrupt = Buffer.from(good);
+    corrupt.fill(0xff, 10, 30);
+    for (const bad of [corrupt, good.subarray(0, good.length - 12), Buffer.from('not gzip at all')]) {
+      const msg = await outcome(detect, bad);
+      assert.ok(isRejected(msg));
+      assert.equal(msg.reason, 'malformed');
+    }
+  });
+
+  it('keeps a Stream request id read from the prefix, so the rejection can be answered by id', async () => {
+    const stream = service.Stream;
+    const run = stream.requestSerialize({
+      request_id: 'r-17',
+      request: { open_vocabulary: { image: { data: Buffer.alloc(10) }, classes: Array.from({ length: 40 }, () => 'x') } },
+    });
+    const rejection = scanPrefix(stream.path, run.subarray(0, Math.floor(run.length * 0.9)), MAX);
+    assert.ok(rejection, 'the prefix already proves the limit');
+    assert.equal(rejection.requestId, 'r-17');
+    assert.equal(rejection.reason, 'limit');
+  });
+
+  it('a consistent prefix gets no verdict; an unknown path is never judged', () => {
+    const wire = service.DetectOpenVocabulary.requestSerialize({ image: { data: Buffer.alloc(5000) }, classes: ['a'] });
+    assert.equal(scanPrefix(ovPath, wire.subarray(0, 100), MAX), null);
+    assert.equal(scanPrefix('/grpc.health.v1.Health/Check', Buffer.from([0xff, 0xff]), MAX), null);
   });
 });
