@@ -74,16 +74,23 @@ export class TlsFiles implements experimental.CertificateProvider {
     for (const f of this.files) unwatchFile(f);
   }
 
+  // grpc-js 1.14 adds its listeners before the watcher that applies their updates: an update given
+  // synchronously is lost and every connection is dropped until the next reload. So the current
+  // material is given in a microtask, once the watcher is there.
   addIdentityCertificateListener(l: IdentityListener): void {
     this.identityListeners.add(l);
-    l({ certificate: this.material.cert, privateKey: this.material.key });
+    queueMicrotask(() => {
+      if (this.identityListeners.has(l)) l({ certificate: this.material.cert, privateKey: this.material.key });
+    });
   }
   removeIdentityCertificateListener(l: IdentityListener): void {
     this.identityListeners.delete(l);
   }
   addCaCertificateListener(l: CaListener): void {
     this.caListeners.add(l);
-    l(this.material.ca ? { caCertificate: this.material.ca } : null);
+    queueMicrotask(() => {
+      if (this.caListeners.has(l)) l(this.material.ca ? { caCertificate: this.material.ca } : null);
+    });
   }
   removeCaCertificateListener(l: CaListener): void {
     this.caListeners.delete(l);

@@ -9,8 +9,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
 import sharp from 'sharp';
-import { loadFlorence2Package } from '../../src/common/proto';
+import { loadFlorence2Package, PROTO_LOADER_OPTIONS } from '../../src/common/proto';
 import type { Florence2Client } from '../../src/generated/florence2/v1/Florence2';
 import type { DetectResponse__Output } from '../../src/generated/florence2/v1/DetectResponse';
 import type { StreamResponse__Output } from '../../src/generated/florence2/v1/StreamResponse';
@@ -284,6 +286,24 @@ describe('hardening: TLS, mTLS and tokens', function () {
   const detect = (c: Florence2Client, token?: string) =>
     codeOf(call(c, 'Detect', { image: { data: image } }, { deadlineMs: 20_000, ...(token ? { metadata: bearer(token) } : {}) }));
 
+  it('a client certificate from the CA with a known token is served; a wrong or missing token is UNAUTHENTICATED; health needs no token', async () => {
+    const mtls = client(grpc.credentials.createSsl(pem('ca.pem'), pem('client.key'), pem('client.pem')));
+    assert.equal(await detect(mtls, 'right-token'), 'OK');
+    assert.equal(await detect(mtls, 'wrong-token'), 'UNAUTHENTICATED');
+    assert.equal(await detect(mtls), 'UNAUTHENTICATED');
+    const healthPkg = grpc.loadPackageDefinition(protoLoader.loadSync(healthProtoPath, PROTO_LOADER_OPTIONS)) as any;
+    const health = new healthPkg.grpc.health.v1.Health(
+      s.address,
+      grpc.credentials.createSsl(pem('ca.pem'), pem('client.key'), pem('client.pem')),
+      { 'grpc.ssl_target_name_override': 'localhost' },
+    );
+    opened.push(health);
+    const status = await new Promise<string>((res, rej) =>
+      health.Check({ service: '' }, (err: grpc.ServiceError | null, out: { status: string }) => (err ? rej(err) : res(out.status))),
+    );
+    assert.equal(status, 'SERVING');
+  });
+
   it('a plaintext client fails; TLS without a client certificate fails; a certificate from another CA fails', async () => {
     assert.equal(await detect(client(grpc.credentials.createInsecure()), 'right-token'), 'UNAVAILABLE');
     assert.equal(await detect(client(grpc.credentials.createSsl(pem('ca.pem'))), 'right-token'), 'UNAVAILABLE');
@@ -307,6 +327,31 @@ describe('hardening: TLS, mTLS and tokens', function () {
     assert.equal(await detect(fresh, 'right-token'), 'UNAUTHENTICATED');
     assert.equal(await detect(fresh, 'new-token'), 'OK');
     assert.equal(s.child.exitCode, null);
+  });
+
+  it('TLS without a client CA serves TLS clients from the first connection and refuses plaintext', async function () {
+    this.timeout(120_000);
+    const only = await startServerProcess([
+      '--model',
+      await carTiny(),
+      '--tls-cert',
+      join(dir, 'server.pem'),
+      '--tls-key',
+      join(dir, 'server.key'),
+    ]);
+    try {
+      await only.serving;
+      const at = (creds: grpc.ChannelCredentials) => {
+        const c = new Florence2(only.address, creds, { 'grpc.ssl_target_name_override': 'localhost' });
+        opened.push(c);
+        return c;
+      };
+      // server.pem now holds the certificate from other-ca (the SIGHUP test swapped it).
+      assert.equal(await detect(at(grpc.credentials.createSsl(pem('other-ca.pem')))), 'OK');
+      assert.equal(await detect(at(grpc.credentials.createInsecure())), 'UNAVAILABLE');
+    } finally {
+      await only.stop();
+    }
   });
 });
 
