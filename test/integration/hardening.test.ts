@@ -359,6 +359,8 @@ describe('hardening: bounds on each request, unparsable messages, deadlines coun
   let s: ServerProcess;
   let image: Buffer;
   const LONG = { num_beams: 3, max_new_tokens: 1000 };
+  /** Well within --max-request-ms on the random model, which never stops early. */
+  const SHORT = { num_beams: 1, max_new_tokens: 4 };
   before(async () => {
     image = await png(320, 240);
     s = await startServerProcess(['--model', await randomTiny(), '--max-request-ms', '1500', '--max-queue-per-device', '32']);
@@ -366,6 +368,33 @@ describe('hardening: bounds on each request, unparsable messages, deadlines coun
   });
   after(async () => {
     if (s?.child.exitCode === null) await s.stop();
+  });
+
+  it('a 5 MiB request_id on a Stream is refused in band; the Stream goes on serving the next requests', async () => {
+    const stream = s.client.Stream();
+    const answers: StreamResponse__Output[] = [];
+    const closed = new Promise<void>((res, rej) => {
+      stream.on('data', (m: StreamResponse__Output) => answers.push(m));
+      stream.on('end', () => res());
+      stream.on('error', rej);
+    });
+    stream.write({ request_id: 'x'.repeat(5 << 20), request: { detect: { image: { data: image } } } });
+    stream.write({ request_id: 'after-1', request: { detect: { image: { data: image }, options: SHORT } } });
+    stream.write({ request_id: 'after-2', request: { detect: { image: { data: image }, options: SHORT } } });
+    await waitFor(() => answers.length === 3, { what: 'three answers on the stream' });
+    stream.end();
+    await closed;
+    const refused = answers.find((a) => a.outcome === 'error')!;
+    assert.equal(refused.error!.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(refused.error!.message, /request_id.*longer than 256 bytes/);
+    assert.equal(refused.request_id, '');
+    assert.deepEqual(
+      answers
+        .filter((a) => a.outcome === 'result')
+        .map((a) => a.request_id)
+        .sort(),
+      ['after-1', 'after-2'],
+    );
   });
 
   it('a request without a deadline is bounded by --max-request-ms', async () => {
