@@ -48,6 +48,8 @@ export interface AutoAnnotatorOptions {
   model?: string;
   /** A florence2 server `HOST:PORT` to run on instead of a local model. */
   server?: string;
+  /** Bearer token for `server`, when it has `--auth-tokens-file`. */
+  token?: string;
   /** A ready backend (tests, custom transports); takes precedence over `server` and `model`. */
   backend?: AnnotationBackend;
   /** Options for loading the local model (dtype, devices, resample). */
@@ -280,7 +282,7 @@ export class AutoAnnotator {
       const o = this.options;
       this.backendPromise =
         o.server !== undefined
-          ? createRemoteBackend(o.server, { generation: o.generation })
+          ? createRemoteBackend(o.server, { generation: o.generation, ...(o.token !== undefined ? { token: o.token } : {}) })
           : resolveModelDir(o.model, o.env ?? process.env).then((dir) =>
               EmbeddedBackend.load(dir, { generation: o.generation, load: o.load }),
             );

@@ -81,6 +81,8 @@ export class RemoteBackendUnavailable extends Error {
 /** Options of a backend on a florence2 server. */
 export interface RemoteBackendOptions {
   generation?: GenerationOverrides;
+  /** Bearer token for a server with `--auth-tokens-file`. */
+  token?: string;
   /** Requests kept in flight on the server (its per-device queues keep its workers busy). */
   concurrency?: number;
 }
@@ -92,7 +94,7 @@ export interface RemoteBackendOptions {
  * `Florence2.run`), a per-request failure to an `Error` entry.
  */
 export async function createRemoteBackend(address: string, options: RemoteBackendOptions = {}): Promise<AnnotationBackend> {
-  const client = new Florence2Client({ address });
+  const client = new Florence2Client({ address, ...(options.token !== undefined ? { token: options.token } : {}) });
   try {
     await client.waitForReady(10_000);
   } catch (err) {

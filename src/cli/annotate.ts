@@ -30,6 +30,8 @@ Model (default: in process, on --model, else $FLORENCE2_MODEL, else the Hub's ba
                             large, large-ft, owner/name; florence-2-base also works), cached under
                             $FLORENCE2_HOME and downloaded on first use
   --server HOST:PORT        run on a florence2 server instead
+  --token TOKEN             with --server: bearer token for a server with --auth-tokens-file
+                            (default: $FLORENCE2_TOKEN)
   --num-beams N             beams for generation (default: the model's)
 
 What to annotate:
@@ -77,6 +79,7 @@ const VALUE_FLAGS = new Set([
   '--classes',
   '--format',
   '--server',
+  '--token',
   '--model',
   '--split',
   '--min-score',
@@ -189,6 +192,9 @@ function buildOptions(
   if (segSource !== undefined) run.segmentation = segSource as SegmentationSource;
   const annotator: AutoAnnotatorOptions = {};
   if (server !== undefined) annotator.server = server;
+  const token = str(flags, '--token') ?? (process.env.FLORENCE2_TOKEN || undefined);
+  if (str(flags, '--token') !== undefined && server === undefined) throw new UsageError('--token needs --server');
+  if (server !== undefined && token !== undefined) annotator.token = token;
   if (model !== undefined) annotator.model = model;
   if (numBeams !== undefined) annotator.generation = { numBeams };
   return { annotator, run, json: flags.has('--json'), progress: !flags.has('--no-progress') };

@@ -513,6 +513,7 @@ describe('annotate: CLI', () => {
     assert.equal((await runCli(['x', '-o', 'y', '--split', '1.5'])).code, 2);
     assert.equal((await runCli(['x', '-o', 'y', '--format', 'voc'])).code, 2);
     assert.equal((await runCli(['x', '-o', 'y', '--server', 'h:1', '--model', 'm'])).code, 2);
+    assert.equal((await runCli(['x', '-o', 'y', '--token', 't'])).code, 2, '--token needs --server');
     const dir = mkdtempSync(path.join(tmpdir(), 'annotate-cli-'));
     try {
       await writeImage(path.join(dir, 'a.png'), 16, 16);

@@ -1,6 +1,6 @@
 /** Annotation through a florence2 server gives the same dataset as annotation in process. */
 import { strict as assert } from 'node:assert';
-import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AutoAnnotator } from '../../src/annotate';
@@ -76,5 +76,40 @@ describe('annotate: remote backend (florence2 server)', function () {
       label.some((l) => l.startsWith('1 0.2505')),
       label.join('\n'),
     );
+  });
+});
+
+describe('annotate: remote backend with token auth', function () {
+  let server: ServerProcess;
+  let work: string;
+  before(async () => {
+    work = mkdtempSync(path.join(tmpdir(), 'annotate-token-'));
+    writeFileSync(path.join(work, 'tokens'), 'annotator-token annotator\n');
+    const model = await tinyModel({ name: 'tiny-annotate-token', script: 'car<loc_100><loc_100><loc_400><loc_400>', seed: 3 });
+    server = await startServerProcess(['--model', model, '--auth-tokens-file', path.join(work, 'tokens')]);
+    await server.serving;
+    await writeImage(path.join(work, 'in', 'a.png'), 320, 240);
+  });
+  after(async () => {
+    await server?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  const annotate = async (token: string | undefined, out: string) => {
+    const annotator = new AutoAnnotator({ server: server.address, ...(token !== undefined ? { token } : {}) });
+    try {
+      return await annotator.annotate({ data: path.join(work, 'in'), outputDir: path.join(work, out), classes: ['car'], format: ['yolo'] });
+    } finally {
+      await annotator.close();
+    }
+  };
+
+  it('annotates with the token; without it every image fails UNAUTHENTICATED', async () => {
+    const ok = await annotate('annotator-token', 'with');
+    assert.equal(ok.failed, 0);
+    assert.deepEqual(ok.objectsPerClass, { car: 1 });
+    const refused = await annotate(undefined, 'without');
+    assert.equal(refused.failed, 1);
+    assert.match(refused.failures[0].error, /^UNAUTHENTICATED: /);
   });
 });
