@@ -1,6 +1,7 @@
 /** transformers.js (dev dependency) as an offline, independent consumer of our model folders. */
 import { basename, dirname } from 'node:path';
 import { Florence2ForConditionalGeneration, Florence2Processor, RawImage, env } from '@huggingface/transformers';
+import { type Dtype } from '../../src/runtime/model-files';
 
 env.allowRemoteModels = false;
 env.useFSCache = false;
@@ -30,9 +31,10 @@ export async function loadTjsProcessor(dir: string): Promise<Florence2Processor>
   return (await Florence2Processor.from_pretrained(localName(dir))) as Florence2Processor;
 }
 
-export async function loadTjsModel(dir: string): Promise<Florence2ForConditionalGeneration> {
+/** `dtype` is one transformers.js dtype name for every module (the folder must hold that variant). */
+export async function loadTjsModel(dir: string, dtype: Dtype = 'fp32'): Promise<Florence2ForConditionalGeneration> {
   return (await Florence2ForConditionalGeneration.from_pretrained(localName(dir), {
-    dtype: 'fp32',
+    dtype,
     device: 'cpu',
   })) as Florence2ForConditionalGeneration;
 }

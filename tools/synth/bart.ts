@@ -4,7 +4,7 @@
  * `use_cache_branch`). The network is a faithful BART: learned positions offset by 2, embedding
  * LayerNorm, post-LayerNorm layers, exact GELU, tied LM head plus `final_logits_bias`.
  */
-import { DataType, GraphBuilder, graphAttr, int } from './onnx-graph';
+import { DataType, GraphBuilder, type WeightFormat, graphAttr, int } from './onnx-graph';
 import { FLOAT32_MIN, type WeightSource, attend, dimOf, gelu, layerNorm, linear, mergeHeads, paddingMask, splitHeads } from './layers';
 import { POSITION_OFFSET, type TextConfig, VOCAB_SIZE } from './sizes';
 
@@ -26,40 +26,41 @@ export const W = {
 /** Standard deviation of the token embedding: makes random-model logits spread by a few nats, so greedy picks are not near-ties. */
 export const embeddingStd = (c: TextConfig) => 3 / Math.sqrt(c.dModel);
 
-export function sharedEmbedding(root: GraphBuilder, w: WeightSource, c: TextConfig): string {
-  return root.weight(
-    W.shared,
-    [VOCAB_SIZE, c.dModel],
-    w.tensor(W.shared, [VOCAB_SIZE, c.dModel], { kind: 'normal', std: embeddingStd(c) }),
-  );
+/** Rows `ids` of the shared token embedding. */
+function embedTokens(g: GraphBuilder, w: WeightSource, c: TextConfig, ids: string): string {
+  const dims = [VOCAB_SIZE, c.dModel];
+  return g.gatherWeight(g, W.shared, dims, w.tensor(W.shared, dims, { kind: 'normal', std: embeddingStd(c) }), ids);
 }
 
 /** `embed_tokens`: input_ids → raw token embeddings (BART with scale_embedding false: no scaling). */
-export function buildEmbedTokens(c: TextConfig, w: WeightSource, fp16: boolean): GraphBuilder {
-  const g = new GraphBuilder('embed_tokens', { fp16Weights: fp16 });
+export function buildEmbedTokens(c: TextConfig, w: WeightSource, format: WeightFormat): GraphBuilder {
+  const g = new GraphBuilder('embed_tokens', { format });
   const ids = g.input('input_ids', DataType.INT64, ['batch_size', 'sequence_length']);
-  const table = sharedEmbedding(g, w, c);
-  g.output('inputs_embeds', DataType.FLOAT, ['batch_size', 'sequence_length', c.dModel], g.op('Gather', [table, ids], { axis: int(0) }));
+  g.output('inputs_embeds', DataType.FLOAT, ['batch_size', 'sequence_length', c.dModel], embedTokens(g, w, c, ids));
   return g;
 }
 
-function positionTable(root: GraphBuilder, w: WeightSource, name: string, c: TextConfig): string {
+/** A learned position table declared on `root`: looks up rows in a graph (`root` or one of its branches). */
+type PositionTable = (g: GraphBuilder, ids: string) => string;
+
+function positionTable(root: GraphBuilder, w: WeightSource, name: string, c: TextConfig): PositionTable {
   const dims = [c.maxPositions + POSITION_OFFSET, c.dModel];
-  return root.weight(name, dims, w.tensor(name, dims, { kind: 'normal', std: 0.5 }));
+  const data = w.tensor(name, dims, { kind: 'normal', std: 0.5 });
+  return (g, ids) => root.gatherWeight(g, name, dims, data, ids);
 }
 
 /** Learned positions for `count` tokens starting at `start` (both int64 scalars): [count, D]. */
-function positions(g: GraphBuilder, table: string, start: string, count: string): string {
+function positions(g: GraphBuilder, table: PositionTable, start: string, count: string): string {
   const offset = g.constI64([POSITION_OFFSET], []);
   const from = g.op('Add', [start, offset]);
   const to = g.op('Add', [g.op('Add', [start, count]), offset]);
   const ids = g.op('Range', [from, to, g.constI64([1], [])]);
-  return g.op('Gather', [table, ids], { axis: int(0) });
+  return table(g, ids);
 }
 
 /** `encoder_model`: [image features ; prompt embeddings] → last_hidden_state. */
-export function buildEncoder(c: TextConfig, w: WeightSource, fp16: boolean): GraphBuilder {
-  const g = new GraphBuilder('encoder_model', { fp16Weights: fp16 });
+export function buildEncoder(c: TextConfig, w: WeightSource, format: WeightFormat): GraphBuilder {
+  const g = new GraphBuilder('encoder_model', { format });
   const D = c.dModel;
   const headDim = D / c.encoderHeads;
   const mask = g.input('attention_mask', DataType.INT64, ['batch_size', 'encoder_sequence_length']);
@@ -96,8 +97,9 @@ const DIMS = {
 };
 
 interface DecoderWeights {
-  positions: string;
-  lmHead: string;
+  positions: PositionTable;
+  /** `h @ lm_head` in a branch, the weight declared once on the main graph. */
+  lmHead: (g: GraphBuilder, h: string) => string;
   finalLogitsBias: string;
 }
 
@@ -106,11 +108,15 @@ function decoderWeights(root: GraphBuilder, w: WeightSource, c: TextConfig): Dec
   return {
     positions: positionTable(root, w, W.decPositions, c),
     // Tied to the shared embedding, as in BART: the same values, stored [D, V] for MatMul.
-    lmHead: root.weight(
-      W.lmHead,
-      [c.dModel, VOCAB_SIZE],
-      transposed(w.tensor(W.shared, [VOCAB_SIZE, c.dModel], { kind: 'normal', std: embeddingStd(c) }), VOCAB_SIZE, c.dModel),
-    ),
+    lmHead: (g, h) =>
+      root.matMulWeight(
+        g,
+        h,
+        W.lmHead,
+        c.dModel,
+        VOCAB_SIZE,
+        transposed(w.tensor(W.shared, [VOCAB_SIZE, c.dModel], { kind: 'normal', std: embeddingStd(c) }), VOCAB_SIZE, c.dModel),
+      ),
     finalLogitsBias: root.weight(W.finalLogitsBias, [VOCAB_SIZE], w.tensor(W.finalLogitsBias, [VOCAB_SIZE], { kind: 'normal', std: 0.1 })),
   };
 }
@@ -187,7 +193,7 @@ function decoderPass(g: GraphBuilder, root: GraphBuilder, w: WeightSource, c: Te
     h = layerNorm(g, root, w, g.op('Add', [h, f]), `${p}.final_layer_norm`, D);
     presents.push(k, v, presentCk, presentCv);
   }
-  const logits = g.op('Add', [g.op('MatMul', [h, dw.lmHead]), dw.finalLogitsBias]);
+  const logits = g.op('Add', [dw.lmHead(g, h), dw.finalLogitsBias]);
   return [logits, ...presents];
 }
 
@@ -219,8 +225,8 @@ function outputDims(c: TextConfig, name: string, merged: boolean): (number | str
 }
 
 /** `decoder_model`: the decoder without cache (every step recomputes the whole prefix). */
-export function buildDecoder(c: TextConfig, w: WeightSource, fp16: boolean): GraphBuilder {
-  const g = new GraphBuilder('decoder_model', { fp16Weights: fp16 });
+export function buildDecoder(c: TextConfig, w: WeightSource, format: WeightFormat): GraphBuilder {
+  const g = new GraphBuilder('decoder_model', { format });
   decoderInputs(g, c);
   const dw = decoderWeights(g, w, c);
   const values = decoderPass(g, g, w, c, dw, false);
@@ -229,8 +235,8 @@ export function buildDecoder(c: TextConfig, w: WeightSource, fp16: boolean): Gra
 }
 
 /** `decoder_model_merged`: both passes behind one `If` on `use_cache_branch` (optimum's merge). */
-export function buildMergedDecoder(c: TextConfig, w: WeightSource, fp16: boolean): GraphBuilder {
-  const g = new GraphBuilder('decoder_model_merged', { fp16Weights: fp16 });
+export function buildMergedDecoder(c: TextConfig, w: WeightSource, format: WeightFormat): GraphBuilder {
+  const g = new GraphBuilder('decoder_model_merged', { format });
   decoderInputs(g, c);
   const H = c.decoderHeads;
   const hd = HEAD_DIM_OF(c);

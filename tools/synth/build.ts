@@ -6,7 +6,8 @@ import { mkdir, readFile, rename, rm, writeFile, copyFile, readdir, stat } from 
 import { existsSync } from 'node:fs';
 import { join, resolve, dirname, basename } from 'node:path';
 import { createHfTokenizer } from '../../src/florence/tokenizer';
-import { type GraphBuilder, writeModel } from './onnx-graph';
+import { type GraphBuilder, type WeightFormat, writeModel } from './onnx-graph';
+import { DTYPE_SUFFIX, type Dtype } from '../../src/runtime/model-files';
 import { buildDecoder, buildEmbedTokens, buildEncoder, buildMergedDecoder } from './bart';
 import { buildVisionEncoder, visionCost } from './vision';
 import { RandomWeights } from './weights';
@@ -14,9 +15,32 @@ import { type ScriptPlan, scriptedWeights } from './script';
 import { SIZES, type SizeName, type SizeSpec, VOCAB_SIZE } from './sizes';
 import { type WeightSource } from './layers';
 
-export type Dtype = 'fp32' | 'fp16';
-/** File suffix per dtype, as transformers.js names the variants. */
-export const DTYPE_SUFFIX: Record<Dtype, string> = { fp32: '', fp16: '_fp16' };
+export { DTYPE_SUFFIX, type Dtype };
+
+/** Modules whose graph has convolutions: the `q8` quantizer gives their weights uint8 (README "Variants"). */
+const HAS_CONV = new Set(['vision_encoder']);
+
+/** How a variant of a module stores its weights. */
+export function weightFormat(dtype: Dtype, module: string): WeightFormat {
+  switch (dtype) {
+    case 'fp32':
+      return { fp16: false, quant: 'none' };
+    case 'fp16':
+      return { fp16: true, quant: 'none' };
+    case 'int8':
+      return { fp16: false, quant: 'int8' };
+    case 'uint8':
+      return { fp16: false, quant: 'uint8' };
+    case 'q8':
+      return { fp16: false, quant: HAS_CONV.has(module) ? 'uint8' : 'int8' };
+    case 'q4':
+      return { fp16: false, quant: 'q4' };
+    case 'q4f16':
+      return { fp16: true, quant: 'q4' };
+    case 'bnb4':
+      return { fp16: false, quant: 'bnb4' };
+  }
+}
 
 export interface BuildOptions {
   size: SizeName;
@@ -143,17 +167,17 @@ export async function buildModel(options: BuildOptions): Promise<BuildResult> {
   try {
     // 2) graphs, one at a time (each is built, streamed to disk and dropped)
     const files: BuildResult['files'] = [];
-    const graphs: [string, (fp16: boolean) => GraphBuilder][] = [
-      ['vision_encoder', (fp16) => buildVisionEncoder(spec.vision, spec.imageSize, spec.text.dModel, weights, fp16)],
-      ['embed_tokens', (fp16) => buildEmbedTokens(spec.text, weights, fp16)],
-      ['encoder_model', (fp16) => buildEncoder(spec.text, weights, fp16)],
-      ['decoder_model_merged', (fp16) => buildMergedDecoder(spec.text, weights, fp16)],
+    const graphs: [string, (format: WeightFormat) => GraphBuilder][] = [
+      ['vision_encoder', (f) => buildVisionEncoder(spec.vision, spec.imageSize, spec.text.dModel, weights, f)],
+      ['embed_tokens', (f) => buildEmbedTokens(spec.text, weights, f)],
+      ['encoder_model', (f) => buildEncoder(spec.text, weights, f)],
+      ['decoder_model_merged', (f) => buildMergedDecoder(spec.text, weights, f)],
     ];
-    if (options.plainDecoder) graphs.push(['decoder_model', (fp16) => buildDecoder(spec.text, weights, fp16)]);
+    if (options.plainDecoder) graphs.push(['decoder_model', (f) => buildDecoder(spec.text, weights, f)]);
     for (const dtype of dtypes) {
       for (const [name, build] of graphs) {
         const file = `${name}${DTYPE_SUFFIX[dtype]}.onnx`;
-        const graph = build(dtype === 'fp16');
+        const graph = build(weightFormat(dtype, name));
         const bytes = await writeModel(join(tmp, 'onnx', file), graph, {
           producerName: 'florence2-server synth',
           producerVersion: BUILDER_VERSION,

@@ -1,10 +1,11 @@
 /**
  * `npm run synth -- --size tiny|base|large [--seed N] [--script TEXT | --script-ids 1,2,3]
- *   [--dtype fp32|fp16|fp32,fp16] [--plain-decoder] [--force] --out DIR`
+ *   [--dtype LIST of fp32,fp16,q8,int8,uint8,q4,q4f16,bnb4] [--plain-decoder] [--force] --out DIR`
  * `npm run synth -- --report` prints the cost table of every size without building.
  */
 import { parseArgs } from 'node:util';
-import { buildModel, type Dtype } from './build';
+import { buildModel, DTYPE_SUFFIX, type Dtype } from './build';
+import { isDtype } from '../../src/runtime/model-files';
 import { isSizeName } from './sizes';
 import { ScriptError } from './script';
 import { costReport } from './report';
@@ -22,7 +23,8 @@ Options:
   --script TEXT      make the decoder emit TEXT (then </s>) under greedy and beam search,
                      whatever the image and prompt; e.g. 'car<loc_53><loc_333><loc_933><loc_774>'
   --script-ids IDS   the same with comma-separated token ids
-  --dtype LIST       fp32 (default), fp16, or fp32,fp16: which variants to write (*_fp16.onnx)
+  --dtype LIST       which variants to write, comma-separated (default fp32): fp32, fp16, q8
+                     (*_quantized.onnx), int8, uint8, q4, q4f16, bnb4; e.g. fp32,q4,int8
   --plain-decoder    also write onnx/decoder_model.onnx (the decoder without cache)
   --force            replace an existing folder
   --report           print parameters and FLOPs per size, build nothing
@@ -60,7 +62,9 @@ async function main(argv: string[]): Promise<number> {
   const seed = values.seed === undefined ? 0 : Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) errors.push(`--seed must be an integer in [0, 2^32): ${values.seed}`);
   const dtypes = (values.dtype ?? 'fp32').split(',');
-  if (dtypes.some((d) => d !== 'fp32' && d !== 'fp16')) errors.push(`--dtype takes fp32, fp16 or fp32,fp16: ${values.dtype}`);
+  const unknown = dtypes.filter((d) => !isDtype(d));
+  if (unknown.length > 0 || new Set(dtypes).size !== dtypes.length)
+    errors.push(`--dtype takes a list of distinct variants from ${Object.keys(DTYPE_SUFFIX).join(', ')}: ${values.dtype}`);
   let scriptIds: number[] | undefined;
   if (values['script-ids'] !== undefined) {
     scriptIds = values['script-ids']

@@ -33,13 +33,10 @@ export function linear(
   outDim: number,
 ): string {
   const gain = name.endsWith('q_proj') ? QUERY_GAIN : 1;
-  const weight = root.weight(
-    `${name}.weight`,
-    [inDim, outDim],
-    w.tensor(`${name}.weight`, [inDim, outDim], { kind: 'normal', std: gain / Math.sqrt(inDim) }),
-  );
+  const weight = w.tensor(`${name}.weight`, [inDim, outDim], { kind: 'normal', std: gain / Math.sqrt(inDim) });
+  const product = root.matMulWeight(g, x, `${name}.weight`, inDim, outDim, weight);
   const bias = root.weight(`${name}.bias`, [outDim], w.tensor(`${name}.bias`, [outDim], { kind: 'normal', std: 0.02 }));
-  return g.op('Add', [g.op('MatMul', [x, weight]), bias]);
+  return g.op('Add', [product, bias]);
 }
 
 export function layerNorm(g: GraphBuilder, root: GraphBuilder, w: WeightSource, x: string, name: string, dim: number): string {

@@ -7,12 +7,13 @@ import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { onnx } from 'onnx-proto';
 import { float32ToFloat16Bits } from './fp16';
+import { quantize4, quantize8, quantizeBnb4, shared } from './quantize';
 
 export const DataType = onnx.TensorProto.DataType;
 export type Dim = number | string;
 
 /** A typed array whose bytes become a TensorProto's raw_data. */
-export type TensorData = Float32Array | BigInt64Array | Uint8Array | Uint16Array | Int32Array;
+export type TensorData = Float32Array | BigInt64Array | Uint8Array | Int8Array | Uint16Array | Int32Array;
 
 /** An attribute value with its ONNX type made explicit (ints and floats look alike in JS). */
 export type Attr =
@@ -57,6 +58,24 @@ function rawBytes(data: TensorData): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
+/**
+ * How a graph stores its weights, which is what tells the variants apart (README "Variants"):
+ * `fp16` stores float weights as float16, each followed by a Cast to float32; `quant` says what
+ * becomes of MatMuls by a weight (and of Convs, for the 8-bit kinds).
+ */
+export interface WeightFormat {
+  fp16: boolean;
+  quant: 'none' | 'int8' | 'uint8' | 'q4' | 'bnb4';
+}
+export const FP32_FORMAT: WeightFormat = { fp16: false, quant: 'none' };
+
+/** onnxruntime's contrib-operator domain (MatMulNBits, MatMulBnb4). */
+export const MS_DOMAIN = 'com.microsoft';
+/** MatMulNBits' block size in the `_q4`/`_q4f16` files; MatMulBnb4's in `_bnb4` (NF4). */
+export const Q4_BLOCK = 32;
+export const BNB4_BLOCK = 64;
+export const BNB4_NF4 = 1;
+
 /** Node names must be unique across a graph and its subgraphs, so all builders of one model share a counter. */
 class NameSource {
   private n = 0;
@@ -77,22 +96,21 @@ export class GraphBuilder {
   private readonly smallInits: onnx.ITensorProto[] = [];
   readonly lazyInits: LazyInitializer[] = [];
   private readonly names: NameSource;
-  /** Store float weights as float16 (with a Cast to float32 after them), for the `_fp16` variants. */
-  readonly fp16Weights: boolean;
+  readonly format: WeightFormat;
 
   constructor(
     readonly name: string,
-    options: { fp16Weights?: boolean; names?: NameSource } = {},
+    options: { format?: WeightFormat; names?: NameSource } = {},
   ) {
     this.names = options.names ?? new NameSource();
-    this.fp16Weights = options.fp16Weights ?? false;
+    this.format = options.format ?? FP32_FORMAT;
   }
 
   /** True for the branches of an `If`: they read weights from the main graph and hold none. */
   private isSubgraph = false;
 
   subgraph(name: string): GraphBuilder {
-    const g = new GraphBuilder(name, { names: this.names, fp16Weights: this.fp16Weights });
+    const g = new GraphBuilder(name, { names: this.names, format: this.format });
     g.isSubgraph = true;
     return g;
   }
@@ -162,7 +180,7 @@ export class GraphBuilder {
   private readonly weightValues = new Map<string, string>();
 
   private declareWeight(name: string, dims: number[], data: () => Float32Array): string {
-    if (!this.fp16Weights) {
+    if (!this.format.fp16) {
       this.lazyInits.push({ name, dataType: DataType.FLOAT, dims, data });
       return name;
     }
@@ -174,6 +192,111 @@ export class GraphBuilder {
   weightI64(name: string, dims: number[], data: () => BigInt64Array): string {
     this.lazyInits.push({ name, dataType: DataType.INT64, dims, data });
     return name;
+  }
+
+  /**
+   * `x @ W` for a [K, N] weight declared on this (top-level) graph, with the node in `g` (this graph
+   * or one of its branches), in the form the variant's files have:
+   * - 8-bit: DynamicQuantizeLinear of `x`, MatMulInteger with the quantized weight, a Cast of the
+   *   int32 sums and a Mul by the product of the two scales (onnxruntime's dynamic quantization);
+   * - q4: MatMulNBits (4 bits, blocks of {@link Q4_BLOCK} along K), on float16 for `_q4f16`;
+   * - bnb4: MatMulBnb4 (NF4, blocks of {@link BNB4_BLOCK}).
+   */
+  matMulWeight(g: GraphBuilder, x: string, name: string, k: number, n: number, data: () => Float32Array): string {
+    const { quant, fp16 } = this.format;
+    if (quant === 'none') return g.op('MatMul', [x, this.weight(name, [k, n], data)]);
+    if (quant === 'int8' || quant === 'uint8') {
+      const [wq, wScale, wZero] = this.quantized8(name, [k, n], data, quant === 'int8');
+      const [xq, xScale, xZero] = g.node('DynamicQuantizeLinear', [x], {}, 3);
+      const sums = g.op('MatMulInteger', [xq, wq, xZero, wZero]);
+      return g.op('Mul', [g.op('Cast', [sums], { to: int(DataType.FLOAT) }), g.op('Mul', [xScale, wScale])]);
+    }
+    if (quant === 'q4') {
+      const [b, scales] = this.quantizedOnce(name, () => {
+        const q = shared(() => quantize4(data(), k, n, Q4_BLOCK), 2);
+        const blocks = Math.ceil(k / Q4_BLOCK);
+        this.lazyInits.push({ name: `${name}_Q4`, dataType: DataType.UINT8, dims: [n, blocks, Q4_BLOCK / 2], data: () => q().packed });
+        this.lazyInits.push({
+          name: `${name}_scales`,
+          dataType: fp16 ? DataType.FLOAT16 : DataType.FLOAT,
+          dims: [n * blocks],
+          data: () => (fp16 ? float32ToFloat16Bits(q().scales) : q().scales),
+        });
+        return [`${name}_Q4`, `${name}_scales`];
+      });
+      const a = fp16 ? g.op('Cast', [x], { to: int(DataType.FLOAT16) }) : x;
+      const attrs = { K: int(k), N: int(n), bits: int(4), block_size: int(Q4_BLOCK) };
+      const y = g.node('MatMulNBits', [a, b, scales], attrs, 1, MS_DOMAIN)[0];
+      return fp16 ? g.op('Cast', [y], { to: int(DataType.FLOAT) }) : y;
+    }
+    const [b, absmax] = this.quantizedOnce(name, () => {
+      const q = shared(() => quantizeBnb4(data(), k, n, BNB4_BLOCK), 2);
+      this.lazyInits.push({ name: `${name}_Bnb4`, dataType: DataType.UINT8, dims: [Math.ceil((k * n) / 2)], data: () => q().packed });
+      this.lazyInits.push({
+        name: `${name}_absmax`,
+        dataType: DataType.FLOAT,
+        dims: [Math.ceil((k * n) / BNB4_BLOCK)],
+        data: () => q().absmax,
+      });
+      return [`${name}_Bnb4`, `${name}_absmax`];
+    });
+    const attrs = { K: int(k), N: int(n), block_size: int(BNB4_BLOCK), quant_type: int(BNB4_NF4) };
+    return g.node('MatMulBnb4', [x, b, absmax], attrs, 1, MS_DOMAIN)[0];
+  }
+
+  /**
+   * A convolution by a weight [C, Cin, kh, kw] plus bias [C]: Conv, or for the 8-bit variants
+   * DynamicQuantizeLinear, ConvInteger, Cast, Mul by the scales and Add of the bias (the 4-bit
+   * quantizers leave convolutions alone).
+   */
+  convWeight(x: string, name: string, dims: number[], data: () => Float32Array, bias: string, attrs: Record<string, Attr>): string {
+    const { quant } = this.format;
+    if (quant !== 'int8' && quant !== 'uint8') return this.op('Conv', [x, this.weight(name, dims, data), bias], attrs);
+    const [wq, wScale, wZero] = this.quantized8(name, dims, data, quant === 'int8');
+    const [xq, xScale, xZero] = this.node('DynamicQuantizeLinear', [x], {}, 3);
+    const sums = this.op('ConvInteger', [xq, wq, xZero, wZero], attrs);
+    const scaled = this.op('Mul', [this.op('Cast', [sums], { to: int(DataType.FLOAT) }), this.op('Mul', [xScale, wScale])]);
+    return this.op('Add', [scaled, this.op('Reshape', [bias, this.constI64([1, -1, 1, 1])])]);
+  }
+
+  /**
+   * Rows `ids` of a [rows, dim] table declared on this graph, with the node in `g`: Gather, or for
+   * the 8-bit variants a Gather of the quantized table and a DequantizeLinear (onnxruntime's
+   * dynamic quantizer treats Gather of a weight so; the 4-bit quantizers leave it alone).
+   */
+  gatherWeight(g: GraphBuilder, name: string, dims: number[], data: () => Float32Array, ids: string): string {
+    const { quant } = this.format;
+    if (quant !== 'int8' && quant !== 'uint8') return g.op('Gather', [this.weight(name, dims, data), ids], { axis: int(0) });
+    const [q, scale, zero] = this.quantized8(name, dims, data, quant === 'int8');
+    return g.op('DequantizeLinear', [g.op('Gather', [q, ids], { axis: int(0) }), scale, zero]);
+  }
+
+  private readonly quantizedValues = new Map<string, string[]>();
+
+  /** Declares a weight's quantized initializers once (both branches of an If ask for them). */
+  private quantizedOnce(name: string, declare: () => string[]): string[] {
+    let values = this.quantizedValues.get(name);
+    if (values === undefined) {
+      values = declare();
+      this.quantizedValues.set(name, values);
+    }
+    return values;
+  }
+
+  private quantized8(name: string, dims: number[], data: () => Float32Array, signed: boolean): string[] {
+    return this.quantizedOnce(name, () => {
+      const q = shared(() => quantize8(data(), signed), 3);
+      const type = signed ? DataType.INT8 : DataType.UINT8;
+      this.lazyInits.push({ name: `${name}_quantized`, dataType: type, dims, data: () => q().q });
+      this.lazyInits.push({ name: `${name}_scale`, dataType: DataType.FLOAT, dims: [], data: () => Float32Array.of(q().scale) });
+      this.lazyInits.push({
+        name: `${name}_zero_point`,
+        dataType: type,
+        dims: [],
+        data: () => (signed ? Int8Array.of(q().zeroPoint) : Uint8Array.of(q().zeroPoint)),
+      });
+      return [`${name}_quantized`, `${name}_scale`, `${name}_zero_point`];
+    });
   }
 
   /** The graph without its lazy initializers (they are streamed by {@link writeModel}). */
@@ -236,7 +359,10 @@ export async function writeModel(path: string, graph: GraphBuilder, meta: ModelM
       producerName: meta.producerName,
       producerVersion: meta.producerVersion,
       docString: meta.docString ?? '',
-      opsetImport: [{ domain: '', version: meta.opset }],
+      opsetImport: [
+        { domain: '', version: meta.opset },
+        ...(usesDomain(graph.toProto(), MS_DOMAIN) ? [{ domain: MS_DOMAIN, version: 1 }] : []),
+      ],
     }),
   ).finish();
   const graphHead = onnx.GraphProto.encode(onnx.GraphProto.create(graph.toProto())).finish();
@@ -267,6 +393,13 @@ export async function writeModel(path: string, graph: GraphBuilder, meta: ModelM
   out.end();
   await once(out, 'finish');
   return written;
+}
+
+/** Whether any node of `graph` or of its subgraphs is in `domain`. */
+function usesDomain(graph: onnx.IGraphProto, domain: string): boolean {
+  return (graph.node ?? []).some(
+    (n) => n.domain === domain || (n.attribute ?? []).some((a) => a.g !== null && a.g !== undefined && usesDomain(a.g, domain)),
+  );
 }
 
 const BYTES_PER_ELEMENT: Record<number, number> = {

@@ -2,6 +2,7 @@
 import { buildEmbedTokens, buildEncoder, buildMergedDecoder } from './bart';
 import { buildVisionEncoder, visionCost } from './vision';
 import { RandomWeights } from './weights';
+import { FP32_FORMAT } from './onnx-graph';
 import { SIZES, type SizeName, type TextConfig, VOCAB_SIZE } from './sizes';
 
 /** Encoder length for an `<OD>` prompt: 577 visual tokens + 13 prompt tokens. */
@@ -35,10 +36,10 @@ export function sizeReport(size: SizeName): SizeReport {
   const spec = SIZES[size];
   const w = new RandomWeights(0);
   const graphs = {
-    vision: buildVisionEncoder(spec.vision, spec.imageSize, spec.text.dModel, w, false),
-    embed: buildEmbedTokens(spec.text, w, false),
-    encoder: buildEncoder(spec.text, w, false),
-    decoder: buildMergedDecoder(spec.text, w, false),
+    vision: buildVisionEncoder(spec.vision, spec.imageSize, spec.text.dModel, w, FP32_FORMAT),
+    embed: buildEmbedTokens(spec.text, w, FP32_FORMAT),
+    encoder: buildEncoder(spec.text, w, FP32_FORMAT),
+    decoder: buildMergedDecoder(spec.text, w, FP32_FORMAT),
   };
   const p = Object.fromEntries(Object.entries(graphs).map(([k, g]) => [k, g.parameterCount()])) as SizeReport['parameters'];
   p.total = p.vision + p.embed + p.encoder + p.decoder;

@@ -8,7 +8,7 @@
  * 2-D position embedding (50×50 table), mean-pooled token prepended (577 tokens at 768²), linear
  * projection to d_model and LayerNorm.
  */
-import { DataType, GraphBuilder, int, ints } from './onnx-graph';
+import { DataType, GraphBuilder, type WeightFormat, int, ints } from './onnx-graph';
 import { type WeightSource, dimOf, gelu, layerNorm, linear } from './layers';
 import { type VisionConfig } from './sizes';
 
@@ -85,8 +85,14 @@ export function visionCost(v: VisionConfig, imageSize: number, dModel: number): 
 }
 
 /** Builds `vision_encoder`. Block widths are sized for `imageSize` (other input sizes still work). */
-export function buildVisionEncoder(v: VisionConfig, imageSize: number, dModel: number, w: WeightSource, fp16: boolean): GraphBuilder {
-  const g = new GraphBuilder('vision_encoder', { fp16Weights: fp16 });
+export function buildVisionEncoder(
+  v: VisionConfig,
+  imageSize: number,
+  dModel: number,
+  w: WeightSource,
+  format: WeightFormat,
+): GraphBuilder {
+  const g = new GraphBuilder('vision_encoder', { format });
   let x = g.input('pixel_values', DataType.FLOAT, ['batch_size', 3, 'height', 'width']);
   const costs = davitStageCosts(v, imageSize);
   let inChannels = 3;
@@ -98,14 +104,11 @@ export function buildVisionEncoder(v: VisionConfig, imageSize: number, dModel: n
     const p = `vision_tower.convs.${s}`;
     // 1) patch embedding: (LayerNorm →) strided conv (→ LayerNorm), on the [B, C, h, w] map
     if (v.patchPrenorm[s]) x = tokensToMap(g, layerNorm(g, g, w, mapToTokens(g, x), `${p}.pre_norm`, inChannels), x);
-    const weight = g.weight(
-      `${p}.proj.weight`,
-      [C, inChannels, k, k],
-      w.tensor(`${p}.proj.weight`, [C, inChannels, k, k], { kind: 'normal', std: 1 / Math.sqrt(inChannels * k * k) }),
-    );
+    const dims = [C, inChannels, k, k];
+    const weight = w.tensor(`${p}.proj.weight`, dims, { kind: 'normal', std: 1 / Math.sqrt(inChannels * k * k) });
     const bias = g.weight(`${p}.proj.bias`, [C], w.tensor(`${p}.proj.bias`, [C], { kind: 'normal', std: 0.02 }));
     const pad = v.patchPadding[s];
-    x = g.op('Conv', [x, weight, bias], {
+    x = g.convWeight(x, `${p}.proj.weight`, dims, weight, bias, {
       kernel_shape: ints([k, k]),
       strides: ints([v.patchStride[s], v.patchStride[s]]),
       pads: ints([pad, pad, pad, pad]),
@@ -152,12 +155,8 @@ export function buildVisionEncoder(v: VisionConfig, imageSize: number, dModel: n
   // 4) [spatial average ; all tokens] → projection → LayerNorm
   const pooled = g.op('ReduceMean', [tokens], { axes: ints([1]), keepdims: int(1) });
   const seq = g.op('Concat', [pooled, tokens], { axis: int(1) });
-  const projection = g.weight(
-    'image_projection',
-    [C, dModel],
-    w.tensor('image_projection', [C, dModel], { kind: 'normal', std: 1 / Math.sqrt(C) }),
-  );
-  const projected = g.op('MatMul', [seq, projection]);
+  const projection = w.tensor('image_projection', [C, dModel], { kind: 'normal', std: 1 / Math.sqrt(C) });
+  const projected = g.matMulWeight(g, seq, 'image_projection', C, dModel, projection);
   const features = layerNorm(g, g, w, projected, 'image_proj_norm', dModel);
   g.output('image_features', DataType.FLOAT, ['batch_size', 'floor(height/32)*floor(width/32)+1', dModel], features);
   return g;
