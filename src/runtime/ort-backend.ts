@@ -81,6 +81,37 @@ function requiredIo(module: ModuleName, layers: number): { inputs: Spec[]; outpu
   }
 }
 
+function dtypeOf(choice: DtypeChoice | undefined, module: ModuleName): string {
+  return typeof choice === 'string' ? choice : (choice?.[module] ?? 'fp32');
+}
+
+/**
+ * The operator onnxruntime could not run, from its load error: a kernel missing for these types on
+ * these providers ("Could not find an implementation for ConvInteger(10) node with name '...'"),
+ * or an operator it does not know ("com.microsoft:MatMulBnb4(-1) is not a registered function/op",
+ * "No Op registered for X").
+ */
+export function unsupportedOperator(message: string): { op: string; node?: string } | null {
+  const kernel = /Could not find an implementation for ([\w.:]+)\((\d+)\) node with name '([^']*)'/.exec(message);
+  if (kernel) return { op: `${kernel[1]} (opset ${kernel[2]})`, node: kernel[3] };
+  const unknown = /([\w.]+:)?(\w+)\(-?\d+\) is not a registered function\/op/.exec(message) ?? /No Op registered for (\w+)/.exec(message);
+  if (unknown) return { op: unknown.length > 2 ? `${unknown[1] ?? ''}${unknown[2]}` : unknown[1] };
+  return null;
+}
+
+/** A load error that names the module, its dtype, the file and, where onnxruntime gave one, the operator. */
+function loadFailure(module: ModuleName, dtype: string, file: string, providers: string[], err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const op = unsupportedOperator(message);
+  const head = `cannot load ${module} (dtype ${dtype}) from ${file}`;
+  if (op === null) return `${head}: ${message}`;
+  return (
+    `${head}: onnxruntime ${ort.env.versions.common} on ${providers.join(', ')} cannot run operator ${op.op}` +
+    `${op.node ? ` (node ${op.node})` : ''}: this variant needs a kernel this build lacks; choose another dtype for ${module} ` +
+    `(e.g. --dtype ${module}=fp32). onnxruntime said: ${message.split('\n')[0]}`
+  );
+}
+
 function checkIo(file: string, session: ort.InferenceSession, module: ModuleName, layers: number): void {
   const want = requiredIo(module, layers);
   const problems: string[] = [];
@@ -153,7 +184,8 @@ export class OrtBackend implements ModelBackend {
         try {
           sessions[m] = await ort.InferenceSession.create(files[m], sessionOptions);
         } catch (err) {
-          throw new ModelLoadError(`cannot load ${files[m]}: ${err instanceof Error ? err.message : String(err)}`);
+          const providers = (sessionOptions.executionProviders ?? []).map((p) => (typeof p === 'string' ? p : p.name));
+          throw new ModelLoadError(loadFailure(m, dtypeOf(options.dtype, m), files[m], providers, err));
         }
         checkIo(files[m], sessions[m], m, dims.decoderLayers);
       }
