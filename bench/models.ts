@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { BUILDER_VERSION, buildModel } from '../tools/synth/build';
 import type { SizeName } from '../tools/synth/sizes';
+import type { Dtype } from '../src/runtime/model-files';
 
 export const BENCH_MODELS_DIR = resolve(__dirname, '..', '.cache', 'bench-models');
 
@@ -21,8 +22,14 @@ interface SyntheticJson {
   files?: { name: string; bytes: number }[];
 }
 
-/** Why a cached folder cannot be reused, or null when it matches an fp32 build of `size`/`seed` with `script` (null: random). */
-export function cacheMismatch(dir: string, size: SizeName, seed: number, script: string | null = null): string | null {
+/** Why a cached folder cannot be reused, or null when it matches a build of `size`/`seed` with `script` (null: random) holding `dtypes`. */
+export function cacheMismatch(
+  dir: string,
+  size: SizeName,
+  seed: number,
+  script: string | null = null,
+  dtypes: readonly Dtype[] = ['fp32'],
+): string | null {
   const file = join(dir, 'synthetic.json');
   if (!existsSync(file)) return 'no synthetic.json';
   let meta: SyntheticJson;
@@ -36,7 +43,8 @@ export function cacheMismatch(dir: string, size: SizeName, seed: number, script:
   if (meta.seed !== seed) return `seed ${meta.seed} ≠ ${seed}`;
   if ((meta.script ?? null) !== script || (meta.script_ids ?? null) !== null)
     return script === null ? 'scripted, not random' : 'another script';
-  if (!meta.dtypes?.includes('fp32')) return 'no fp32 graphs';
+  const lacking = dtypes.filter((d) => !meta.dtypes?.includes(d));
+  if (lacking.length > 0) return `no ${lacking.join(', ')} graphs`;
   for (const f of meta.files ?? []) {
     const p = join(dir, f.name);
     if (!existsSync(p) || statSync(p).size !== f.bytes) return `${f.name} missing or of another size`;
@@ -48,16 +56,23 @@ export function cacheMismatch(dir: string, size: SizeName, seed: number, script:
 }
 
 /** The folder of a synthetic model of `size` (random, or scripted), built (or rebuilt) when the cache does not match. */
-export async function benchModel(size: SizeName, seed: number, log: (line: string) => void, script: string | null = null): Promise<string> {
+export async function benchModel(
+  size: SizeName,
+  seed: number,
+  log: (line: string) => void,
+  script: string | null = null,
+  dtypes: readonly Dtype[] = ['fp32'],
+): Promise<string> {
   const kind = script === null ? 'random' : `script-${createHash('sha256').update(script).digest('hex').slice(0, 8)}`;
-  const dir = join(BENCH_MODELS_DIR, `${size}-${kind}-seed${seed}`);
-  const why = cacheMismatch(dir, size, seed, script);
+  const variants = dtypes.length === 1 && dtypes[0] === 'fp32' ? '' : `-${dtypes.join('_')}`;
+  const dir = join(BENCH_MODELS_DIR, `${size}-${kind}-seed${seed}${variants}`);
+  const why = cacheMismatch(dir, size, seed, script, dtypes);
   if (why === null) {
     log(`model ${size}: reusing ${dir}`);
     return dir;
   }
   log(`model ${size}: building into ${dir} (${existsSync(dir) ? why : 'not cached'})${size === 'tiny' ? '' : ', about 20 s'}`);
-  const r = await buildModel({ size, seed, out: dir, dtypes: ['fp32'], force: true, ...(script === null ? {} : { script }) });
+  const r = await buildModel({ size, seed, out: dir, dtypes: [...dtypes], force: true, ...(script === null ? {} : { script }) });
   log(`model ${size}: built in ${r.seconds.toFixed(1)} s`);
   return r.dir;
 }

@@ -17,6 +17,9 @@ import { benchModel } from './models';
 import { type BenchImage, benchImages } from './images';
 import { type Row, type Sample, markdownTable, summarize, unstableTokens } from './stats';
 import { loadTjs } from './tjs';
+import { dtypeBench } from './dtypes';
+import { DTYPE_SUFFIX, isDtype, type Dtype } from '../src/runtime/model-files';
+import { dtypesFrom } from '../src/hub/dtypes';
 
 const THREADS = 2;
 const SEED = 1;
@@ -49,18 +52,24 @@ function packageVersion(name: string): string {
 
 class UsageError extends Error {}
 
+const USAGE =
+  'npm run bench -- [--sizes tiny,base] [--runs N] [--max-new-tokens N]\n' +
+  '       npm run bench -- --dtypes [--variants fp32,fp16,q8,int8,uint8,q4,q4f16,bnb4] [--sizes base] [--runs N] [--max-new-tokens N]';
+
 function parseOptions() {
   const { values } = parseArgs({
     options: {
       sizes: { type: 'string', default: 'tiny,base' },
       runs: { type: 'string' },
       'max-new-tokens': { type: 'string' },
+      dtypes: { type: 'boolean', default: false },
+      variants: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   });
   if (values.help) {
-    process.stdout.write('npm run bench -- [--sizes tiny,base] [--runs N] [--max-new-tokens N]\n');
+    process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
   const sizes = values.sizes
@@ -74,7 +83,17 @@ function parseOptions() {
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${flag} must be a positive integer, got "${v}"`);
     return n;
   };
+  const variants = (values.variants ?? Object.keys(DTYPE_SUFFIX).join(','))
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
+  for (const v of variants)
+    if (!isDtype(v)) throw new UsageError(`--variants: unknown variant "${v}" (${Object.keys(DTYPE_SUFFIX).join(', ')})`);
+  if (values.variants !== undefined && !values.dtypes) throw new UsageError('--variants goes with --dtypes');
   return {
+    dtypes: values.dtypes,
+    variants: variants as Dtype[],
+    sizesGiven: values.sizes !== 'tiny,base',
     sizes: sizes as ('tiny' | 'base')[],
     runs: int('runs', values.runs),
     maxNewTokens: int('max-new-tokens', values['max-new-tokens']),
@@ -278,6 +297,25 @@ async function main() {
   const images = await benchImages();
   log(`images: ${images.map((i) => `${i.name} (${(i.png.length / 1024).toFixed(0)} KiB PNG)`).join(', ')}`);
 
+  if (opts.dtypes) {
+    const out = ['## florence2-server benchmark: ONNX variants, ours vs transformers.js (CPU)', '', machine, ''];
+    for (const size of opts.sizesGiven ? opts.sizes : (['base'] as const)) {
+      out.push(
+        await dtypeBench({
+          size,
+          variants: opts.variants,
+          runs: opts.runs ?? DEFAULTS[size].runs,
+          maxNewTokens: opts.maxNewTokens ?? DEFAULTS[size].maxNewTokens,
+          auto: dtypesFrom(undefined, 'cpu'),
+          log,
+        }),
+      );
+    }
+    process.stdout.write(out.join('\n'));
+    log(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    return;
+  }
+
   const reports: ModelReport[] = [];
   for (const size of opts.sizes) reports.push(await benchSize(size, images, opts));
 
@@ -300,7 +338,7 @@ async function main() {
 main().catch((err) => {
   process.stderr.write(
     err instanceof UsageError
-      ? `bench: ${err.message}\nusage: npm run bench -- [--sizes tiny,base] [--runs N] [--max-new-tokens N]\n`
+      ? `bench: ${err.message}\nusage: ${USAGE}\n`
       : `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
   );
   process.exit(1);

@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { basename, dirname } from 'node:path';
 import { Florence2ForConditionalGeneration, Florence2Processor, RawImage, env } from '@huggingface/transformers';
 import type { Sample } from './stats';
+import type { Dtype, DtypeByModule } from '../src/runtime/model-files';
 
 env.allowRemoteModels = false;
 env.useFSCache = false;
@@ -28,11 +29,12 @@ export interface TjsRunner {
   release(): Promise<void>;
 }
 
-export async function loadTjs(dir: string, intraOpNumThreads: number): Promise<TjsRunner> {
+/** `dtype`: one transformers.js dtype, or one per session (module). */
+export async function loadTjs(dir: string, intraOpNumThreads: number, dtype: Dtype | DtypeByModule = 'fp32'): Promise<TjsRunner> {
   env.localModelPath = dirname(dir) + '/';
   const name = basename(dir);
   const model = await Florence2ForConditionalGeneration.from_pretrained(name, {
-    dtype: 'fp32',
+    dtype: typeof dtype === 'string' ? dtype : { ...dtype },
     device: 'cpu',
     session_options: { intraOpNumThreads, interOpNumThreads: 1, graphOptimizationLevel: 'all' },
   });
