@@ -5,6 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OrtBackend, type OrtBackendOptions } from './runtime/ort-backend';
+import { type DtypeChoice } from './runtime/model-files';
+import { folderDtypes } from './hub/dtypes';
 import { FlorenceTokenizer } from './florence/tokenizer';
 import { type ModelConfig, readModelConfig } from './florence/model-config';
 import {
@@ -54,7 +56,12 @@ export type {
   RunOutcome,
 } from './florence/pipeline';
 
-export interface LoadOptions extends OrtBackendOptions {
+export interface LoadOptions extends Omit<OrtBackendOptions, 'dtype'> {
+  /**
+   * One dtype for every module, one per module (missing modules: fp32; the default), or `auto`: per
+   * module the measured best variant for the first execution provider that the folder has.
+   */
+  dtype?: DtypeChoice | 'auto';
   /** Resize like PIL (bit-exact with the Python reference, default) or with libvips (close to it; see README). */
   resample?: ResampleMode;
   /** Images with more pixels are rejected before decoding. */
@@ -81,7 +88,10 @@ export class Florence2 {
       ...preprocessOptionsFromConfig(pre, { resample: options.resample ?? 'pil' }),
       maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
     };
-    const backend = await OrtBackend.open(dir, config.dims, options);
+    const first = options.executionProviders?.[0];
+    const provider = first === undefined ? 'cpu' : typeof first === 'string' ? first : first.name;
+    const dtype = options.dtype === 'auto' ? folderDtypes(dir, 'auto', provider) : options.dtype;
+    const backend = await OrtBackend.open(dir, config.dims, { ...options, dtype });
     return new Florence2(dir, config, backend, {
       backend,
       tokenizer,

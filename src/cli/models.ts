@@ -65,12 +65,13 @@ ${NAMES}
 
 Options:
   --revision R   branch, tag or commit (default main)
-  --dtype D      ONNX variant of every module (fp32, fp16, q8, int8, uint8, q4, q4f16, bnb4), or
-                 module=dtype,... with modules vision_encoder, embed_tokens, encoder_model,
-                 decoder_model_merged (modules not named: fp32)
-  --device P     choose the default dtypes for this execution provider when --dtype is not given:
-                 cpu (default; fp32 everywhere) or cuda/tensorrt/webgpu (fp16 vision_encoder and
-                 embed_tokens, fp32 language model)
+  --dtype D      auto (default), an ONNX variant of every module (fp32, fp16, q8, int8, uint8, q4,
+                 q4f16, bnb4), or module=dtype,... with modules vision_encoder, embed_tokens,
+                 encoder_model, decoder_model_merged (modules not named: fp32). auto takes per
+                 module the measured best variant for --device that the repository has: on cpu
+                 int8, then q8, uint8, fp32; on cuda/tensorrt/webgpu fp16 vision_encoder and
+                 embed_tokens, fp32 language model
+  --device P     the execution provider auto chooses for: cpu (default), cuda, tensorrt, webgpu
   --offline      do not use the network (only checks the cache)
   -h, --help     this help
 
@@ -252,7 +253,7 @@ async function pull(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<
   let dtype: DtypeByModule | undefined;
   try {
     repoId(a.positional[0]);
-    dtype = a.values['--dtype'] === undefined ? undefined : parseDtypeArg(a.values['--dtype']);
+    dtype = a.values['--dtype'] === undefined ? undefined : parseDtypeArg(a.values['--dtype'], device ?? 'cpu');
   } catch (err) {
     throw new UsageError((err as Error).message);
   }

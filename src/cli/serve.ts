@@ -33,7 +33,7 @@ async function localModel(config: Config, env: NodeJS.ProcessEnv, logger: Logger
   let lastLog = 0;
   const resolved = await resolveModel({
     name,
-    dtype: config.dtype,
+    dtype: config.dtype === 'auto' ? undefined : config.dtype,
     device: config.devices[0]?.provider,
     env,
     onProgress: (p) => {

@@ -267,7 +267,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, opti
 
   // Defaults are shared objects from the table; copy before freezing so the result owns its data.
   config.devices = config.devices.map((d) => ({ ...d }));
-  config.dtype = { ...config.dtype };
+  config.dtype = config.dtype === 'auto' ? 'auto' : { ...config.dtype };
   return deepFreeze(config);
 }
 

@@ -82,8 +82,11 @@ export interface Config {
   readonly intraOpThreads: number;
   /** When a GPU execution provider cannot load, run that pool on CPU instead of failing the start. */
   readonly allowCpuFallback: boolean;
-  /** Dtype of every module (a single `--dtype` value applies to all four). */
-  readonly dtype: DtypeByModule;
+  /**
+   * Dtype of every module (a single `--dtype` value applies to all four), or `auto`: per device
+   * kind, the measured best variant of each module that the folder has (src/hub/dtypes.ts).
+   */
+  readonly dtype: DtypeByModule | 'auto';
   /** Image resize: `pil` is bit-exact with the reference preprocessing; `sharp` uses libvips, corrected to PIL's sample positions. */
   readonly resample: ResampleMode;
   /** Largest accepted decoded image, in pixels (width × height). */
@@ -340,13 +343,14 @@ const isModule = (s: string): s is ModuleName => (MODULES as readonly string[]).
  * A dtype: one of {@link DTYPES} for every module, or `module=dtype,...` (modules not named: fp32).
  * The config file may also give an object `{ "decoder_model_merged": "q4" }`.
  */
-function dtypeSpec(raw: unknown): Parsed<DtypeByModule> {
+function dtypeSpec(raw: unknown): Parsed<DtypeByModule | 'auto'> {
   let pairs: Array<[string, unknown]>;
   if (typeof raw === 'string') {
     const s = raw.trim();
     if (!s.includes('=')) {
+      if (s === 'auto') return ok('auto');
       if (isDtype(s)) return ok(Object.fromEntries(MODULES.map((m) => [m, s])) as Record<ModuleName, Dtype>);
-      return fail(`must be one of ${DTYPES.join('|')} or a list module=dtype (modules: ${MODULES.join(', ')}), got ${shown(raw)}`);
+      return fail(`must be auto, one of ${DTYPES.join('|')} or a list module=dtype (modules: ${MODULES.join(', ')}), got ${shown(raw)}`);
     }
     pairs = s.split(',').map((item) => {
       const eq = item.indexOf('=');
@@ -495,10 +499,10 @@ export const SETTINGS: readonly AnySetting[] = [
     env: 'FLORENCE2_DTYPE',
     type: 'dtype',
     valueName: 'DTYPE',
-    default: Object.fromEntries(MODULES.map((m) => [m, 'fp32'])) as Record<ModuleName, Dtype>,
-    defaultText: 'fp32',
-    range: `${DTYPES.join('|')}, or module=dtype,... for ${MODULES.join(', ')} (others fp32)`,
-    doc: 'ONNX file variant to load, for all modules or per module.',
+    default: 'auto',
+    defaultText: 'auto',
+    range: `auto, ${DTYPES.join('|')}, or module=dtype,... for ${MODULES.join(', ')} (others fp32)`,
+    doc: 'ONNX file variant to load, for all modules or per module; auto picks per device kind the measured best variant the folder has.',
     parse: dtypeSpec,
   }),
   row({

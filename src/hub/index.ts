@@ -3,7 +3,17 @@ export { resolveModel, hubSettings, DEFAULT_ENDPOINT } from './resolve';
 export type { ResolveSpec, ResolvedModel, DownloadProgress, HubSettings } from './resolve';
 export { listModels, modelPath, removeModel, cacheHome, readManifest, revisionDir, MANIFEST } from './cache';
 export type { CachedModel, Manifest, ManifestFile } from './cache';
-export { defaultDtypes, parseDtypeArg, dtypesFrom, filesToFetch, onnxPath, REQUIRED_FILES, OPTIONAL_FILES } from './dtypes';
+export {
+  autoDtypes,
+  defaultDtypes,
+  folderDtypes,
+  parseDtypeArg,
+  dtypesFrom,
+  filesToFetch,
+  onnxPath,
+  REQUIRED_FILES,
+  OPTIONAL_FILES,
+} from './dtypes';
 export type { DtypeByModule } from './dtypes';
 export { MODEL_ALIASES, DEFAULT_MODEL, DEFAULT_REVISION, repoId, aliasOf } from './names';
 export { HubError, OfflineError, HubHttpError, ChecksumError, LockedError, NetworkError } from './errors';

@@ -7,7 +7,7 @@ import { join, dirname } from 'node:path';
 import { mkdir, readdir, rename, rm, stat, writeFile, readFile } from 'node:fs/promises';
 import { MODULES, type DtypeChoice } from '../runtime/model-files';
 import { ChecksumError, HubError, OfflineError } from './errors';
-import { type DtypeByModule, REQUIRED_FILES, dtypesFrom, filesToFetch, onnxPath } from './dtypes';
+import { type DtypeByModule, REQUIRED_FILES, autoDtypes, dtypesFrom, filesToFetch, onnxPath } from './dtypes';
 import { DEFAULT_REVISION, repoId, aliasOf } from './names';
 import {
   PARTIAL_STATE,
@@ -77,8 +77,12 @@ export interface ResolveSpec {
   name: string;
   /** Branch, tag or commit; default `main`. */
   revision?: string;
-  /** One dtype for every module or one per module (modules not named: fp32); default {@link defaultDtypes} of `device`. */
-  dtype?: DtypeChoice;
+  /**
+   * One dtype for every module or one per module (modules not named: fp32); default `auto`: for
+   * `device`, per module the best variant of {@link autoDtypes} the cache has, or when downloading,
+   * the repository has.
+   */
+  dtype?: DtypeChoice | 'auto';
   /** Execution provider the dtype default is chosen for; default `cpu`. */
   device?: string;
   offline?: boolean;
@@ -117,6 +121,8 @@ export async function resolveModel(spec: ResolveSpec): Promise<ResolvedModel> {
   const env = hubSettings(spec.env ?? process.env);
   const repo = repoId(spec.name);
   const revision = spec.revision ?? DEFAULT_REVISION;
+  // `auto` (or none given) is settled against what the cache or the repository has, in resolveLocked/download
+  const auto = spec.dtype === undefined || spec.dtype === 'auto' ? (spec.device ?? 'cpu') : null;
   const dtype = dtypesFrom(spec.dtype, spec.device);
   const home = spec.home ?? env.home;
   const dir = revisionDir(home, repo, revision);
@@ -129,6 +135,7 @@ export async function resolveModel(spec: ResolveSpec): Promise<ResolvedModel> {
         repo,
         revision,
         dtype,
+        auto,
         home,
         dir,
         offline: spec.offline ?? env.offline,
@@ -154,6 +161,8 @@ interface Job {
   repo: string;
   revision: string;
   dtype: DtypeByModule;
+  /** The provider `auto` is chosen for, or null when the dtype was given. */
+  auto: string | null;
   home: string;
   dir: string;
   offline: boolean;
@@ -198,6 +207,8 @@ or pull it while online: florence2 models pull ${name}${rev}`;
 async function resolveLocked(job: Job): Promise<ResolvedModel> {
   const cached = await readManifest(job.dir);
   if (cached !== null) {
+    // `auto` takes the best variants the cache already has, so a start needs no network
+    if (job.auto !== null) job.dtype = autoDtypes(job.auto, (m, d) => cached.files[onnxPath(m, d)] !== undefined);
     const missing = await missingFiles(job.dir, cached, job.dtype);
     if (missing.length === 0)
       return { dir: job.dir, downloaded: false, repo: job.repo, revision: job.revision, commit: cached.commit, dtype: job.dtype };
@@ -286,6 +297,10 @@ async function download(job: Job, partial: string): Promise<ResolvedModel> {
   }
   // Extending a folder fetches at its commit, so its files never mix two commits.
   const info = await repoInfo(client, repo, existing?.commit ?? revision);
+  if (job.auto !== null) {
+    const have = new Set(info.siblings);
+    job.dtype = autoDtypes(job.auto, (m, d) => have.has(onnxPath(m, d)));
+  }
   let wanted = filesToFetch(info.siblings, job.dtype, repo, revision);
   if (existing !== null) {
     const missing = new Set(await missingFiles(job.dir, existing, job.dtype));

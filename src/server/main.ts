@@ -27,7 +27,8 @@ import { TlsFiles } from './tls';
 import { guardInterceptor } from './guard';
 import { installGuardedInflate } from './inflate-guard';
 import { guardedService } from './wire-guard';
-import { MODULES, moduleFile } from '../runtime/model-files';
+import { MODULES, moduleFile, type DtypeByModule } from '../runtime/model-files';
+import { folderDtypes } from '../hub/dtypes';
 import { TASK_TOKENS } from '../florence/tasks';
 import type { ModelInfo } from '../generated/florence2/v1/ModelInfo';
 
@@ -69,11 +70,15 @@ const SERVER_VERSION = (JSON.parse(readFileSync(join(protoDir(), '..', 'package.
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   // 1) what the model is (read on the main thread without onnxruntime)
   const model = readModelConfig(config.model);
-  const files = Object.fromEntries(MODULES.map((m) => [m, moduleFile(config.model, m, config.dtype).split('/').pop()!]));
+  // `auto` resolves per device kind against the folder's files
+  const dtypes = new Map(config.devices.map((d) => [d.name, folderDtypes(config.model, config.dtype, d.provider)]));
+  const firstDtype = dtypes.get(config.devices[0].name)!;
+  const files = Object.fromEntries(MODULES.map((m) => [m, moduleFile(config.model, m, firstDtype).split('/').pop()!]));
   const metrics = new Metrics();
+  const dtypeLabel = (t: DtypeByModule) => MODULES.map((m) => `${m}=${t[m]}`).join(',');
   metrics.setModelInfo({
     model: model.name || config.model,
-    dtype: MODULES.map((m) => `${m}=${config.dtype[m]}`).join(','),
+    dtype: [...new Set([...dtypes.values()].map(dtypeLabel))].join(';'),
     serverVersion: SERVER_VERSION,
   });
 
@@ -95,7 +100,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
           deviceId: d.deviceId,
           allowCpuFallback: config.allowCpuFallback,
           intraOpNumThreads: config.intraOpThreads,
-          dtype: config.dtype,
+          dtype: dtypes.get(d.name)!,
           resample: config.resample,
           maxPixels: config.maxImagePixels,
           maxVisionBatch: batching.get(d.name)!.maxVisionBatch,

@@ -29,7 +29,7 @@ import {
 } from '../../src/hub';
 import { models } from '../../src/cli/models';
 import { FakeHub } from '../helpers/fake-hub';
-import { randomTiny } from '../helpers/synth-models';
+import { randomTiny, tinyModel } from '../helpers/synth-models';
 
 const REPO = 'onnx-community/Florence-2-base-ft';
 const FP32_ONNX = ['onnx/decoder_model_merged.onnx', 'onnx/embed_tokens.onnx', 'onnx/encoder_model.onnx', 'onnx/vision_encoder.onnx'];
@@ -83,10 +83,12 @@ describe('hub: model download', function () {
 
   before(async () => {
     source = await randomTiny(); // fp32 + fp16 graphs, plus decoder_model.onnx and synthetic.json that a pull must skip
+    const eightBit = await tinyModel({ name: 'tiny-random-fp32-int8', seed: 1, dtypes: ['fp32', 'int8'] });
     hub = await FakeHub.start({
       repos: [
         { id: REPO, dir: source },
         { id: 'acme/tiny', dir: source },
+        { id: 'acme/tiny-int8', dir: eightBit },
       ],
     });
   });
@@ -107,7 +109,8 @@ describe('hub: model download', function () {
     assert.equal(r.downloaded, true);
     assert.equal(r.dir, modelDir());
     assert.equal(r.commit, hub.commitOf(REPO));
-    assert.deepEqual(r.dtype, defaultDtypes('cpu'));
+    // `auto` on CPU prefers int8; this repository has only fp32 and fp16, so every module falls back to fp32
+    assert.deepEqual(r.dtype, { vision_encoder: 'fp32', embed_tokens: 'fp32', encoder_model: 'fp32', decoder_model_merged: 'fp32' });
 
     // Exactly the files the server needs: no fp16 variants, no plain decoder, no synthetic.json.
     assert.deepEqual(tree(r.dir), [MANIFEST, ...CONFIGS, ...FP32_ONNX].sort());
@@ -270,6 +273,33 @@ describe('hub: model download', function () {
     await assert.rejects(resolve({ offline: true, name: 'acme/tiny', revision: 'v2' }), /florence2 models pull acme\/tiny --revision v2/);
     assert.equal(hub.log.length, 0);
     assert.equal(existsSync(join(home, 'models')), false);
+  });
+
+  it('auto (the default) fetches the measured best variant the repository has, and later resolves from the cache offline', async () => {
+    assert.deepEqual(defaultDtypes('cpu'), {
+      vision_encoder: 'int8',
+      embed_tokens: 'int8',
+      encoder_model: 'int8',
+      decoder_model_merged: 'int8',
+    });
+    const r = await resolve({ name: 'acme/tiny-int8' });
+    assert.equal(r.downloaded, true);
+    assert.deepEqual(r.dtype, defaultDtypes('cpu'));
+    const onnxFiles = tree(r.dir).filter((f) => f.startsWith('onnx/'));
+    assert.deepEqual(onnxFiles, FP32_ONNX.map((f) => f.replace('.onnx', '_int8.onnx')).sort());
+    // the folder loads with `auto` in the library, choosing the same files
+    const model = await Florence2.load(r.dir, { dtype: 'auto', intraOpNumThreads: 1 });
+    try {
+      assert.match(model.files.decoder_model_merged, /decoder_model_merged_int8\.onnx$/);
+    } finally {
+      await model.release();
+    }
+    const again = await resolve({ name: 'acme/tiny-int8', offline: true, dtype: 'auto' });
+    assert.equal(again.downloaded, false);
+    assert.deepEqual(again.dtype, defaultDtypes('cpu'));
+    // on a GPU provider auto asks for other variants: this repository lacks fp16, so those modules get fp32
+    const gpu = await resolve({ name: 'acme/tiny-int8', device: 'cuda' });
+    assert.deepEqual(gpu.dtype, { vision_encoder: 'fp32', embed_tokens: 'fp32', encoder_model: 'fp32', decoder_model_merged: 'fp32' });
   });
 
   it('offline: a cached model resolves; a dtype it lacks is an OfflineError naming the files', async () => {

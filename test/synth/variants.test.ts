@@ -6,7 +6,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -15,7 +15,7 @@ import { type RawImage } from '@huggingface/transformers';
 import { loadTjsModel, loadTjsProcessor, testImage } from '../helpers/tjs';
 import { CAR_SCRIPT, tinyModel } from '../helpers/synth-models';
 import { DTYPE_SUFFIX, MODULES, type Dtype, type ModuleName } from '../../src/runtime/model-files';
-import { OrtBackend } from '../../src/runtime/ort-backend';
+import { ModelLoadError, OrtBackend, unsupportedOperator } from '../../src/runtime/ort-backend';
 import { readModelConfig } from '../../src/florence/model-config';
 import { encodeInputs } from '../../src/florence/pipeline';
 import { generate } from '../../src/florence/generation/loop';
@@ -281,6 +281,51 @@ describe('synthetic model: ONNX variants (fp16, q8, int8, uint8, q4, q4f16, bnb4
           await backend.release();
         }
       }
+    });
+  });
+
+  describe('a variant this onnxruntime cannot run', () => {
+    it('fails at load with the module, dtype, file and operator named', async () => {
+      const src = await tinyModel({ name: 'tiny-random-seed1', seed: 1, plainDecoder: true, dtypes: ['fp32', 'fp16'] });
+      const dir = await mkdtemp(join(tmpdir(), 'florence2-unrunnable-'));
+      try {
+        await cp(src, dir, { recursive: true });
+        // a q4 vision encoder whose quantized matmul uses an operator this build has no kernel for
+        const g = new GraphBuilder('vision_encoder');
+        g.input('pixel_values', DataType.FLOAT, ['batch_size', 3, 'height', 'width']);
+        g.output('image_features', DataType.FLOAT, null, g.node('MatMulQ3Experimental', ['pixel_values'], {}, 1)[0]);
+        const file = join(dir, 'onnx', 'vision_encoder_q4.onnx');
+        await writeModel(file, g, { producerName: 'test', producerVersion: '1', opset: 17, irVersion: 8 });
+        for (const m of ['embed_tokens', 'encoder_model', 'decoder_model_merged'])
+          await copyFile(join(dir, 'onnx', `${m}.onnx`), join(dir, 'onnx', `${m}_q4.onnx`));
+        await assert.rejects(OrtBackend.open(dir, readModelConfig(dir).dims, { dtype: 'q4', intraOpNumThreads: 1 }), (e: unknown) => {
+          assert.ok(e instanceof ModelLoadError, String(e));
+          assert.match(e.message, /^cannot load vision_encoder \(dtype q4\) from .*vision_encoder_q4\.onnx: /);
+          assert.match(e.message, /cannot run operator MatMulQ3Experimental/);
+          assert.match(e.message, /choose another dtype for vision_encoder \(e\.g\. --dtype vision_encoder=fp32\)/);
+          return true;
+        });
+        // the other modules' q4 files with an fp32 vision encoder load
+        const mixed = await OrtBackend.open(dir, readModelConfig(dir).dims, {
+          dtype: { embed_tokens: 'q4', encoder_model: 'q4', decoder_model_merged: 'q4' },
+          intraOpNumThreads: 1,
+        });
+        await mixed.release();
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('names the operator in onnxruntime’s missing-kernel and unknown-operator messages', () => {
+      assert.deepEqual(unsupportedOperator("Could not find an implementation for ConvInteger(10) node with name '/vision/Conv_quant'"), {
+        op: 'ConvInteger (opset 10)',
+        node: '/vision/Conv_quant',
+      });
+      assert.deepEqual(unsupportedOperator('Fatal error: com.microsoft:MatMulBnb4(-1) is not a registered function/op'), {
+        op: 'com.microsoft:MatMulBnb4',
+      });
+      assert.deepEqual(unsupportedOperator('Error No Op registered for Foo with domain_version of 17'), { op: 'Foo' });
+      assert.equal(unsupportedOperator('Protobuf parsing failed.'), null);
     });
   });
 

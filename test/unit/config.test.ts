@@ -58,7 +58,7 @@ describe('config/load', () => {
         workersPerDevice: 1,
         intraOpThreads: 8,
         allowCpuFallback: false,
-        dtype: { vision_encoder: 'fp32', embed_tokens: 'fp32', encoder_model: 'fp32', decoder_model_merged: 'fp32' },
+        dtype: 'auto',
         resample: 'pil',
         maxImagePixels: 50_000_000,
         maxMessageBytes: 52_428_800,
@@ -206,7 +206,7 @@ describe('config/load', () => {
         c.devices.map((d) => d.name),
         ['cuda:1', 'cpu:0'],
       );
-      assert.equal(c.dtype.decoder_model_merged, 'q4');
+      assert.deepEqual(c.dtype, { vision_encoder: 'fp32', embed_tokens: 'fp32', encoder_model: 'fp32', decoder_model_merged: 'q4' });
       assert.equal(c.maxQueuePerDevice, 16);
     });
 
@@ -341,9 +341,21 @@ describe('config/load', () => {
   });
 
   describe('dtype', () => {
+    /** The dtype table of a config that names one (not `auto`). */
+    const table = (c: Config) => {
+      assert.notEqual(c.dtype, 'auto');
+      return c.dtype as Exclude<Config['dtype'], 'auto'>;
+    };
+
+    it('auto by default and when asked', () => {
+      assert.equal(load([]).dtype, 'auto');
+      assert.equal(load(['--dtype', 'auto']).dtype, 'auto');
+      assert.equal(load([], { FLORENCE2_DTYPE: ' auto ' }).dtype, 'auto');
+    });
+
     it('one dtype for all modules', () => {
-      const c = load(['--dtype', 'fp16']);
-      for (const m of MODULES) assert.equal(c.dtype[m], 'fp16');
+      const c = table(load(['--dtype', 'fp16']));
+      for (const m of MODULES) assert.equal(c[m], 'fp16');
     });
 
     it('per module, others fp32', () => {
@@ -353,18 +365,18 @@ describe('config/load', () => {
         encoder_model: 'fp32',
         decoder_model_merged: 'q4',
       });
-      assert.equal(load([], { FLORENCE2_DTYPE: 'embed_tokens=q8' }).dtype.embed_tokens, 'q8');
+      assert.equal(table(load([], { FLORENCE2_DTYPE: 'embed_tokens=q8' })).embed_tokens, 'q8');
     });
 
     it('accepts every listed dtype', () => {
       for (const d of ['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'q4f16', 'bnb4'])
-        assert.equal(load(['--dtype', d]).dtype.encoder_model, d);
+        assert.equal(table(load(['--dtype', d])).encoder_model, d);
     });
 
     it('rejects unknown dtypes, modules, duplicates and bare items in a list', () => {
       oneProblem(
         () => load(['--dtype', 'fp64']),
-        /^--dtype: must be one of fp32\|fp16\|q8\|int8\|uint8\|q4\|q4f16\|bnb4 or a list module=dtype/,
+        /^--dtype: must be auto, one of fp32\|fp16\|q8\|int8\|uint8\|q4\|q4f16\|bnb4 or a list module=dtype/,
       );
       oneProblem(() => load(['--dtype', 'decoder=fp16']), /unknown module 'decoder'/);
       oneProblem(() => load(['--dtype', 'encoder_model=fp64']), /encoder_model: dtype must be one of/);

@@ -77,7 +77,7 @@ function findUp(relative: string): string {
 }
 export const ONNX_OPSET = 17;
 export const ONNX_IR_VERSION = 8;
-export const BUILDER_VERSION = '1';
+export const BUILDER_VERSION = '2';
 
 const TOKENIZER_FILES_AS_IS = [
   'tokenizer_config.json',
