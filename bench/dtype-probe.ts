@@ -3,7 +3,7 @@
  * images, and prints one JSON line with stage times, ids and resident memory. A process of its own
  * per variant, so each RSS figure is that of one worker holding one variant and nothing else.
  *
- * `tsx bench/dtype-probe.ts DIR ours|tjs DTYPE_JSON RUNS MAX_NEW_TOKENS THREADS`
+ * `tsx bench/dtype-probe.ts DIR ours|tjs DTYPE_JSON RUNS MAX_NEW_TOKENS THREADS [ARENA 1|0]`
  */
 import { performance } from 'node:perf_hooks';
 import { Florence2 } from '../src/index';
@@ -33,7 +33,7 @@ export interface ProbeResult {
 }
 
 async function main(): Promise<void> {
-  const [dir, impl, dtypeJson, runsArg, maxArg, threadsArg] = process.argv.slice(2);
+  const [dir, impl, dtypeJson, runsArg, maxArg, threadsArg, arenaArg] = process.argv.slice(2);
   const dtype = JSON.parse(dtypeJson) as DtypeByModule;
   const runs = Number(runsArg);
   const maxNewTokens = Number(maxArg);
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   let runOne: (i: number) => Promise<Sample>;
   if (impl === 'ours') {
-    const model = await Florence2.load(dir, { dtype, intraOpNumThreads: threads });
+    const model = await Florence2.load(dir, { dtype, intraOpNumThreads: threads, cpuMemoryArena: arenaArg !== '0' });
     runOne = async (i) => {
       const r = await model.run({ image: images[i].png, task: '<OD>' }, { generation: { numBeams: 1, maxNewTokens } });
       return { ...r.timings, tokens: r.generatedTokens, ids: r.tokenIds, promptTokens: r.promptTokens };

@@ -28,7 +28,14 @@ export interface DtypeBenchOptions {
   log: (line: string) => void;
 }
 
-function probe(dir: string, impl: 'ours' | 'tjs', dtype: DtypeByModule, runs: number, maxNewTokens: number): Promise<ProbeResult> {
+function probe(
+  dir: string,
+  impl: 'ours' | 'tjs',
+  dtype: DtypeByModule,
+  runs: number,
+  maxNewTokens: number,
+  arena = true,
+): Promise<ProbeResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
@@ -42,6 +49,7 @@ function probe(dir: string, impl: 'ours' | 'tjs', dtype: DtypeByModule, runs: nu
         String(runs),
         String(maxNewTokens),
         String(THREADS),
+        arena ? '1' : '0',
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -114,19 +122,27 @@ export async function dtypeBench(o: DtypeBenchOptions): Promise<string> {
   const fileMB = (t: DtypeByModule) =>
     MODULES.reduce((s, m) => s + statSync(join(dir, 'onnx', `${m}${DTYPE_SUFFIX[t[m]]}.onnx`)).size, 0) / 1e6;
 
-  const rows: { name: string; table: DtypeByModule; ours: ProbeResult; tjs: ProbeResult | string }[] = [];
-  const tables: [string, DtypeByModule][] = [...variants.map((d) => [d, uniform(d)] as [string, DtypeByModule]), ['auto', o.auto]];
-  for (const [name, table] of tables) {
+  const rows: { name: string; table: DtypeByModule; ours: ProbeResult; tjs: ProbeResult | string | null }[] = [];
+  // The last two rows show the memory/speed trade of --no-cpu-memory-arena (ours only).
+  const tables: [string, DtypeByModule, boolean][] = [
+    ...variants.map((d) => [d, uniform(d), true] as [string, DtypeByModule, boolean]),
+    ['auto', o.auto, true],
+    ['fp32, no CPU arena', uniform('fp32'), false],
+    ['auto, no CPU arena', o.auto, false],
+  ];
+  for (const [name, table, arena] of tables) {
     o.log(`${name} (${label(table)}): ours`);
-    const ours = await probe(dir, 'ours', table, o.runs, o.maxNewTokens);
+    const ours = await probe(dir, 'ours', table, o.runs, o.maxNewTokens, arena);
     o.log(`  ours: vision ${summarize(ours).vision.toFixed(0)} ms, decoder ${summarize(ours).decoderPerToken.toFixed(1)} ms/token`);
-    let tjs: ProbeResult | string;
-    try {
-      o.log(`${name}: transformers.js`);
-      tjs = await probe(dir, 'tjs', table, o.runs, o.maxNewTokens);
-    } catch (err) {
-      tjs = err instanceof Error ? err.message : String(err);
-      o.log(`  transformers.js failed: ${tjs}`);
+    let tjs: ProbeResult | string | null = null;
+    if (arena) {
+      try {
+        o.log(`${name}: transformers.js`);
+        tjs = await probe(dir, 'tjs', table, o.runs, o.maxNewTokens);
+      } catch (err) {
+        tjs = err instanceof Error ? err.message : String(err);
+        o.log(`  transformers.js failed: ${tjs}`);
+      }
     }
     rows.push({ name, table, ours, tjs });
   }
@@ -147,23 +163,26 @@ export async function dtypeBench(o: DtypeBenchOptions): Promise<string> {
       r.ours.images.map((i) => i.ids),
       refIds,
     );
+    const tjs = r.tjs;
     const tjsCells =
-      typeof r.tjs === 'string'
-        ? ['failed', 'failed', 'failed']
-        : (() => {
-            const t = summarize(r.tjs);
-            return [t.vision.toFixed(0), t.decoderPerToken.toFixed(1), mib(t.rssAfterRequest)];
-          })();
+      tjs === null
+        ? ['-', '-', '-']
+        : typeof tjs === 'string'
+          ? ['failed', 'failed', 'failed']
+          : (() => {
+              const t = summarize(tjs);
+              return [t.vision.toFixed(0), t.decoderPerToken.toFixed(1), mib(t.rssAfterRequest)];
+            })();
     const tokensPerSecond = 1000 / s.decoderPerToken;
     lines.push(
-      `| ${r.name === 'auto' ? `auto (${label(r.table)})` : r.name} | ${fileMB(r.table).toFixed(0)} | ${s.vision.toFixed(0)} | ${s.encoder.toFixed(0)} | ${s.decoderPerToken.toFixed(1)} | ${tokensPerSecond.toFixed(1)} (${(base.decoderPerToken / s.decoderPerToken).toFixed(2)}×) | ${s.total.toFixed(0)} | ${mib(s.rssAfterLoad)} | ${mib(s.rssAfterRequest)} | ${mib(s.peakRss)} | ${(100 * a.share).toFixed(0)}% | ${a.firstDiff.map((f) => (f === null ? 'none' : `token ${f}`)).join(' / ')} | ${tjsCells.join(' | ')} |`,
+      `| ${r.name.startsWith('auto') ? r.name.replace('auto', `auto (${label(r.table)})`) : r.name} | ${fileMB(r.table).toFixed(0)} | ${s.vision.toFixed(0)} | ${s.encoder.toFixed(0)} | ${s.decoderPerToken.toFixed(1)} | ${tokensPerSecond.toFixed(1)} (${(base.decoderPerToken / s.decoderPerToken).toFixed(2)}×) | ${s.total.toFixed(0)} | ${mib(s.rssAfterLoad)} | ${mib(s.rssAfterRequest)} | ${mib(s.peakRss)} | ${(100 * a.share).toFixed(0)}% | ${a.firstDiff.map((f) => (f === null ? 'none' : `token ${f}`)).join(' / ')} | ${tjsCells.join(' | ')} |`,
     );
   }
   lines.push('');
   for (const r of rows) if (typeof r.tjs === 'string') lines.push(`- transformers.js could not run ${r.name}: ${r.tjs}`);
   lines.push(
     '- vision = the vision_encoder run; encoder = prompt embedding (embed_tokens) + merge + encoder_model run; decoder ms/token = the generation loop (embed_tokens of each new token + decoder_model_merged step + logits processing) per generated token; tokens/s = 1000 / decoder ms/token.',
-    '- Each variant runs in a fresh process (ours, then transformers.js), so RSS is one worker holding that variant: after load, after the first request (a warm-up, excluded from the times), and the peak over the run.',
+    '- Each variant runs in a fresh process (ours, then transformers.js), so RSS is one worker holding that variant: after load, after the first request (a warm-up, excluded from the times), and the peak over the run. "no CPU arena" rows load with `cpuMemoryArena: false` (`--no-cpu-memory-arena`); transformers.js is not run for them.',
     '- greedy tokens equal to fp32: the share of generated positions where the variant emits the token fp32 emits on the same image (random weights: see the README on what this says about real weights).',
     `- Whole run ${((performance.now() - started) / 1000).toFixed(0)} s.`,
     '',

@@ -25,6 +25,8 @@ export interface WorkerInit {
   /** Fall back to CPU when the provider cannot be loaded. */
   allowCpuFallback: boolean;
   intraOpNumThreads: number;
+  /** onnxruntime's CPU memory arena on (faster) or off (smaller). */
+  cpuMemoryArena: boolean;
   /** The dtype of each module, as configured (validated by the config loader). */
   dtype: DtypeByModule;
   resample: ResampleMode;

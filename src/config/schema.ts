@@ -82,6 +82,8 @@ export interface Config {
   readonly intraOpThreads: number;
   /** When a GPU execution provider cannot load, run that pool on CPU instead of failing the start. */
   readonly allowCpuFallback: boolean;
+  /** onnxruntime's CPU memory arena: faster with it, about 480 MiB less per worker on base without. */
+  readonly cpuMemoryArena: boolean;
   /**
    * Dtype of every module (a single `--dtype` value applies to all four), or `auto`: per device
    * kind, the measured best variant of each module that the folder has (src/hub/dtypes.ts).
@@ -491,6 +493,17 @@ export const SETTINGS: readonly AnySetting[] = [
     default: false,
     defaultText: 'false',
     doc: 'Run a pool on CPU when its execution provider is unavailable, instead of failing the start.',
+    parse: boolean,
+  }),
+  row({
+    key: 'cpuMemoryArena',
+    flag: '--cpu-memory-arena',
+    env: 'FLORENCE2_CPU_MEMORY_ARENA',
+    type: 'boolean',
+    valueName: '',
+    default: true,
+    defaultText: 'true',
+    doc: "Keep onnxruntime's CPU memory arena (activation buffers stay allocated between runs). false: about 480 MiB less per worker on base after a request, the vision encoder about 15% slower.",
     parse: boolean,
   }),
   row({

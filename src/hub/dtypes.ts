@@ -24,8 +24,8 @@ export type { DtypeByModule };
  * 1.30; README "ONNX variants"): int8 is the fastest variant of every module that passes the
  * agreement check (at least 85% of greedy tokens equal to fp32's with all four modules in that
  * variant; int8 90%, q8 88%, uint8 85%; q4 and q4f16 10%, bnb4 50%). Against fp32 it ran the vision
- * encoder 1.6× and the decoder 1.8× faster and held 55% of the resident memory after a request. q4
- * decoded 1.4× faster than fp32, slower than int8; bnb4 decoded at 0.6×.
+ * encoder 1.6–1.7× and the decoder 1.7–2.1× faster (two runs) and held 39% of fp32's resident memory
+ * after load, 57% after a request. q4 decoded 1.4× faster than fp32, slower than int8; bnb4 at 0.5×.
  */
 const EIGHT_BIT: readonly Dtype[] = ['int8', 'q8', 'uint8', 'fp32'];
 const AUTO_ORDER: Record<'cpu' | 'gpu', Record<ModuleName, readonly Dtype[]>> = {

@@ -100,6 +100,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
           deviceId: d.deviceId,
           allowCpuFallback: config.allowCpuFallback,
           intraOpNumThreads: config.intraOpThreads,
+          cpuMemoryArena: config.cpuMemoryArena,
           dtype: dtypes.get(d.name)!,
           resample: config.resample,
           maxPixels: config.maxImagePixels,

@@ -50,6 +50,7 @@ function errorMessage(err: unknown): string {
 async function loadModel(init: WorkerInit): Promise<{ model: Florence2; provider: string; fallback: boolean }> {
   const common = {
     intraOpNumThreads: init.intraOpNumThreads,
+    cpuMemoryArena: init.cpuMemoryArena,
     dtype: init.dtype,
     resample: init.resample,
     maxPixels: init.maxPixels,

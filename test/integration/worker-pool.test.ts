@@ -21,6 +21,7 @@ function initFor(modelDir: string, device: string, extra: Partial<WorkerInit> = 
     provider: 'cpu',
     deviceId: 0,
     allowCpuFallback: false,
+    cpuMemoryArena: true,
     intraOpNumThreads: 1,
     dtype: dtypesFrom('fp32'),
     resample: 'sharp',

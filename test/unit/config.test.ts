@@ -58,6 +58,7 @@ describe('config/load', () => {
         workersPerDevice: 1,
         intraOpThreads: 8,
         allowCpuFallback: false,
+        cpuMemoryArena: true,
         dtype: 'auto',
         resample: 'pil',
         maxImagePixels: 50_000_000,
@@ -177,6 +178,8 @@ describe('config/load', () => {
         assert.equal(load([], { FLORENCE2_ALLOW_CPU_FALLBACK: v }).allowCpuFallback, want, v);
       }
       assert.equal(load(['--config', file({ allowCpuFallback: true })]).allowCpuFallback, true);
+      assert.equal(load(['--no-cpu-memory-arena']).cpuMemoryArena, false);
+      assert.equal(load([], { FLORENCE2_CPU_MEMORY_ARENA: '0' }).cpuMemoryArena, false);
       oneProblem(
         () => load([], { FLORENCE2_ALLOW_CPU_FALLBACK: 'yes' }),
         /^FLORENCE2_ALLOW_CPU_FALLBACK: must be true or false \(or 1 or 0\), got 'yes'$/,
