@@ -116,7 +116,8 @@ const label = (t: DtypeByModule): string => {
 
 export async function dtypeBench(o: DtypeBenchOptions): Promise<string> {
   const started = performance.now();
-  const variants = o.variants.includes('fp32') ? o.variants : (['fp32', ...o.variants] as Dtype[]);
+  // fp32 first: it is the baseline every row is compared with
+  const variants: Dtype[] = ['fp32', ...o.variants.filter((d) => d !== 'fp32')];
   const needed = [...new Set([...variants, ...Object.values(o.auto)])];
   const dir = await benchModel(o.size, SEED, o.log, null, needed);
   const fileMB = (t: DtypeByModule) =>

@@ -59,7 +59,7 @@ const USAGE =
 function parseOptions() {
   const { values } = parseArgs({
     options: {
-      sizes: { type: 'string', default: 'tiny,base' },
+      sizes: { type: 'string' },
       runs: { type: 'string' },
       'max-new-tokens': { type: 'string' },
       dtypes: { type: 'boolean', default: false },
@@ -72,7 +72,7 @@ function parseOptions() {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  const sizes = values.sizes
+  const sizes = (values.sizes ?? 'tiny,base')
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
@@ -93,7 +93,7 @@ function parseOptions() {
   return {
     dtypes: values.dtypes,
     variants: variants as Dtype[],
-    sizesGiven: values.sizes !== 'tiny,base',
+    sizesGiven: values.sizes !== undefined,
     sizes: sizes as ('tiny' | 'base')[],
     runs: int('runs', values.runs),
     maxNewTokens: int('max-new-tokens', values['max-new-tokens']),

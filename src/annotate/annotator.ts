@@ -283,8 +283,9 @@ export class AutoAnnotator {
       this.backendPromise =
         o.server !== undefined
           ? createRemoteBackend(o.server, { generation: o.generation, ...(o.token !== undefined ? { token: o.token } : {}) })
-          : resolveModelDir(o.model, o.env ?? process.env).then((dir) =>
-              EmbeddedBackend.load(dir, { generation: o.generation, load: o.load }),
+          : resolveModelDir(o.model, o.env ?? process.env, process.cwd(), o.load?.dtype ?? 'auto').then((dir) =>
+              // like serve: the best variant the folder has unless a dtype is given
+              EmbeddedBackend.load(dir, { generation: o.generation, load: { ...o.load, dtype: o.load?.dtype ?? 'auto' } }),
             );
       // A failed load must not stay cached as a rejected promise.
       this.backendPromise.catch(() => {

@@ -9,6 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { Florence2, GenerationStopped, type GenerationOverrides, type LoadOptions, type RunRequest } from '../index';
 import type { AnnotationBackend, BackendRequest, BackendResult, BackendRunOptions } from './types';
+import type { DtypeChoice } from '../runtime/model-files';
 
 /** Options of the in-process backend. */
 export interface EmbeddedBackendOptions {
@@ -125,6 +126,7 @@ export async function resolveModelDir(
   model: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
   cwd = process.cwd(),
+  dtype: DtypeChoice | 'auto' = 'auto',
 ): Promise<string> {
   const given = model || env.FLORENCE2_MODEL || DEFAULT_MODEL;
   const direct = path.resolve(cwd, given);
@@ -141,7 +143,7 @@ export async function resolveModelDir(
     );
   }
   try {
-    return (await resolveModel({ name, env })).dir;
+    return (await resolveModel({ name, env, dtype })).dir;
   } catch (err) {
     if (err instanceof OfflineError || err instanceof NetworkError) throw new ModelNotFoundError(`no model: ${err.message}`);
     throw err;

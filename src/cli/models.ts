@@ -250,10 +250,10 @@ async function pull(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<
   const device = a.values['--device'];
   if (device !== undefined && !isProvider(device))
     throw new UsageError(`--device must be one of ${PROVIDERS.join(', ')}, got ${JSON.stringify(device)}`);
-  let dtype: DtypeByModule | undefined;
+  let dtype: DtypeByModule | 'auto' | undefined;
   try {
     repoId(a.positional[0]);
-    dtype = a.values['--dtype'] === undefined ? undefined : parseDtypeArg(a.values['--dtype'], device ?? 'cpu');
+    dtype = a.values['--dtype'] === undefined ? undefined : parseDtypeArg(a.values['--dtype']);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }

@@ -31,25 +31,32 @@ async function localModel(config: Config, env: NodeJS.ProcessEnv, logger: Logger
   if (!config.model.startsWith(HUB_MODEL_PREFIX)) return config;
   const name = config.model.slice(HUB_MODEL_PREFIX.length);
   let lastLog = 0;
-  const resolved = await resolveModel({
-    name,
-    dtype: config.dtype === 'auto' ? undefined : config.dtype,
-    device: config.devices[0]?.provider,
-    env,
-    onProgress: (p) => {
-      const now = Date.now();
-      if (p.event !== 'progress' || now - lastLog > 5000) {
-        lastLog = now;
-        logger.info('downloading model', { model: name, file: p.file, event: p.event, bytes: p.bytes, total: p.total });
-      }
-    },
-  });
-  logger.info(resolved.downloaded ? 'model downloaded' : 'model found in cache', {
-    model: name,
-    dir: resolved.dir,
-    commit: resolved.commit,
-  });
-  return Object.freeze({ ...config, model: resolved.dir });
+  // `auto` differs per device kind: fetch each kind's files, so every pool finds what it loads
+  const providers = config.dtype === 'auto' ? [...new Set(config.devices.map((d) => d.provider))] : [config.devices[0]?.provider];
+  let dir = '';
+  for (const device of providers) {
+    const resolved = await resolveModel({
+      name,
+      dtype: config.dtype,
+      device,
+      env,
+      onProgress: (p) => {
+        const now = Date.now();
+        if (p.event !== 'progress' || now - lastLog > 5000) {
+          lastLog = now;
+          logger.info('downloading model', { model: name, file: p.file, event: p.event, bytes: p.bytes, total: p.total });
+        }
+      },
+    });
+    logger.info(resolved.downloaded ? 'model downloaded' : 'model found in cache', {
+      model: name,
+      dir: resolved.dir,
+      commit: resolved.commit,
+      ...(device === undefined ? {} : { device }),
+    });
+    dir = resolved.dir;
+  }
+  return Object.freeze({ ...config, model: dir });
 }
 
 export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {

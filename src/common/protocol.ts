@@ -27,8 +27,10 @@ export interface WorkerInit {
   intraOpNumThreads: number;
   /** onnxruntime's CPU memory arena on (faster) or off (smaller). */
   cpuMemoryArena: boolean;
-  /** The dtype of each module, as configured (validated by the config loader). */
+  /** The dtype of each module, as configured (validated by the config loader; `auto` resolved for this device). */
   dtype: DtypeByModule;
+  /** What to load when the provider falls back to CPU (`auto` resolved for CPU). */
+  cpuFallbackDtype: DtypeByModule;
   resample: ResampleMode;
   maxPixels: number;
   /** Images per vision-encoder call within a batch. */

@@ -82,7 +82,7 @@ export interface Config {
   readonly intraOpThreads: number;
   /** When a GPU execution provider cannot load, run that pool on CPU instead of failing the start. */
   readonly allowCpuFallback: boolean;
-  /** onnxruntime's CPU memory arena: faster with it, about 480 MiB less per worker on base without. */
+  /** onnxruntime's CPU memory arena: faster with it, 350–470 MiB less per worker on base without. */
   readonly cpuMemoryArena: boolean;
   /**
    * Dtype of every module (a single `--dtype` value applies to all four), or `auto`: per device
@@ -503,7 +503,7 @@ export const SETTINGS: readonly AnySetting[] = [
     valueName: '',
     default: true,
     defaultText: 'true',
-    doc: "Keep onnxruntime's CPU memory arena (activation buffers stay allocated between runs). false: about 480 MiB less per worker on base after a request, the vision encoder about 15% slower.",
+    doc: "Keep onnxruntime's CPU memory arena (activation buffers stay allocated between runs). false: 350–470 MiB less per worker on base after a request, the vision encoder 15–25% slower.",
     parse: boolean,
   }),
   row({

@@ -1,4 +1,5 @@
 /** Which ONNX variant (dtype) of each module to fetch, and the files that makes up a model folder. */
+import { existsSync } from 'node:fs';
 import {
   DTYPE_SUFFIX,
   MODULES,
@@ -12,7 +13,6 @@ import {
   type ModuleName,
 } from '../runtime/model-files';
 import { HubError } from './errors';
-import { existsSync } from 'node:fs';
 
 export type { DtypeByModule };
 
@@ -21,9 +21,10 @@ export type { DtypeByModule };
  * lacking a variant gets the next one, and fp32 last.
  *
  * CPU, from `npm run bench -- --dtypes` on the base-sized random model (2 cores, onnxruntime-node
- * 1.30; README "ONNX variants"): int8 is the fastest variant of every module that passes the
- * agreement check (at least 85% of greedy tokens equal to fp32's with all four modules in that
- * variant; int8 90%, q8 88%, uint8 85%; q4 and q4f16 10%, bnb4 50%). Against fp32 it ran the vision
+ * 1.30; README "ONNX variants"; every module in the same variant): int8 and q8 were the fastest
+ * variants that pass the agreement check, at least 85% of greedy tokens equal to fp32's (int8 90%,
+ * q8 88%, uint8 85%; q4 and q4f16 10%, bnb4 50%). They are the same weights except in the vision
+ * encoder, whose q8 is uint8 and was slower in both runs, so int8 comes first. Against fp32 it ran the vision
  * encoder 1.6–1.7× and the decoder 1.7–2.1× faster (two runs) and held 39% of fp32's resident memory
  * after load, 57% after a request. q4 decoded 1.4× faster than fp32, slower than int8; bnb4 at 0.5×.
  */
@@ -48,17 +49,23 @@ const AUTO_ORDER: Record<'cpu' | 'gpu', Record<ModuleName, readonly Dtype[]>> = 
 
 /**
  * The `auto` dtype table for an execution provider: for each module the first variant of its
- * order that `available` says the folder (or repository) has, else fp32.
+ * order that `available` says the folder (or repository) has; when it has none of them, fp32, or
+ * with `orAny` the first variant it has (a folder of q4 files only loads its q4 files).
  */
-export function autoDtypes(provider: string, available: (module: ModuleName, dtype: Dtype) => boolean = () => true): DtypeByModule {
+export function autoDtypes(
+  provider: string,
+  available: (module: ModuleName, dtype: Dtype) => boolean = () => true,
+  orAny = false,
+): DtypeByModule {
   const order = AUTO_ORDER[isProvider(provider) && isGpuProvider(provider) ? 'gpu' : 'cpu'];
-  return Object.fromEntries(MODULES.map((m) => [m, order[m].find((d) => available(m, d)) ?? 'fp32'])) as DtypeByModule;
+  const any = (m: ModuleName) => (orAny ? (Object.keys(DTYPE_SUFFIX) as Dtype[]).find((d) => available(m, d)) : undefined);
+  return Object.fromEntries(MODULES.map((m) => [m, order[m].find((d) => available(m, d)) ?? any(m) ?? 'fp32'])) as DtypeByModule;
 }
 
 /** The dtype table a local folder loads with on `provider`: `auto` resolved against the files it has, or the table as given. */
 export function folderDtypes(dir: string, setting: DtypeByModule | 'auto', provider: string): DtypeByModule {
   if (setting !== 'auto') return setting;
-  return autoDtypes(provider, (m, d) => existsSync(moduleFile(dir, m, d)));
+  return autoDtypes(provider, (m, d) => existsSync(moduleFile(dir, m, d)), true);
 }
 
 /** The dtypes fetched from the Hub when none are given: `auto` for the provider, every variant assumed present. */
@@ -72,10 +79,10 @@ const isModule = (s: string): s is ModuleName => (MODULES as readonly string[]).
  * Parses a dtype argument: one dtype for all modules (`fp16`) or `module=dtype,...`; modules not
  * named get fp32, the same rule as the server's `--dtype`, so a pull fetches what `serve` loads.
  */
-export function parseDtypeArg(text: string, provider = 'cpu'): DtypeByModule {
+export function parseDtypeArg(text: string): DtypeByModule | 'auto' {
   const s = text.trim();
   const dtypes = Object.keys(DTYPE_SUFFIX).join('|');
-  if (s === 'auto') return defaultDtypes(provider);
+  if (s === 'auto') return 'auto';
   if (!s.includes('=')) {
     if (!isDtype(s))
       throw new HubError(

@@ -299,7 +299,7 @@ async function download(job: Job, partial: string): Promise<ResolvedModel> {
   const info = await repoInfo(client, repo, existing?.commit ?? revision);
   if (job.auto !== null) {
     const have = new Set(info.siblings);
-    job.dtype = autoDtypes(job.auto, (m, d) => have.has(onnxPath(m, d)));
+    job.dtype = autoDtypes(job.auto, (m, d) => have.has(onnxPath(m, d)), true);
   }
   let wanted = filesToFetch(info.siblings, job.dtype, repo, revision);
   if (existing !== null) {

@@ -39,8 +39,12 @@ export const isGpuProvider = (p: Provider): boolean => p !== 'cpu';
 /** One dtype for every module, or one per module (missing modules: fp32). */
 export type DtypeChoice = Dtype | Partial<Record<ModuleName, Dtype>>;
 
+/** The dtype a module gets from a choice (modules a partial table does not name: fp32). */
+export function moduleDtype(dtype: DtypeChoice | undefined, module: ModuleName): Dtype {
+  return typeof dtype === 'string' ? dtype : (dtype?.[module] ?? 'fp32');
+}
+
 /** The file a module loads from, for a dtype choice. */
 export function moduleFile(dir: string, module: ModuleName, dtype: DtypeChoice | undefined): string {
-  const d = typeof dtype === 'string' ? dtype : (dtype?.[module] ?? 'fp32');
-  return join(dir, 'onnx', `${module}${DTYPE_SUFFIX[d]}.onnx`);
+  return join(dir, 'onnx', `${module}${DTYPE_SUFFIX[moduleDtype(dtype, module)]}.onnx`);
 }

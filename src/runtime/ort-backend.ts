@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { MODULES, type ModuleName, type DtypeChoice, moduleFile, type Provider } from './model-files';
+import { MODULES, type ModuleName, type DtypeChoice, moduleDtype, moduleFile, type Provider } from './model-files';
 import {
   type DecoderStepInput,
   type DecoderStepOutput,
@@ -27,8 +27,8 @@ export interface OrtBackendOptions {
   intraOpNumThreads?: number;
   /**
    * Keep onnxruntime's CPU memory arena (default): activation buffers stay allocated between runs.
-   * Off, a worker holds about 480 MiB less after a request on base, and the vision encoder runs
-   * about 15% slower (README "ONNX variants").
+   * Off, a worker holds 350 (fp32) to 470 MiB (int8) less after a request on base, and the vision
+   * encoder runs 15–25% slower (README "ONNX variants").
    */
   cpuMemoryArena?: boolean;
 }
@@ -87,10 +87,6 @@ function requiredIo(module: ModuleName, layers: number): { inputs: Spec[]; outpu
   }
 }
 
-function dtypeOf(choice: DtypeChoice | undefined, module: ModuleName): string {
-  return typeof choice === 'string' ? choice : (choice?.[module] ?? 'fp32');
-}
-
 /**
  * The operator onnxruntime could not run, from its load error: a kernel missing for these types on
  * these providers ("Could not find an implementation for ConvInteger(10) node with name '...'"),
@@ -113,8 +109,9 @@ function loadFailure(module: ModuleName, dtype: string, file: string, providers:
   if (op === null) return `${head}: ${message}`;
   return (
     `${head}: onnxruntime ${ort.env.versions.common} on ${providers.join(', ')} cannot run operator ${op.op}` +
-    `${op.node ? ` (node ${op.node})` : ''}: this variant needs a kernel this build lacks; choose another dtype for ${module} ` +
-    `(e.g. --dtype ${module}=fp32). onnxruntime said: ${message.split('\n')[0]}`
+    `${op.node ? ` (node ${op.node})` : ''}: this variant needs a kernel this build lacks; ` +
+    `${dtype === 'fp32' ? 'try another execution provider or onnxruntime build' : `load ${module} with another dtype (fp32 runs everywhere)`}. ` +
+    `onnxruntime said: ${message.split('\n')[0]}`
   );
 }
 
@@ -192,7 +189,7 @@ export class OrtBackend implements ModelBackend {
           sessions[m] = await ort.InferenceSession.create(files[m], sessionOptions);
         } catch (err) {
           const providers = (sessionOptions.executionProviders ?? []).map((p) => (typeof p === 'string' ? p : p.name));
-          throw new ModelLoadError(loadFailure(m, dtypeOf(options.dtype, m), files[m], providers, err));
+          throw new ModelLoadError(loadFailure(m, moduleDtype(options.dtype, m), files[m], providers, err));
         }
         checkIo(files[m], sessions[m], m, dims.decoderLayers);
       }

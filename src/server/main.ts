@@ -72,6 +72,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const model = readModelConfig(config.model);
   // `auto` resolves per device kind against the folder's files
   const dtypes = new Map(config.devices.map((d) => [d.name, folderDtypes(config.model, config.dtype, d.provider)]));
+  for (const d of config.devices)
+    logger.info('model variants', { device: d.name, setting: config.dtype === 'auto' ? 'auto' : 'given', ...dtypes.get(d.name) });
   const firstDtype = dtypes.get(config.devices[0].name)!;
   const files = Object.fromEntries(MODULES.map((m) => [m, moduleFile(config.model, m, firstDtype).split('/').pop()!]));
   const metrics = new Metrics();
@@ -102,6 +104,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
           intraOpNumThreads: config.intraOpThreads,
           cpuMemoryArena: config.cpuMemoryArena,
           dtype: dtypes.get(d.name)!,
+          cpuFallbackDtype: folderDtypes(config.model, config.dtype, 'cpu'),
           resample: config.resample,
           maxPixels: config.maxImagePixels,
           maxVisionBatch: batching.get(d.name)!.maxVisionBatch,

@@ -68,7 +68,7 @@ async function loadModel(init: WorkerInit): Promise<{ model: Florence2; provider
     if (!init.allowCpuFallback) throw new Error(`${what}. Set allowCpuFallback to run on CPU instead.`, { cause: err });
     logger.warn('execution provider unavailable; falling back to CPU', { provider: init.provider, error: errorMessage(err) });
     try {
-      const model = await Florence2.load(init.modelDir, { ...common, executionProviders: ['cpu'] });
+      const model = await Florence2.load(init.modelDir, { ...common, dtype: init.cpuFallbackDtype, executionProviders: ['cpu'] });
       return { model, provider: 'cpu', fallback: true };
     } catch (cpuErr) {
       throw new Error(`${what}; the CPU fallback failed too: ${errorMessage(cpuErr)}`, { cause: cpuErr });

@@ -28,6 +28,8 @@ import {
   type ResolveSpec,
 } from '../../src/hub';
 import { models } from '../../src/cli/models';
+import { resolveModelDir } from '../../src/annotate/backends';
+import { AutoAnnotator } from '../../src/annotate/annotator';
 import { FakeHub } from '../helpers/fake-hub';
 import { randomTiny, tinyModel } from '../helpers/synth-models';
 
@@ -420,6 +422,30 @@ describe('hub: model download', function () {
 
   describe('florence2 models', () => {
     const env = () => ({ FLORENCE2_HOME: home, HF_ENDPOINT: hub.endpoint });
+
+    it('pull --dtype auto is the default: the int8 files where the repository has them, fp32 where not', async () => {
+      let c = capture();
+      assert.equal(await models(['pull', 'acme/tiny-int8', '--dtype', 'auto'], env(), c.io), 0, c.out.stderr);
+      const dir = c.out.stdout.trim();
+      assert.deepEqual(
+        tree(dir).filter((f) => f.startsWith('onnx/')),
+        FP32_ONNX.map((f) => f.replace('.onnx', '_int8.onnx')).sort(),
+      );
+      c = capture();
+      assert.equal(await models(['pull', 'base-ft', '--dtype', ' auto '], env(), c.io), 0, c.out.stderr);
+      assert.deepEqual(
+        tree(c.out.stdout.trim()).filter((f) => f.startsWith('onnx/')),
+        [...FP32_ONNX].sort(),
+      );
+      // annotate resolves a Hub name the same way and loads what it fetched (the folder has no fp32 files)
+      assert.equal(await resolveModelDir('acme/tiny-int8', env()), dir);
+      const annotator = new AutoAnnotator({ model: 'acme/tiny-int8', env: env() });
+      try {
+        await annotator.backend();
+      } finally {
+        await annotator.close();
+      }
+    });
 
     it('pull, list, path and rm with their exit codes', async () => {
       let c = capture();

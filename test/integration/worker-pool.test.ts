@@ -24,6 +24,7 @@ function initFor(modelDir: string, device: string, extra: Partial<WorkerInit> = 
     cpuMemoryArena: true,
     intraOpNumThreads: 1,
     dtype: dtypesFrom('fp32'),
+    cpuFallbackDtype: dtypesFrom('fp32'),
     resample: 'sharp',
     maxPixels: 4096 * 4096,
     maxVisionBatch: 4,

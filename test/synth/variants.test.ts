@@ -13,7 +13,7 @@ import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 import { type RawImage } from '@huggingface/transformers';
 import { loadTjsModel, loadTjsProcessor, testImage } from '../helpers/tjs';
-import { CAR_SCRIPT, tinyModel } from '../helpers/synth-models';
+import { CAR_SCRIPT, randomTiny, tinyModel } from '../helpers/synth-models';
 import { DTYPE_SUFFIX, MODULES, type Dtype, type ModuleName } from '../../src/runtime/model-files';
 import { ModelLoadError, OrtBackend, unsupportedOperator } from '../../src/runtime/ort-backend';
 import { readModelConfig } from '../../src/florence/model-config';
@@ -181,7 +181,7 @@ describe('synthetic model: ONNX variants (fp16, q8, int8, uint8, q4, q4f16, bnb4
           const kinds = ops(nodes);
           const f = weightFormat(d, m);
           const hasMatMul = m !== 'embed_tokens';
-          // fp16 storage: every float weight is float16 (small shape constants excepted)
+          // fp16 storage: float16 weights where the variant stores them, none elsewhere
           if (f.fp16) assert.ok(types.has(DataType.FLOAT16), `${what}: no float16 weights`);
           else assert.ok(!types.has(DataType.FLOAT16), `${what}: float16 weights`);
           if (f.quant === 'int8' || f.quant === 'uint8') {
@@ -210,7 +210,8 @@ describe('synthetic model: ONNX variants (fp16, q8, int8, uint8, q4, q4f16, bnb4
           }
           if (f.quant !== 'none' && hasMatMul) {
             // no MatMul by a weight is left: every remaining MatMul multiplies two activations (attention)
-            const weightNames = new Set(initTypes.keys());
+            // a float16 weight reaches its MatMul through a Cast named `<weight>_f32`
+            const weightNames = new Set([...initTypes.keys()].flatMap((n) => [n, `${n}_f32`]));
             const model = onnx.ModelProto.decode(readFileSync(file(m, d)));
             const all: onnx.INodeProto[] = [];
             const collect = (g: onnx.IGraphProto) =>
@@ -286,7 +287,7 @@ describe('synthetic model: ONNX variants (fp16, q8, int8, uint8, q4, q4f16, bnb4
 
   describe('a variant this onnxruntime cannot run', () => {
     it('fails at load with the module, dtype, file and operator named', async () => {
-      const src = await tinyModel({ name: 'tiny-random-seed1', seed: 1, plainDecoder: true, dtypes: ['fp32', 'fp16'] });
+      const src = await randomTiny();
       const dir = await mkdtemp(join(tmpdir(), 'florence2-unrunnable-'));
       try {
         await cp(src, dir, { recursive: true });
@@ -302,7 +303,7 @@ describe('synthetic model: ONNX variants (fp16, q8, int8, uint8, q4, q4f16, bnb4
           assert.ok(e instanceof ModelLoadError, String(e));
           assert.match(e.message, /^cannot load vision_encoder \(dtype q4\) from .*vision_encoder_q4\.onnx: /);
           assert.match(e.message, /cannot run operator MatMulQ3Experimental/);
-          assert.match(e.message, /choose another dtype for vision_encoder \(e\.g\. --dtype vision_encoder=fp32\)/);
+          assert.match(e.message, /load vision_encoder with another dtype \(fp32 runs everywhere\)/);
           return true;
         });
         // the other modules' q4 files with an fp32 vision encoder load
