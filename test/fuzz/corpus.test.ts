@@ -50,11 +50,13 @@ describe('fuzz corpus: hostile traffic against the server process', function () 
   let ctx: Ctx;
   let canary: FuzzCase;
   const outcomes = new Outcomes();
-  const started = Date.now();
+  // set when the suite starts running: mocha defines every file's suites before running any
+  let started = 0;
   const durations: string[] = [];
   const clientFor = (c: FuzzCase) => (c.gzip ? gzip : plain);
 
   before(async () => {
+    started = Date.now();
     s = await startServerProcess([
       '--model',
       await carTiny(),
