@@ -96,9 +96,10 @@ function requiredIo(module: ModuleName, layers: number): { inputs: Spec[]; outpu
 export function unsupportedOperator(message: string): { op: string; node?: string } | null {
   const kernel = /Could not find an implementation for ([\w.:]+)\((\d+)\) node with name '([^']*)'/.exec(message);
   if (kernel) return { op: `${kernel[1]} (opset ${kernel[2]})`, node: kernel[3] };
-  const unknown = /([\w.]+:)?(\w+)\(-?\d+\) is not a registered function\/op/.exec(message) ?? /No Op registered for (\w+)/.exec(message);
-  if (unknown) return { op: unknown.length > 2 ? `${unknown[1] ?? ''}${unknown[2]}` : unknown[1] };
-  return null;
+  const unregistered = /([\w.]+:)?(\w+)\(-?\d+\) is not a registered function\/op/.exec(message);
+  if (unregistered) return { op: `${unregistered[1] ?? ''}${unregistered[2]}` };
+  const noSchema = /No Op registered for (\w+)/.exec(message);
+  return noSchema ? { op: noSchema[1] } : null;
 }
 
 /** A load error that names the module, its dtype, the file and, where onnxruntime gave one, the operator. */

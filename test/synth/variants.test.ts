@@ -258,23 +258,17 @@ describe('synthetic model: ONNX variants (fp16, q8, int8, uint8, q4, q4f16, bnb4
       const ids = x.input_ids as { data: BigInt64Array };
       const mask = x.attention_mask as { data: BigInt64Array };
       const expected = [2, 0, ...(await tokenizeScript(CAR_SCRIPT)), 2];
-      const dims = readModelConfig(dir).dims;
+      const { dims, generation } = readModelConfig(dir);
       for (const d of ALL) {
         const backend = await OrtBackend.open(dir, dims, { dtype: d, intraOpNumThreads: 1 });
         try {
           const { states } = await encodeInputs(backend, px.data, px.dims as [number, number, number, number], ids.data, mask.data, 1024);
           for (const numBeams of [1, 3]) {
             const out = await generate(backend, states, {
+              ...generation,
               numBeams,
               earlyStopping: true,
               maxNewTokens: 20,
-              lengthPenalty: 1,
-              noRepeatNgramSize: 3,
-              decoderStartTokenId: 2,
-              eosTokenId: 2,
-              padTokenId: 1,
-              forcedBosTokenId: 0,
-              forcedEosTokenId: 2,
             });
             assert.deepEqual(out.sequences[0]?.ids, expected, `${d}, ${numBeams} beam(s)`);
           }
@@ -331,18 +325,6 @@ describe('synthetic model: ONNX variants (fp16, q8, int8, uint8, q4, q4f16, bnb4
   });
 
   describe('transformers.js with the same dtype gives the same greedy tokens as ours', () => {
-    const GREEDY = {
-      numBeams: 1,
-      earlyStopping: true,
-      maxNewTokens: 12,
-      lengthPenalty: 1,
-      noRepeatNgramSize: 3,
-      decoderStartTokenId: 2,
-      eosTokenId: 2,
-      padTokenId: 1,
-      forcedBosTokenId: 0,
-      forcedEosTokenId: 2,
-    };
     const cut = (r: number[]) => (r.indexOf(2, 1) < 0 ? r : r.slice(0, r.indexOf(2, 1) + 1));
 
     for (const kind of ['random', 'scripted'] as const) {
@@ -357,7 +339,7 @@ describe('synthetic model: ONNX variants (fp16, q8, int8, uint8, q4, q4f16, bnb4
         const px = x.pixel_values as { data: Float32Array; dims: number[] };
         const ids = x.input_ids as { data: BigInt64Array };
         const mask = x.attention_mask as { data: BigInt64Array };
-        const dims = readModelConfig(dir).dims;
+        const { dims, generation } = readModelConfig(dir);
         const fp32: number[][] = [];
         for (const d of ALL) {
           const model = await loadTjsModel(dir, d);
@@ -368,7 +350,9 @@ describe('synthetic model: ONNX variants (fp16, q8, int8, uint8, q4, q4f16, bnb4
           const backend = await OrtBackend.open(dir, dims, { dtype: d, intraOpNumThreads: 1 });
           try {
             const { states } = await encodeInputs(backend, px.data, px.dims as [number, number, number, number], ids.data, mask.data, 1024);
-            const ours = (await generate(backend, states, GREEDY)).sequences.map((s) => s?.ids ?? []);
+            const ours = (
+              await generate(backend, states, { ...generation, numBeams: 1, earlyStopping: true, maxNewTokens: 12 })
+            ).sequences.map((s) => s?.ids ?? []);
             assert.deepEqual(ours, theirs, `${kind} ${d}`);
             if (d === 'fp32') fp32.push(...ours);
             // a random model's quantized tokens differ from fp32's somewhere: the variants are not copies

@@ -15,31 +15,24 @@ import { type ScriptPlan, scriptedWeights } from './script';
 import { SIZES, type SizeName, type SizeSpec, VOCAB_SIZE } from './sizes';
 import { type WeightSource } from './layers';
 
-export { DTYPE_SUFFIX, type Dtype };
-
 /** Modules whose graph has convolutions: the `q8` quantizer gives their weights uint8 (README "Variants"). */
 const HAS_CONV = new Set(['vision_encoder']);
 
+/** How each variant stores its weights; `q8` is `uint8` or `int8` by module (below). */
+const WEIGHT_FORMATS: Record<Exclude<Dtype, 'q8'>, WeightFormat> = {
+  fp32: { fp16: false, quant: 'none' },
+  fp16: { fp16: true, quant: 'none' },
+  int8: { fp16: false, quant: 'int8' },
+  uint8: { fp16: false, quant: 'uint8' },
+  q4: { fp16: false, quant: 'q4' },
+  q4f16: { fp16: true, quant: 'q4' },
+  bnb4: { fp16: false, quant: 'bnb4' },
+};
+
 /** How a variant of a module stores its weights. */
 export function weightFormat(dtype: Dtype, module: string): WeightFormat {
-  switch (dtype) {
-    case 'fp32':
-      return { fp16: false, quant: 'none' };
-    case 'fp16':
-      return { fp16: true, quant: 'none' };
-    case 'int8':
-      return { fp16: false, quant: 'int8' };
-    case 'uint8':
-      return { fp16: false, quant: 'uint8' };
-    case 'q8':
-      return { fp16: false, quant: HAS_CONV.has(module) ? 'uint8' : 'int8' };
-    case 'q4':
-      return { fp16: false, quant: 'q4' };
-    case 'q4f16':
-      return { fp16: true, quant: 'q4' };
-    case 'bnb4':
-      return { fp16: false, quant: 'bnb4' };
-  }
+  if (dtype === 'q8') return WEIGHT_FORMATS[HAS_CONV.has(module) ? 'uint8' : 'int8'];
+  return WEIGHT_FORMATS[dtype];
 }
 
 export interface BuildOptions {

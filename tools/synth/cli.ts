@@ -4,8 +4,8 @@
  * `npm run synth -- --report` prints the cost table of every size without building.
  */
 import { parseArgs } from 'node:util';
-import { buildModel, DTYPE_SUFFIX, type Dtype } from './build';
-import { isDtype } from '../../src/runtime/model-files';
+import { buildModel } from './build';
+import { DTYPE_SUFFIX, isDtype, type Dtype } from '../../src/runtime/model-files';
 import { isSizeName } from './sizes';
 import { ScriptError } from './script';
 import { costReport } from './report';
