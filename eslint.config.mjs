@@ -11,8 +11,13 @@ const NO_DEV_TOOLING = {
   message: 'Product code does not import dev tooling, benchmarks or tests.',
 };
 
+const CLIENT_BY_NAME = {
+  group: ['**/packages/**'],
+  message: 'Import the client package by its name (florence2-client), as an installed server does.',
+};
+
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'src/generated/**', '.cache/**', 'coverage/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'packages/client/src/generated/**', 'packages/*/dist/**', '.cache/**', 'coverage/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -29,12 +34,12 @@ export default tseslint.config(
       // An async function that returns a promise without awaiting is still clearer than a hand-made one.
       '@typescript-eslint/require-await': 'off',
       eqeqeq: ['error', 'always'],
-      'no-restricted-imports': ['error', { paths: [ORT_ONLY_IN_RUNTIME], patterns: [NO_DEV_TOOLING] }],
+      'no-restricted-imports': ['error', { paths: [ORT_ONLY_IN_RUNTIME], patterns: [NO_DEV_TOOLING, CLIENT_BY_NAME] }],
     },
   },
   {
     files: ['src/runtime/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [NO_DEV_TOOLING] }] },
+    rules: { 'no-restricted-imports': ['error', { patterns: [NO_DEV_TOOLING, CLIENT_BY_NAME] }] },
   },
   {
     files: ['src/florence/**/*.ts'],
@@ -45,10 +50,15 @@ export default tseslint.config(
           paths: [ORT_ONLY_IN_RUNTIME, { name: 'piscina', message: 'src/florence is the pure model pipeline: no worker pools.' }],
           patterns: [
             NO_DEV_TOOLING,
+            CLIENT_BY_NAME,
             { group: ['@grpc/*', 'grpc-health-check'], message: 'src/florence is the pure model pipeline: no gRPC.' },
             {
               group: ['**/server/**', '**/worker/**', '**/runtime/**', '**/generated/**'],
               message: 'src/florence depends on nothing above it.',
+            },
+            {
+              regex: '^florence2-client(?!/catalogue$)',
+              message: 'src/florence takes only the task catalogue (plain data) from the client package.',
             },
           ],
         },
@@ -56,7 +66,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/client/**/*.ts'],
+    // The client package installs on its own: it imports itself and its declared dependencies only.
+    files: ['packages/client/src/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -64,13 +75,15 @@ export default tseslint.config(
           paths: [
             ORT_ONLY_IN_RUNTIME,
             { name: 'piscina', message: 'The client imports no server code.' },
-            { name: 'sharp', message: 'The client needs no image library (drawing lives in src/visuals).' },
+            { name: 'sharp', message: 'The client needs no image library (drawing lives in the server package, src/visuals).' },
+            { name: 'prom-client', message: 'The client imports no server code.' },
+            { name: 'florence2-server', message: 'The server depends on the client, not the reverse.' },
           ],
           patterns: [
             NO_DEV_TOOLING,
             {
-              group: ['**/server/**', '**/worker/**', '**/runtime/**', '**/metrics/**', '**/config/**'],
-              message: 'The client imports no server code.',
+              group: ['../**', 'florence2-server/*'],
+              message: 'The client package imports nothing outside itself (it is installed alone).',
             },
           ],
         },

@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { call, metricSample, scrapeMetrics, type ServerProcess, startServerProcess } from '../test/helpers/server-process';
-import type { DetectResponse__Output } from '../src/generated/florence2/v1/DetectResponse';
+import type { DetectResponse__Output } from 'florence2-client/generated/florence2/v1/DetectResponse';
 import type { SizeName } from '../tools/synth/sizes';
 import { benchModel } from './models';
 import { median } from './stats';

@@ -37,8 +37,8 @@ export type {
   PolygonsResult,
   OpenVocabularyResult,
 } from './florence/postprocess';
-export { TASKS, TASK_TOKENS, isTaskToken } from './florence/tasks';
-export type { TaskToken } from './florence/tasks';
+export { TASKS, TASK_TOKENS, isTaskToken } from 'florence2-client/catalogue';
+export type { TaskToken } from 'florence2-client/catalogue';
 export { GenerationStopped } from './florence/generation/loop';
 export { GenerationOptionError } from './florence/pipeline';
 export { ImageDecodeError } from './florence/preprocess';

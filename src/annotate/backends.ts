@@ -3,7 +3,7 @@
  * gRPC server. The annotator only sees {@link AnnotationBackend}.
  */
 import { DEFAULT_MODEL, NetworkError, OfflineError, repoId, resolveModel } from '../hub';
-import { Florence2Client } from '../client';
+import { Florence2Client } from 'florence2-client';
 import { RemoteBackend } from './remote-backend';
 import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';

@@ -11,7 +11,7 @@
  *   detection; from `region`: detection as above, then `<REGION_TO_SEGMENTATION>` per kept box.
  */
 import type { ScoredPostProcessResult } from '../florence/postprocess';
-import type { TaskToken } from '../florence/tasks';
+import type { TaskToken } from 'florence2-client/catalogue';
 import type { PixelRegion } from '../florence/geometry';
 import { type ClassMap } from './classes';
 import { boxOfPolygons, clipBox, clipPolygon } from './geometry';

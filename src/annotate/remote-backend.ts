@@ -3,8 +3,8 @@
  * UNAVAILABLE / RESOURCE_EXHAUSTED included) and its typed answer is mapped back to the library's
  * result shapes, so the annotator treats remote and embedded results alike.
  */
-import { type Florence2Client, Florence2Error, InvalidArgumentError } from '../client';
-import type { Box, SegmentInstance } from '../client/types';
+import { type Florence2Client, Florence2Error, InvalidArgumentError } from 'florence2-client';
+import type { Box, SegmentInstance } from 'florence2-client';
 import type { GenerationOverrides } from '../florence/pipeline';
 import type { AnnotationBackend, BackendRequest, BackendResult, BackendRunOptions } from './types';
 
@@ -14,13 +14,13 @@ export const DEFAULT_REMOTE_CONCURRENCY = 8;
 const boxesResult = (boxes: Box[]) => ({
   bboxes: boxes.map((b) => [b.x1, b.y1, b.x2, b.y2]),
   labels: boxes.map((b) => b.label),
-  scores: boxes.map((b) => b.score),
+  scores: boxes.map((b) => b.score ?? 0), // always there: every request below asks for scores
 });
 
 const polygonsResult = (instances: SegmentInstance[]) => ({
   polygons: instances.map((i) => i.polygons),
   labels: instances.map((i) => i.label),
-  scores: instances.map((i) => i.score),
+  scores: instances.map((i) => i.score ?? 0),
 });
 
 export class RemoteBackend implements AnnotationBackend {

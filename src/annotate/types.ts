@@ -3,7 +3,7 @@ import type { ScoredPostProcessResult } from '../florence/postprocess';
 import type { BoxTuple, ImageSize, PixelRegion } from '../florence/geometry';
 
 export type { BoxTuple, ImageSize };
-import type { TaskToken } from '../florence/tasks';
+import type { TaskToken } from 'florence2-client/catalogue';
 
 /** One labelled object of an image, as stored in the dataset's records. */
 export interface Instance {

@@ -11,10 +11,10 @@ import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Florence2Client, Florence2Error } from '../client';
-import { requestForTask, resolveTask, TASK_INPUT, TASK_NAMES, type TaskInputs, type TaskToken } from '../client/tasks';
-import type { CredentialsInput } from '../client/client';
-import type { Box, GenerationOptions, Region, ResponseMeta, TaskResult } from '../client/types';
+import { Florence2Client, Florence2Error } from 'florence2-client';
+import { requestForTask, resolveTask, TASK_INPUT, TASK_NAMES, type TaskInputs, type TaskToken } from 'florence2-client';
+import type { CredentialsInput } from 'florence2-client';
+import type { Box, GenerationOptions, Region, ResponseMeta, TaskResult } from 'florence2-client';
 import { drawResult } from '../visuals/draw';
 import { visualsFromResult } from '../visuals/instances';
 
@@ -418,7 +418,7 @@ export function visualFileNames(images: readonly string[]): string[] {
 
 const num = (v: number) => v.toFixed(1);
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
-const scoreText = (score: number) => (score > 0 ? `  score ${score.toFixed(2)}` : '');
+const scoreText = (score: number | undefined) => (score === undefined ? '' : `  score ${score.toFixed(2)}`);
 const boxLine = (b: Box, empty: string) =>
   `  ${b.label || empty}  (${num(b.x1)}, ${num(b.y1)})-(${num(b.x2)}, ${num(b.y2)})${scoreText(b.score)}\n`;
 

@@ -2,7 +2,7 @@
  * What crosses the server ↔ worker boundary (structured clone: plain data only). Errors cross as
  * data, never as thrown class instances, so their kind survives the thread boundary.
  */
-import type { TaskToken } from '../florence/tasks';
+import type { TaskToken } from 'florence2-client/catalogue';
 import type { LogLevel } from './logger';
 import type { PromptField } from '../florence/prompts';
 import type { GenerationOptionError } from '../florence/pipeline';

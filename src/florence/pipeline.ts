@@ -9,7 +9,7 @@ import { type FlorenceTokenizer } from './tokenizer';
 import { type DecodedImage, type ImageSize, type PreprocessOptions, type PreprocessedImage, preprocess } from './preprocess';
 import { type PixelRegion, PromptError, constructPrompt, constructRegionPrompt } from './prompts';
 import { type ScoredPostProcessResult, postProcessWithScores } from './postprocess';
-import { TASKS, type TaskToken, isTaskToken } from './tasks';
+import { TASKS, type TaskToken, isTaskToken } from 'florence2-client/catalogue';
 
 /** Generation settings a caller may override (the rest come from the model's configs). */
 export interface GenerationOverrides {

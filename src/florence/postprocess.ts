@@ -20,7 +20,7 @@
  * - Python's `.` does not match `\n` (only); JS's `.` also skips `\r`, U+2028 and U+2029, so the
  *   regexes spell it `[^\n]` to keep Python's semantics.
  */
-import { TASKS, type PostProcessType, type TaskToken } from './tasks';
+import { TASKS, type PostProcessType, type TaskToken } from 'florence2-client/catalogue';
 import { type ImageSize, dequantizeBin } from './geometry';
 
 export type { ImageSize } from './geometry';

@@ -14,7 +14,7 @@
  *   one bin on exact bin edges).
  */
 import { type ImageSize, type PixelRegion, quantizeCoordinate } from './geometry';
-import { TASKS, TASK_TOKENS, isTaskToken, type TaskSpec, type TaskToken } from './tasks';
+import { TASKS, TASK_TOKENS, isTaskToken, type TaskSpec, type TaskToken } from 'florence2-client/catalogue';
 
 /** Which request field a {@link PromptError} is about. */
 export type PromptField = 'task' | 'text' | 'region' | 'size';

@@ -6,7 +6,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { TASKS, TASK_TOKENS } from '../florence/tasks';
+import { TASKS, TASK_TOKENS } from 'florence2-client/catalogue';
 import type { StageTimings } from '../florence/pipeline';
 
 /** Prefix of every metric name, the Node process metrics included. */

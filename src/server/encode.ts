@@ -2,10 +2,10 @@
 import type { BatchShape, WorkerResultItem } from '../common/protocol';
 import type { StageTimings } from '../florence/pipeline';
 import type { ValidRequest } from './validate';
-import type { Box } from '../generated/florence2/v1/Box';
-import type { SegmentInstance } from '../generated/florence2/v1/SegmentInstance';
-import type { ResponseMeta } from '../generated/florence2/v1/ResponseMeta';
-import type { RunResponse } from '../generated/florence2/v1/RunResponse';
+import type { Box } from 'florence2-client/generated/florence2/v1/Box';
+import type { SegmentInstance } from 'florence2-client/generated/florence2/v1/SegmentInstance';
+import type { ResponseMeta } from 'florence2-client/generated/florence2/v1/ResponseMeta';
+import type { RunResponse } from 'florence2-client/generated/florence2/v1/RunResponse';
 import { scoredResultAs, type ResultShape } from '../florence/postprocess';
 
 export interface Completed {

@@ -17,7 +17,7 @@ import { DevicePool } from './pools';
 import { Scheduler } from './scheduler';
 import { CancelSlots } from './cancel-slots';
 import { createService } from './service';
-import { PROTO_LOADER_OPTIONS, loadFlorence2Package, protoDir } from '../common/proto';
+import { PROTO_LOADER_OPTIONS, loadFlorence2Package, protoDir } from 'florence2-client/proto';
 import { readModelConfig } from '../florence/model-config';
 import { readManifestSync } from '../hub/cache';
 import { ByteBudget } from './budget';
@@ -29,8 +29,8 @@ import { installGuardedInflate } from './inflate-guard';
 import { guardedService } from './wire-guard';
 import { MODULES, moduleFile, type DtypeByModule } from '../runtime/model-files';
 import { folderDtypes } from '../hub/dtypes';
-import { TASK_TOKENS } from '../florence/tasks';
-import type { ModelInfo } from '../generated/florence2/v1/ModelInfo';
+import { TASK_TOKENS } from 'florence2-client/catalogue';
+import type { ModelInfo } from 'florence2-client/generated/florence2/v1/ModelInfo';
 
 export const SERVICE_NAME = 'florence2.v1.Florence2';
 

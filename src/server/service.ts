@@ -15,11 +15,11 @@ import {
 } from '../common/errors';
 import type { Logger } from '../common/logger';
 import type { Metrics } from '../metrics/registry';
-import type { Florence2Handlers } from '../generated/florence2/v1/Florence2';
-import type { RunResponse } from '../generated/florence2/v1/RunResponse';
-import type { StreamRequest__Output } from '../generated/florence2/v1/StreamRequest';
-import type { StreamResponse } from '../generated/florence2/v1/StreamResponse';
-import type { ModelInfo } from '../generated/florence2/v1/ModelInfo';
+import type { Florence2Handlers } from 'florence2-client/generated/florence2/v1/Florence2';
+import type { RunResponse } from 'florence2-client/generated/florence2/v1/RunResponse';
+import type { StreamRequest__Output } from 'florence2-client/generated/florence2/v1/StreamRequest';
+import type { StreamResponse } from 'florence2-client/generated/florence2/v1/StreamResponse';
+import type { ModelInfo } from 'florence2-client/generated/florence2/v1/ModelInfo';
 import type { Scheduler } from './scheduler';
 import { encodeResponse } from './encode';
 import type { ClientLimits } from './client-limits';

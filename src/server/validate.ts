@@ -6,19 +6,19 @@
 import { InvalidArgumentError } from '../common/errors';
 import { ImageDecodeError, probeImage } from '../florence/preprocess';
 import type { WorkerErrorField, WorkerRequest } from '../common/protocol';
-import { SELECTOR_FIELDS, selectorTasks, type SelectorFamily, type TaskFamily, type TaskToken } from '../florence/tasks';
+import { SELECTOR_FIELDS, selectorTasks, type SelectorFamily, type TaskFamily, type TaskToken } from 'florence2-client/catalogue';
 import type { PixelRegion } from '../florence/geometry';
-import type { CaptionRequest__Output } from '../generated/florence2/v1/CaptionRequest';
-import type { DetectRequest__Output } from '../generated/florence2/v1/DetectRequest';
-import type { OpenVocabularyRequest__Output } from '../generated/florence2/v1/OpenVocabularyRequest';
-import type { PhraseGroundingRequest__Output } from '../generated/florence2/v1/PhraseGroundingRequest';
-import type { SegmentRequest__Output } from '../generated/florence2/v1/SegmentRequest';
-import type { OcrRequest__Output } from '../generated/florence2/v1/OcrRequest';
-import type { RegionRequest__Output } from '../generated/florence2/v1/RegionRequest';
-import type { RunRequest__Output } from '../generated/florence2/v1/RunRequest';
-import type { Options__Output } from '../generated/florence2/v1/Options';
-import type { Image__Output } from '../generated/florence2/v1/Image';
-import type { Region__Output } from '../generated/florence2/v1/Region';
+import type { CaptionRequest__Output } from 'florence2-client/generated/florence2/v1/CaptionRequest';
+import type { DetectRequest__Output } from 'florence2-client/generated/florence2/v1/DetectRequest';
+import type { OpenVocabularyRequest__Output } from 'florence2-client/generated/florence2/v1/OpenVocabularyRequest';
+import type { PhraseGroundingRequest__Output } from 'florence2-client/generated/florence2/v1/PhraseGroundingRequest';
+import type { SegmentRequest__Output } from 'florence2-client/generated/florence2/v1/SegmentRequest';
+import type { OcrRequest__Output } from 'florence2-client/generated/florence2/v1/OcrRequest';
+import type { RegionRequest__Output } from 'florence2-client/generated/florence2/v1/RegionRequest';
+import type { RunRequest__Output } from 'florence2-client/generated/florence2/v1/RunRequest';
+import type { Options__Output } from 'florence2-client/generated/florence2/v1/Options';
+import type { Image__Output } from 'florence2-client/generated/florence2/v1/Image';
+import type { Region__Output } from 'florence2-client/generated/florence2/v1/Region';
 
 /** The request limits of a server (from its configuration). */
 export interface RequestLimits {

@@ -9,7 +9,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
 import { join } from 'node:path';
-import { PROTO_FILE, protoDir } from '../common/proto';
+import { PROTO_FILE, protoDir } from 'florence2-client/proto';
 
 /** What the scan enforces. Bytes fields are bounded by the message size alone. */
 export interface WireLimits {

@@ -1,5 +1,5 @@
 /** Client results → what {@link drawResult} draws. */
-import type { Box, RegionInput, SegmentInstance, TaskResult } from '../client/types';
+import type { Box, RegionInput, SegmentInstance, TaskResult } from 'florence2-client';
 import type { VisualInstance } from './draw';
 
 /** What to draw for one result: shapes, plus text that has no geometry. */
@@ -17,7 +17,7 @@ const stripLocations = (text: string) =>
     .trim();
 
 /** The server sends 0 when scores were not asked for: show no score rather than "0.00". */
-const score = (s: number) => (s > 0 ? { score: s } : {});
+const score = (s: number | undefined) => (s === undefined ? {} : { score: s });
 
 const fromBox = (b: Box): VisualInstance => ({ label: b.label, ...score(b.score), box: [b.x1, b.y1, b.x2, b.y2] });
 const fromInstance = (i: SegmentInstance): VisualInstance => ({ label: i.label, ...score(i.score), polygons: i.polygons });

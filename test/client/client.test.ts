@@ -19,7 +19,7 @@ import {
   type StreamOutcome,
   TASK_TOKENS,
   UnavailableError,
-} from '../../src/client';
+} from 'florence2-client';
 
 const CAR_BOX_640x480 = [34.24, 160.08, 597.44, 371.76];
 const CAR_TEXT = 'car<loc_53><loc_333><loc_933><loc_774>';
@@ -73,8 +73,11 @@ describe('Florence2Client against a server (scripted car model)', function () {
     const b = r.boxes[0];
     near([b.x1, b.y1, b.x2, b.y2], CAR_BOX_640x480);
     assert.equal(b.label, 'car');
-    assert.ok(b.score > 0.99 && b.score <= 1);
+    assert.ok(b.score !== undefined && b.score > 0.99 && b.score <= 1);
     assert.equal(r.meta.rawText, `</s><s>${CAR_TEXT}</s>`);
+    const plain = await client.detect(image);
+    assert.equal('score' in plain.boxes[0], false, 'no score unless asked for (not 0)');
+    assert.equal('rawText' in plain.meta, false, 'no raw text unless asked for');
     assert.deepEqual([r.meta.imageWidth, r.meta.imageHeight], [640, 480]);
     assert.equal(r.meta.generatedTokens, 7);
     assert.ok(r.meta.timings.totalMs > 0 && r.meta.timings.decodeMs > 0);
@@ -83,7 +86,7 @@ describe('Florence2Client against a server (scripted car model)', function () {
 
     const fromPath = await client.detect(imagePath, { kind: 'dense_region_captions' });
     assert.equal(fromPath.boxes[0].label, 'car');
-    assert.equal(fromPath.boxes[0].score, 0, 'no score unless asked');
+    assert.equal(fromPath.boxes[0].score, undefined, 'no score unless asked');
     const proposals = await client.detect(new Uint8Array(image), { kind: 'region_proposals' });
     near([proposals.boxes[0].x1, proposals.boxes[0].y1, proposals.boxes[0].x2, proposals.boxes[0].y2], CAR_BOX_640x480);
   });
@@ -126,9 +129,10 @@ describe('Florence2Client against a server (scripted car model)', function () {
     assert.equal(a.family, 'segment');
     assert.equal(a.instances.length, 1);
     near(a.instances[0].polygons[0], CAR_BOX_640x480);
-    assert.ok(a.instances[0].score > 0.99);
+    assert.ok((a.instances[0].score ?? 0) > 0.99);
     const b = await client.segment(image, { region: { x1: 10, y1: 10, x2: 300, y2: 200 } });
     assert.equal(b.instances.length, 1);
+    assert.equal(b.instances[0].score, undefined);
     const c = await client.segment(image, { region: [10, 10, 300, 200] });
     assert.deepEqual(c.instances[0].polygons, b.instances[0].polygons);
   });
@@ -153,7 +157,8 @@ describe('Florence2Client against a server (scripted car model)', function () {
   it('run: every family through the generic RPC, typed by the request', async () => {
     const det = await client.run({ family: 'detect', image, kind: 'objects', options: { includeScores: true } });
     assert.equal(det.boxes[0].label, 'car'); // typed as DetectResult: no cast needed
-    assert.ok(det.boxes[0].score > 0.99);
+    assert.ok((det.boxes[0].score ?? 0) > 0.99);
+    assert.equal((await client.run({ family: 'detect', image })).boxes[0].score, undefined);
     const results = await Promise.all([
       client.run({ family: 'caption', image, detail: 'detailed' }),
       client.run({ family: 'open_vocabulary', image, classes: ['car'] }),
@@ -204,6 +209,16 @@ describe('Florence2Client against a server (scripted car model)', function () {
   });
 
   describe('stream', () => {
+    const resultOf = (o: StreamOutcome | undefined) => {
+      if (o === undefined) return assert.fail('no outcome');
+      if (!o.ok) return assert.fail(`${o.id}: ${o.error.message}`);
+      return o.result; // narrowed by ok
+    };
+    const errorOf = (o: StreamOutcome | undefined) => {
+      if (o === undefined) return assert.fail('no outcome');
+      if ('result' in o) return assert.fail(`${o.id} succeeded`);
+      return o.error; // narrowed by 'result' in
+    };
     const collect = async (it: AsyncIterable<StreamOutcome>) => {
       const out = new Map<string, StreamOutcome>();
       for await (const o of it) {
@@ -224,21 +239,18 @@ describe('Florence2Client against a server (scripted car model)', function () {
       const got = await collect(client.stream(items));
       assert.deepEqual([...got.keys()].sort(), ['bad', 'cap', 'd0', 'd1', 'd2', 'd3', 'd4', 'missing', 'ov']);
       for (let i = 0; i < 5; i++) {
-        const o = got.get(`d${i}`)!;
-        assert.equal(o.error, undefined);
-        assert.equal(o.result.family, 'detect');
-        if (o.result.family === 'detect')
-          near([o.result.boxes[0].x1, o.result.boxes[0].y1, o.result.boxes[0].x2, o.result.boxes[0].y2], CAR_BOX_640x480);
+        const r = resultOf(got.get(`d${i}`));
+        assert.equal(r.family, 'detect');
+        if (r.family === 'detect') near([r.boxes[0].x1, r.boxes[0].y1, r.boxes[0].x2, r.boxes[0].y2], CAR_BOX_640x480);
       }
-      assert.equal((got.get('cap')!.result as { text: string }).text, CAR_TEXT);
-      assert.deepEqual(
-        (got.get('ov')!.result as { boxes: { label: string }[] }).boxes.map((b) => b.label),
-        ['car', 'bus'],
-      );
-      const bad = got.get('bad')!.error!;
+      const cap = resultOf(got.get('cap'));
+      assert.equal(cap.family === 'caption' && cap.text, CAR_TEXT);
+      const ov = resultOf(got.get('ov'));
+      assert.deepEqual(ov.family === 'open_vocabulary' && ov.boxes.map((b) => b.label), ['car', 'bus']);
+      const bad = errorOf(got.get('bad'));
       assert.ok(bad instanceof InvalidArgumentError);
       assert.equal(bad.field, 'request.caption.image.data');
-      const missing = got.get('missing')!.error!;
+      const missing = errorOf(got.get('missing'));
       assert.ok(missing instanceof InvalidArgumentError);
       assert.equal(missing.field, 'request.ocr.image.data');
       assert.match(missing.details, /ENOENT/);
@@ -261,7 +273,7 @@ describe('Florence2Client against a server (scripted car model)', function () {
       const errors: string[] = [];
       for await (const o of client.stream(gen(), { maxInFlight: 2 })) {
         consumed++;
-        if (o.error) errors.push(`${o.id}:${o.error.codeName}`);
+        if ('error' in o) errors.push(`${o.id}:${o.error.codeName}`);
         else ids.push(o.id);
       }
       assert.deepEqual([...new Set(ids)].sort(), ['g0', 'g1', 'g2', 'g3', 'g4', 'g5']);
@@ -279,7 +291,7 @@ describe('Florence2Client against a server (scripted car model)', function () {
       const many = Array.from({ length: 20 }, (_, i) => ({ id: `m${i}`, request: { family: 'detect' as const, image } }));
       let n = 0;
       for await (const o of client.stream(many, { maxInFlight: 2 })) {
-        assert.ok(o.result);
+        assert.ok(o.ok);
         if (++n === 2) break;
       }
       assert.equal(n, 2);
@@ -324,6 +336,6 @@ describe('Florence2Client against a server (scripted OCR lines model)', function
       px(100, 640),
       px(300, 480),
     ]);
-    assert.ok(r.lines.every((l) => l.score > 0.99));
+    assert.ok(r.lines.every((l) => l.score !== undefined && l.score > 0.99));
   });
 });

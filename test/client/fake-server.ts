@@ -7,9 +7,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { loadFlorence2Package } from '../../src/common/proto';
-import type { ProtoGrpcType } from '../../src/generated/florence2';
-import type { Florence2Handlers } from '../../src/generated/florence2/v1/Florence2';
+import { loadFlorence2Package } from 'florence2-client/proto';
+import type { ProtoGrpcType } from 'florence2-client/generated/florence2';
+import type { Florence2Handlers } from 'florence2-client/generated/florence2/v1/Florence2';
 
 export interface FakeServer {
   server: grpc.Server;

@@ -19,11 +19,11 @@ import {
   UnknownStatusError,
   backoffMs,
   isRetryable,
-} from '../../src/client';
-import { withRetries } from '../../src/client/retry';
+} from 'florence2-client';
+import { withRetries } from '../../packages/client/src/retry';
 import { closedPort, type FakeServer, makeCerts, oneBox, startFakeServer, statusError } from './fake-server';
-import type { StreamRequest__Output } from '../../src/generated/florence2/v1/StreamRequest';
-import type { StreamResponse } from '../../src/generated/florence2/v1/StreamResponse';
+import type { StreamRequest__Output } from 'florence2-client/generated/florence2/v1/StreamRequest';
+import type { StreamResponse } from 'florence2-client/generated/florence2/v1/StreamResponse';
 
 const IMAGE = Buffer.from('not decoded by the fake server');
 
@@ -158,7 +158,7 @@ describe('client retries and transport (scripted server)', () => {
     failFirst = 2;
     const client = new Florence2Client({ address: fake.address, retryBaseMs: 10 });
     try {
-      const r = await client.detect(IMAGE, { kind: 'dense_region_captions' });
+      const r = await client.detect(IMAGE, { kind: 'dense_region_captions', includeScores: true });
       assert.equal(detectCalls, 3);
       assert.equal(r.family, 'detect');
       assert.deepEqual(r.boxes, [{ x1: 1, y1: 2, x2: 30, y2: 40, label: 'DETECT_KIND_DENSE_REGION_CAPTIONS', score: 0.5 }]);
@@ -264,7 +264,7 @@ describe('client retries and transport (scripted server)', () => {
           ['ok', 'a', 'b'].map((id) => ({ id, request: { family: 'detect' as const, image: IMAGE } })),
           { maxInFlight: 8 },
         )) {
-          got.push(o.error ? `${o.id}:${o.error.codeName}` : `${o.id}:${o.result.family}`);
+          got.push(o.ok ? `${o.id}:${o.result.family}` : `${o.id}:${o.error.codeName}`);
         }
       } catch (err) {
         thrown = err;

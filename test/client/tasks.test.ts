@@ -1,7 +1,7 @@
 /** Task names and tokens → client requests (used by `florence2 predict --task`). */
 import { strict as assert } from 'node:assert';
-import { requestForTask, resolveTask, TASK_INPUT, TASK_NAMES, TASK_TOKENS, TaskInputError } from '../../src/client';
-import { TASKS } from '../../src/florence/tasks';
+import { requestForTask, resolveTask, TASK_INPUT, TASK_NAMES, TASK_TOKENS, TaskInputError } from 'florence2-client';
+import { TASKS } from 'florence2-client/catalogue';
 
 describe('client tasks', () => {
   it('resolves friendly names and tokens (brackets and case optional)', () => {

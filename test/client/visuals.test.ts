@@ -3,7 +3,7 @@ import { strict as assert } from 'node:assert';
 import sharp from 'sharp';
 import { defaultLineWidth, drawResult, escapeXml, labelColor, overlaySvg, PALETTE, type VisualInstance } from '../../src/visuals/draw';
 import { visualsFromResult } from '../../src/visuals/instances';
-import type { ResponseMeta } from '../../src/client';
+import type { ResponseMeta } from 'florence2-client';
 
 const META: ResponseMeta = {
   timings: { queueMs: 0, preprocessMs: 0, visionMs: 0, encoderMs: 0, decodeMs: 0, postprocessMs: 0, totalMs: 0 },
@@ -93,7 +93,7 @@ describe('visuals', () => {
   });
 
   it('turns results into scenes', () => {
-    const det = visualsFromResult({ family: 'detect', boxes: [{ x1: 1, y1: 2, x2: 3, y2: 4, label: 'car', score: 0 }], meta: META });
+    const det = visualsFromResult({ family: 'detect', boxes: [{ x1: 1, y1: 2, x2: 3, y2: 4, label: 'car' }], meta: META });
     assert.deepEqual(det, { instances: [{ label: 'car', box: [1, 2, 3, 4] }] });
     const ocr = visualsFromResult({
       family: 'ocr',

@@ -6,8 +6,8 @@
  * INVALID_ARGUMENT only where the outcome depends on what a decoder or tokenizer makes of the input.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { loadFlorence2Package } from '../../src/common/proto';
-import { TASK_TOKENS } from '../../src/florence/tasks';
+import { loadFlorence2Package } from 'florence2-client/proto';
+import { TASK_TOKENS } from 'florence2-client/catalogue';
 import type { ImageRegistry, ImageVerdict } from './images';
 
 export const RPCS = [

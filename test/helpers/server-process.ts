@@ -7,8 +7,8 @@ import { resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
-import { loadFlorence2Package, PROTO_LOADER_OPTIONS } from '../../src/common/proto';
-import type { Florence2Client } from '../../src/generated/florence2/v1/Florence2';
+import { loadFlorence2Package, PROTO_LOADER_OPTIONS } from 'florence2-client/proto';
+import type { Florence2Client } from 'florence2-client/generated/florence2/v1/Florence2';
 import { waitFor } from './wait';
 
 const CLI = resolve(__dirname, '../../src/cli/main.ts');

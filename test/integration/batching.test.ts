@@ -19,7 +19,7 @@ import {
   waitForMetric,
 } from '../helpers/server-process';
 import { carTiny, randomTiny } from '../helpers/synth-models';
-import type { RunResponse__Output } from '../../src/generated/florence2/v1/RunResponse';
+import type { RunResponse__Output } from 'florence2-client/generated/florence2/v1/RunResponse';
 
 const png = (width: number, height: number, shade: number) =>
   sharp({ create: { width, height, channels: 3, background: { r: shade, g: 90, b: 200 } } })

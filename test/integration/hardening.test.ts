@@ -12,10 +12,10 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import sharp from 'sharp';
-import { loadFlorence2Package, PROTO_LOADER_OPTIONS } from '../../src/common/proto';
-import type { Florence2Client } from '../../src/generated/florence2/v1/Florence2';
-import type { DetectResponse__Output } from '../../src/generated/florence2/v1/DetectResponse';
-import type { StreamResponse__Output } from '../../src/generated/florence2/v1/StreamResponse';
+import { loadFlorence2Package, PROTO_LOADER_OPTIONS } from 'florence2-client/proto';
+import type { Florence2Client } from 'florence2-client/generated/florence2/v1/Florence2';
+import type { DetectResponse__Output } from 'florence2-client/generated/florence2/v1/DetectResponse';
+import type { StreamResponse__Output } from 'florence2-client/generated/florence2/v1/StreamResponse';
 import {
   call,
   metricSample,

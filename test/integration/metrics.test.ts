@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { Metrics, TASK_LABELS, codeLabel, taskLabel, type DeviceGauges } from '../../src/metrics/registry';
 import { startMetricsServer, type MetricsServer } from '../../src/metrics/http';
-import { TASK_TOKENS } from '../../src/florence/tasks';
+import { TASK_TOKENS } from 'florence2-client/catalogue';
 
 interface Sample {
   name: string;

@@ -22,15 +22,15 @@ import {
 } from '../helpers/server-process';
 import { waitFor } from '../helpers/wait';
 import { carTiny, randomTiny } from '../helpers/synth-models';
-import type { DetectResponse__Output } from '../../src/generated/florence2/v1/DetectResponse';
-import type { CaptionResponse__Output } from '../../src/generated/florence2/v1/CaptionResponse';
-import type { OpenVocabularyResponse__Output } from '../../src/generated/florence2/v1/OpenVocabularyResponse';
-import type { SegmentResponse__Output } from '../../src/generated/florence2/v1/SegmentResponse';
-import type { OcrResponse__Output } from '../../src/generated/florence2/v1/OcrResponse';
-import type { RegionResponse__Output } from '../../src/generated/florence2/v1/RegionResponse';
-import type { RunResponse__Output } from '../../src/generated/florence2/v1/RunResponse';
-import type { ModelInfo__Output } from '../../src/generated/florence2/v1/ModelInfo';
-import type { StreamResponse__Output } from '../../src/generated/florence2/v1/StreamResponse';
+import type { DetectResponse__Output } from 'florence2-client/generated/florence2/v1/DetectResponse';
+import type { CaptionResponse__Output } from 'florence2-client/generated/florence2/v1/CaptionResponse';
+import type { OpenVocabularyResponse__Output } from 'florence2-client/generated/florence2/v1/OpenVocabularyResponse';
+import type { SegmentResponse__Output } from 'florence2-client/generated/florence2/v1/SegmentResponse';
+import type { OcrResponse__Output } from 'florence2-client/generated/florence2/v1/OcrResponse';
+import type { RegionResponse__Output } from 'florence2-client/generated/florence2/v1/RegionResponse';
+import type { RunResponse__Output } from 'florence2-client/generated/florence2/v1/RunResponse';
+import type { ModelInfo__Output } from 'florence2-client/generated/florence2/v1/ModelInfo';
+import type { StreamResponse__Output } from 'florence2-client/generated/florence2/v1/StreamResponse';
 
 const CAR_BOX_640x480 = [34.24, 160.08, 597.44, 371.76];
 

@@ -25,7 +25,7 @@ import { waitFor } from '../helpers/wait';
 import { carTiny, randomTiny } from '../helpers/synth-models';
 import { EXIT } from '../../src/cli/exit-codes';
 import { SHUTTING_DOWN } from '../../src/server/scheduler';
-import type { DetectResponse__Output } from '../../src/generated/florence2/v1/DetectResponse';
+import type { DetectResponse__Output } from 'florence2-client/generated/florence2/v1/DetectResponse';
 
 const png = (width: number, height: number, shade = 120) =>
   sharp({ create: { width, height, channels: 3, background: { r: shade, g: 90, b: 200 } } })

@@ -38,7 +38,7 @@ describe('lint: import boundaries', function () {
       why: 'not even a type import outside src/runtime',
     },
     {
-      file: 'src/florence/tasks.ts',
+      file: 'src/florence/prompts.ts',
       code: "import * as grpc from '@grpc/grpc-js';\nexport const x = grpc;\n",
       why: 'src/florence imports no gRPC',
     },
@@ -53,14 +53,29 @@ describe('lint: import boundaries', function () {
       why: 'src/florence depends on nothing above it',
     },
     {
-      file: 'src/client/client.ts',
-      code: "import { Scheduler } from '../server/scheduler';\nexport const x = Scheduler;\n",
-      why: 'the client imports no server code',
+      file: 'src/florence/pipeline.ts',
+      code: "import { Florence2Client } from 'florence2-client';\nexport const x = Florence2Client;\n",
+      why: 'src/florence takes only the task catalogue from the client package',
     },
     {
-      file: 'src/client/tasks.ts',
-      code: "import { Metrics } from '../metrics/registry';\nexport const x = Metrics;\n",
-      why: 'the client imports no server code',
+      file: 'packages/client/src/client.ts',
+      code: "import { Scheduler } from '../../../src/server/scheduler';\nexport const x = Scheduler;\n",
+      why: 'the client package imports no server code',
+    },
+    {
+      file: 'packages/client/src/tasks.ts',
+      code: "import sharp from 'sharp';\nexport const x = sharp;\n",
+      why: 'the client package needs no image library',
+    },
+    {
+      file: 'packages/client/src/types.ts',
+      code: "import { readModelConfig } from 'florence2-server/dist/src/florence/model-config';\nexport const x = readModelConfig;\n",
+      why: 'the client package does not depend on the server package',
+    },
+    {
+      file: 'src/cli/predict.ts',
+      code: "import { withRetries } from '../../packages/client/src/retry';\nexport const x = withRetries;\n",
+      why: 'product code imports the client package by its name',
     },
     {
       file: 'src/cli/main.ts',
@@ -80,11 +95,23 @@ describe('lint: import boundaries', function () {
       [],
     );
     assert.deepEqual(
-      await boundaryFindings(eslint, 'src/client/tasks.ts', "import { TASKS } from '../florence/tasks';\nexport const x = TASKS;\n"),
+      await boundaryFindings(
+        eslint,
+        'src/florence/prompts.ts',
+        "import { TASKS } from 'florence2-client/catalogue';\nexport const x = TASKS;\n",
+      ),
       [],
     );
     assert.deepEqual(
-      await boundaryFindings(eslint, 'src/server/service.ts', "import { TASKS } from '../florence/tasks';\nexport const x = TASKS;\n"),
+      await boundaryFindings(
+        eslint,
+        'src/server/service.ts',
+        "import { TASKS } from 'florence2-client/catalogue';\nexport const x = TASKS;\n",
+      ),
+      [],
+    );
+    assert.deepEqual(
+      await boundaryFindings(eslint, 'packages/client/src/tasks.ts', "import { TASKS } from './catalogue';\nexport const x = TASKS;\n"),
       [],
     );
   });

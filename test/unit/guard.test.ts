@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { loadFlorence2Package } from '../../src/common/proto';
+import { loadFlorence2Package } from 'florence2-client/proto';
 import { gzipSync, deflateSync } from 'node:zlib';
 import { guardedService, isRejected, decodedBytes, RejectedMessage, scanPrefix } from '../../src/server/wire-guard';
 import { inflateGuarded, installGuardedInflate } from '../../src/server/inflate-guard';

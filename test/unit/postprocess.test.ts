@@ -16,7 +16,7 @@ import {
   type ScoredQuadBoxesResult,
   type TokenPiece,
 } from '../../src/florence/postprocess';
-import { TASKS, TASK_TOKENS, type TaskToken } from '../../src/florence/tasks';
+import { TASKS, TASK_TOKENS, type TaskToken } from 'florence2-client/catalogue';
 
 const CAR = { width: 640, height: 480 };
 const BOOK = { width: 403, height: 500 };

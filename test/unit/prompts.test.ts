@@ -9,7 +9,7 @@ import {
   quantizeRegion,
   type PromptField,
 } from '../../src/florence/prompts';
-import { TASK_TOKENS, type TaskToken } from '../../src/florence/tasks';
+import { TASK_TOKENS, type TaskToken } from 'florence2-client/catalogue';
 
 /** Asserts that `fn` throws a PromptError about `field` whose message names the field (and the task, if given). */
 function throwsPromptError(fn: () => unknown, field: PromptField, task?: string): void {

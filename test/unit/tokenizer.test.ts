@@ -4,7 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { constructPrompt } from '../../src/florence/prompts';
-import type { TaskToken } from '../../src/florence/tasks';
+import type { TaskToken } from 'florence2-client/catalogue';
 import { BOS_ID, EOS_ID, FLORENCE_ADDED_TOKENS, FlorenceTokenizer, PAD_ID } from '../../src/florence/tokenizer';
 
 const REPO_ROOT = resolve(__dirname, '..', '..');

@@ -4,11 +4,11 @@
  * its queue bound, and streams are never retried), and each answer is matched to its id.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { RunRequest } from '../generated/florence2/v1/RunRequest';
-import type { StreamRequest } from '../generated/florence2/v1/StreamRequest';
-import type { StreamResponse__Output } from '../generated/florence2/v1/StreamResponse';
+import type { RunRequest } from './generated/florence2/v1/RunRequest';
+import type { StreamRequest } from './generated/florence2/v1/StreamRequest';
+import type { StreamResponse__Output } from './generated/florence2/v1/StreamResponse';
 import { CancelledError, Florence2Error, InvalidArgumentError } from './errors';
-import { fromRunResponse } from './convert';
+import { type Extras, fromRunResponse, requestExtras } from './convert';
 import type { CallOptions, TaskRequest, TaskResult } from './types';
 
 /** One request of a stream: a caller-chosen id (non-empty, unique among unanswered ones) and the request. */
@@ -17,9 +17,8 @@ export interface StreamItem {
   request: TaskRequest;
 }
 
-/** One answer of a stream: the result for an id, or its error. */
-export type StreamOutcome =
-  { id: string; result: TaskResult; error?: undefined } | { id: string; error: Florence2Error; result?: undefined };
+/** One answer of a stream: the result for an id, or its error; `ok`, `'result' in` and `'error' in` all narrow it. */
+export type StreamOutcome = { ok: true; id: string; result: TaskResult } | { ok: false; id: string; error: Florence2Error };
 
 /** Options of {@link Florence2Client.stream}. */
 export interface StreamOptions extends Omit<CallOptions, 'maxRetries'> {
@@ -54,7 +53,8 @@ export async function* runStream(
   const call = open(metadata, callOptions);
 
   const ready: StreamOutcome[] = [];
-  const inFlight = new Set<string>();
+  // Unanswered ids, with what each request asked for (so its answer leaves out what it did not).
+  const inFlight = new Map<string, Extras>();
   let statusReceived = false;
   let readEnded = false;
   let failure: Florence2Error | null = null;
@@ -83,16 +83,18 @@ export async function* runStream(
 
   call.on('data', (msg: StreamResponse__Output) => {
     const id = msg.request_id;
+    const extras = inFlight.get(id) ?? { scores: false, rawText: false };
     inFlight.delete(id);
     if (msg.outcome === 'result' && msg.result) {
       try {
-        push({ id, result: fromRunResponse(msg.result) });
+        push({ ok: true, id, result: fromRunResponse(msg.result, extras) });
       } catch (err) {
-        push({ id, error: Florence2Error.fromStatus({ code: grpc.status.UNKNOWN, details: (err as Error).message }) });
+        push({ ok: false, id, error: Florence2Error.fromStatus({ code: grpc.status.UNKNOWN, details: (err as Error).message }) });
       }
     } else {
       const e = msg.error;
       push({
+        ok: false,
         id,
         error: Florence2Error.fromStatus({
           code: e?.code ?? grpc.status.UNKNOWN,
@@ -133,13 +135,18 @@ export async function* runStream(
         const { id, request } = next.value ?? ({} as Partial<StreamItem>);
         if (typeof id !== 'string' || id === '') {
           push({
+            ok: false,
             id: String(id ?? ''),
             error: new InvalidArgumentError('`request_id` is required on every stream request (a non-empty string)'),
           });
           continue;
         }
         if (inFlight.has(id)) {
-          push({ id, error: new InvalidArgumentError(`\`request_id\` ${JSON.stringify(id)} is already in flight on this stream`) });
+          push({
+            ok: false,
+            id,
+            error: new InvalidArgumentError(`\`request_id\` ${JSON.stringify(id)} is already in flight on this stream`),
+          });
           continue;
         }
         let run: RunRequest;
@@ -151,11 +158,11 @@ export async function* runStream(
           // A system error (ENOENT, EACCES) came from reading the image file; anything else is a bad input.
           const fromFile = typeof (err as NodeJS.ErrnoException).code === 'string';
           const field = family && fromFile ? `request.${family}.image.data` : 'request';
-          push({ id, error: new InvalidArgumentError(`\`${field}\`: ${(err as Error).message}`, { cause: err }) });
+          push({ ok: false, id, error: new InvalidArgumentError(`\`${field}\`: ${(err as Error).message}`, { cause: err }) });
           continue;
         }
         if (stop()) return;
-        inFlight.add(id);
+        inFlight.set(id, requestExtras(request));
         if (!call.write({ request_id: id, request: run })) {
           while (!stop() && call.writableNeedDrain) await new Promise<void>((r) => (wakePump = r));
         }
@@ -184,9 +191,9 @@ export async function* runStream(
     const error: Florence2Error | null = failure;
     if (error !== null || inputError !== null) {
       const reported = error ?? new CancelledError('the request iterable failed', { cause: inputError });
-      for (const id of [...inFlight]) {
+      for (const id of [...inFlight.keys()]) {
         inFlight.delete(id);
-        yield { id, error: reported };
+        yield { ok: false, id, error: reported };
       }
       // The iterable's own failure is rethrown as it came (it may not be an Error).
       // eslint-disable-next-line @typescript-eslint/only-throw-error

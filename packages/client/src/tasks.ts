@@ -1,6 +1,6 @@
 /** Florence-2 task tokens and friendly names → client requests; every fact comes from the shared catalogue. */
 import type { GenerationOptions, ImageInput, RegionInput, TaskRequest } from './types';
-import { TASKS, TASK_NAMES, TASK_TOKENS, isTaskToken, type RequestInput, type TaskName, type TaskToken } from '../florence/tasks';
+import { TASKS, TASK_NAMES, TASK_TOKENS, isTaskToken, type RequestInput, type TaskName, type TaskToken } from './catalogue';
 
 export { TASK_TOKENS, TASK_NAMES };
 export type { TaskToken, TaskName };

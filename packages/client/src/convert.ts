@@ -3,26 +3,26 @@
  * `__Output` types (loaded with defaults: true) check what we read.
  */
 import { readFile } from 'node:fs/promises';
-import { selectorTasks, type SelectorFamily, type SelectorProto, type SelectorValue } from '../florence/tasks';
-import type { Box__Output } from '../generated/florence2/v1/Box';
-import type { CaptionDetail as ProtoCaptionDetail } from '../generated/florence2/v1/CaptionDetail';
-import type { DetectKind as ProtoDetectKind } from '../generated/florence2/v1/DetectKind';
-import type { ModelInfo__Output } from '../generated/florence2/v1/ModelInfo';
-import type { Options } from '../generated/florence2/v1/Options';
-import type { QuadBox__Output } from '../generated/florence2/v1/QuadBox';
-import type { Region as ProtoRegion } from '../generated/florence2/v1/Region';
-import type { RegionTask as ProtoRegionTask } from '../generated/florence2/v1/RegionTask';
-import type { ResponseMeta__Output } from '../generated/florence2/v1/ResponseMeta';
-import type { RunRequest } from '../generated/florence2/v1/RunRequest';
-import type { RunResponse__Output } from '../generated/florence2/v1/RunResponse';
-import type { SegmentInstance__Output } from '../generated/florence2/v1/SegmentInstance';
-import type { SegmentRequest } from '../generated/florence2/v1/SegmentRequest';
-import type { CaptionResponse__Output } from '../generated/florence2/v1/CaptionResponse';
-import type { DetectResponse__Output } from '../generated/florence2/v1/DetectResponse';
-import type { OpenVocabularyResponse__Output } from '../generated/florence2/v1/OpenVocabularyResponse';
-import type { SegmentResponse__Output } from '../generated/florence2/v1/SegmentResponse';
-import type { OcrResponse__Output } from '../generated/florence2/v1/OcrResponse';
-import type { RegionResponse__Output } from '../generated/florence2/v1/RegionResponse';
+import { selectorTasks, type SelectorFamily, type SelectorProto, type SelectorValue } from './catalogue';
+import type { Box__Output } from './generated/florence2/v1/Box';
+import type { CaptionDetail as ProtoCaptionDetail } from './generated/florence2/v1/CaptionDetail';
+import type { DetectKind as ProtoDetectKind } from './generated/florence2/v1/DetectKind';
+import type { ModelInfo__Output } from './generated/florence2/v1/ModelInfo';
+import type { Options } from './generated/florence2/v1/Options';
+import type { QuadBox__Output } from './generated/florence2/v1/QuadBox';
+import type { Region as ProtoRegion } from './generated/florence2/v1/Region';
+import type { RegionTask as ProtoRegionTask } from './generated/florence2/v1/RegionTask';
+import type { ResponseMeta__Output } from './generated/florence2/v1/ResponseMeta';
+import type { RunRequest } from './generated/florence2/v1/RunRequest';
+import type { RunResponse__Output } from './generated/florence2/v1/RunResponse';
+import type { SegmentInstance__Output } from './generated/florence2/v1/SegmentInstance';
+import type { SegmentRequest } from './generated/florence2/v1/SegmentRequest';
+import type { CaptionResponse__Output } from './generated/florence2/v1/CaptionResponse';
+import type { DetectResponse__Output } from './generated/florence2/v1/DetectResponse';
+import type { OpenVocabularyResponse__Output } from './generated/florence2/v1/OpenVocabularyResponse';
+import type { SegmentResponse__Output } from './generated/florence2/v1/SegmentResponse';
+import type { OcrResponse__Output } from './generated/florence2/v1/OcrResponse';
+import type { RegionResponse__Output } from './generated/florence2/v1/RegionResponse';
 import type {
   Box,
   CaptionDetail,
@@ -120,7 +120,21 @@ export async function toRunRequest(req: TaskRequest): Promise<RunRequest> {
   }
 }
 
-export function fromMeta(m: ResponseMeta__Output | null | undefined): ResponseMeta {
+/** What a request asked for beyond its result; what it did not ask for stays absent from the answer. */
+export interface Extras {
+  scores: boolean;
+  rawText: boolean;
+}
+
+export const extrasOf = (o: GenerationOptions | undefined): Extras => ({
+  scores: o?.includeScores === true,
+  rawText: o?.includeRawText === true,
+});
+
+/** The extras of a RunRequest-shaped friendly request. */
+export const requestExtras = (req: TaskRequest): Extras => extrasOf(req.options);
+
+export function fromMeta(m: ResponseMeta__Output | null | undefined, extras: Extras): ResponseMeta {
   const t = m?.timings;
   return {
     timings: {
@@ -134,7 +148,7 @@ export function fromMeta(m: ResponseMeta__Output | null | undefined): ResponseMe
     },
     promptTokens: m?.prompt_tokens ?? 0,
     generatedTokens: m?.generated_tokens ?? 0,
-    rawText: m?.raw_text ?? '',
+    ...(extras.rawText ? { rawText: m?.raw_text ?? '' } : {}),
     imageWidth: m?.image_width ?? 0,
     imageHeight: m?.image_height ?? 0,
     requestId: m?.request_id ?? '',
@@ -142,61 +156,72 @@ export function fromMeta(m: ResponseMeta__Output | null | undefined): ResponseMe
   };
 }
 
-const fromBox = (b: Box__Output): Box => ({ x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2, label: b.label, score: b.score });
-const fromQuad = (q: QuadBox__Output): QuadBox => ({ points: [...q.points], text: q.text, score: q.score });
-const fromInstance = (i: SegmentInstance__Output): SegmentInstance => ({
+// The proto sends 0 for a score nobody asked for; the client leaves it out instead.
+const scoreOf = (score: number, extras: Extras): { score?: number } => (extras.scores ? { score } : {});
+
+const fromBox = (b: Box__Output, x: Extras): Box => ({ x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2, label: b.label, ...scoreOf(b.score, x) });
+const fromQuad = (q: QuadBox__Output, x: Extras): QuadBox => ({ points: [...q.points], text: q.text, ...scoreOf(q.score, x) });
+const fromInstance = (i: SegmentInstance__Output, x: Extras): SegmentInstance => ({
   polygons: i.polygons.map((p) => [...p.coords]),
   label: i.label,
-  score: i.score,
+  ...scoreOf(i.score, x),
 });
 
-export const fromCaption = (r: CaptionResponse__Output): CaptionResult => ({ family: 'caption', text: r.text, meta: fromMeta(r.meta) });
-export const fromDetect = (r: DetectResponse__Output): DetectResult => ({
+export const fromCaption = (r: CaptionResponse__Output, x: Extras): CaptionResult => ({
+  family: 'caption',
+  text: r.text,
+  meta: fromMeta(r.meta, x),
+});
+export const fromDetect = (r: DetectResponse__Output, x: Extras): DetectResult => ({
   family: 'detect',
-  boxes: r.boxes.map(fromBox),
-  meta: fromMeta(r.meta),
+  boxes: r.boxes.map((b) => fromBox(b, x)),
+  meta: fromMeta(r.meta, x),
 });
-export const fromOpenVocabulary = (r: OpenVocabularyResponse__Output): OpenVocabularyResult => ({
+export const fromOpenVocabulary = (r: OpenVocabularyResponse__Output, x: Extras): OpenVocabularyResult => ({
   family: 'open_vocabulary',
-  boxes: r.boxes.map(fromBox),
-  instances: r.instances.map(fromInstance),
-  meta: fromMeta(r.meta),
+  boxes: r.boxes.map((b) => fromBox(b, x)),
+  instances: r.instances.map((i) => fromInstance(i, x)),
+  meta: fromMeta(r.meta, x),
 });
-export const fromPhraseGrounding = (r: DetectResponse__Output): PhraseGroundingResult => ({
+export const fromPhraseGrounding = (r: DetectResponse__Output, x: Extras): PhraseGroundingResult => ({
   family: 'phrase_grounding',
-  boxes: r.boxes.map(fromBox),
-  meta: fromMeta(r.meta),
+  boxes: r.boxes.map((b) => fromBox(b, x)),
+  meta: fromMeta(r.meta, x),
 });
-export const fromSegment = (r: SegmentResponse__Output): SegmentResult => ({
+export const fromSegment = (r: SegmentResponse__Output, x: Extras): SegmentResult => ({
   family: 'segment',
-  instances: r.instances.map(fromInstance),
-  meta: fromMeta(r.meta),
+  instances: r.instances.map((i) => fromInstance(i, x)),
+  meta: fromMeta(r.meta, x),
 });
-export const fromOcr = (r: OcrResponse__Output): OcrResult => ({
+export const fromOcr = (r: OcrResponse__Output, x: Extras): OcrResult => ({
   family: 'ocr',
   text: r.text,
-  lines: r.lines.map(fromQuad),
-  meta: fromMeta(r.meta),
+  lines: r.lines.map((q) => fromQuad(q, x)),
+  meta: fromMeta(r.meta, x),
 });
-export const fromRegion = (r: RegionResponse__Output): RegionResult => ({ family: 'region', text: r.text, meta: fromMeta(r.meta) });
+export const fromRegion = (r: RegionResponse__Output, x: Extras): RegionResult => ({
+  family: 'region',
+  text: r.text,
+  meta: fromMeta(r.meta, x),
+});
 
 /** A RunResponse → the friendly result of whichever family it carries. */
-export function fromRunResponse(r: RunResponse__Output): TaskResult {
+export function fromRunResponse(r: RunResponse__Output, x: Extras): TaskResult {
   switch (r.result) {
     case 'caption':
-      return fromCaption(r.caption!);
+      return fromCaption(r.caption!, x);
     case 'detect':
-      return fromDetect(r.detect!);
+      return fromDetect(r.detect!, x);
     case 'open_vocabulary':
-      return fromOpenVocabulary(r.open_vocabulary!);
+      return fromOpenVocabulary(r.open_vocabulary!, x);
     case 'phrase_grounding':
-      return fromPhraseGrounding(r.phrase_grounding!);
+      return fromPhraseGrounding(r.phrase_grounding!, x);
     case 'segment':
-      return fromSegment(r.segment!);
+      return fromSegment(r.segment!, x);
     case 'ocr':
-      return fromOcr(r.ocr!);
+      return fromOcr(r.ocr!, x);
     case 'region':
-      return fromRegion(r.region!);
+      return fromRegion(r.region!, x);
     default:
       // A newer server with a family this client does not know.
       throw new TypeError(`the server answered with an unknown result ${JSON.stringify(r.result)}`);

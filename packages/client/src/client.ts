@@ -6,15 +6,16 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
-import { loadFlorence2Package, PROTO_LOADER_OPTIONS } from '../common/proto';
-import type { Florence2Client as GeneratedClient } from '../generated/florence2/v1/Florence2';
-import type { ProtoGrpcType } from '../generated/florence2';
+import { loadFlorence2Package, PROTO_LOADER_OPTIONS } from './proto';
+import type { Florence2Client as GeneratedClient } from './generated/florence2/v1/Florence2';
+import type { ProtoGrpcType } from './generated/florence2';
 import { CancelledError, Florence2Error } from './errors';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetries } from './retry';
 import { runStream, type StreamItem, type StreamOptions, type StreamOutcome } from './stream';
 import {
   captionDetail,
   detectKind,
+  extrasOf,
   fromCaption,
   fromDetect,
   fromModelInfo,
@@ -26,6 +27,7 @@ import {
   fromSegment,
   readImage,
   regionTask,
+  requestExtras,
   segmentTarget,
   toOptions,
   toRegion,
@@ -173,13 +175,13 @@ export class Florence2Client {
   /** A caption at one of three detail levels (default brief). */
   async caption(image: ImageInput, options: RequestOptions & { detail?: CaptionDetail } = {}): Promise<CaptionResult> {
     const req = { image: { data: await readImage(image) }, detail: captionDetail(options.detail), options: toOptions(options) };
-    return fromCaption(await this.unary((md, co, cb) => this.raw.Caption(req, md, co, cb), options));
+    return fromCaption(await this.unary((md, co, cb) => this.raw.Caption(req, md, co, cb), options), extrasOf(options));
   }
 
   /** Boxes without text input: objects (default), dense region captions, or region proposals. */
   async detect(image: ImageInput, options: RequestOptions & { kind?: DetectKind } = {}): Promise<DetectResult> {
     const req = { image: { data: await readImage(image) }, kind: detectKind(options.kind), options: toOptions(options) };
-    return fromDetect(await this.unary((md, co, cb) => this.raw.Detect(req, md, co, cb), options));
+    return fromDetect(await this.unary((md, co, cb) => this.raw.Detect(req, md, co, cb), options), extrasOf(options));
   }
 
   /** Boxes (or polygons) for each of the given classes, labelled with the class asked for. */
@@ -193,25 +195,25 @@ export class Florence2Client {
       classes: typeof classes === 'string' ? [classes] : [...classes],
       options: toOptions(options),
     };
-    return fromOpenVocabulary(await this.unary((md, co, cb) => this.raw.DetectOpenVocabulary(req, md, co, cb), options));
+    return fromOpenVocabulary(await this.unary((md, co, cb) => this.raw.DetectOpenVocabulary(req, md, co, cb), options), extrasOf(options));
   }
 
   /** Boxes for the phrases of a caption, labelled with the phrase. */
   async groundPhrases(image: ImageInput, caption: string, options: RequestOptions = {}): Promise<PhraseGroundingResult> {
     const req = { image: { data: await readImage(image) }, caption, options: toOptions(options) };
-    return fromPhraseGrounding(await this.unary((md, co, cb) => this.raw.GroundPhrases(req, md, co, cb), options));
+    return fromPhraseGrounding(await this.unary((md, co, cb) => this.raw.GroundPhrases(req, md, co, cb), options), extrasOf(options));
   }
 
   /** Polygons for a referring expression (`{ referringExpression }`) or a region (`{ region }`). */
   async segment(image: ImageInput, target: SegmentTarget, options: RequestOptions = {}): Promise<SegmentResult> {
     const req = { image: { data: await readImage(image) }, ...segmentTarget(target), options: toOptions(options) };
-    return fromSegment(await this.unary((md, co, cb) => this.raw.Segment(req, md, co, cb), options));
+    return fromSegment(await this.unary((md, co, cb) => this.raw.Segment(req, md, co, cb), options), extrasOf(options));
   }
 
   /** The text in the image, or (withRegions) its lines with quadrilaterals. */
   async ocr(image: ImageInput, options: RequestOptions & { withRegions?: boolean } = {}): Promise<OcrResult> {
     const req = { image: { data: await readImage(image) }, with_regions: options.withRegions ?? false, options: toOptions(options) };
-    return fromOcr(await this.unary((md, co, cb) => this.raw.Ocr(req, md, co, cb), options));
+    return fromOcr(await this.unary((md, co, cb) => this.raw.Ocr(req, md, co, cb), options), extrasOf(options));
   }
 
   /** The category (default), a description, or the text of one region. */
@@ -222,13 +224,13 @@ export class Florence2Client {
     options: RequestOptions = {},
   ): Promise<RegionResult> {
     const req = { image: { data: await readImage(image) }, region: toRegion(region), task: regionTask(task), options: toOptions(options) };
-    return fromRegion(await this.unary((md, co, cb) => this.raw.DescribeRegion(req, md, co, cb), options));
+    return fromRegion(await this.unary((md, co, cb) => this.raw.DescribeRegion(req, md, co, cb), options), extrasOf(options));
   }
 
   /** Any task through the generic Run RPC; the result type follows the request's `family`. */
   async run<R extends TaskRequest>(request: R, options: CallOptions = {}): Promise<ResultOf<R['family']>> {
     const req = await toRunRequest(request);
-    const res = fromRunResponse(await this.unary((md, co, cb) => this.raw.Run(req, md, co, cb), options));
+    const res = fromRunResponse(await this.unary((md, co, cb) => this.raw.Run(req, md, co, cb), options), requestExtras(request));
     return res as ResultOf<R['family']>;
   }
 
@@ -247,7 +249,7 @@ export class Florence2Client {
   }
 
   /**
-   * Many requests on one call. Yields `{ id, result }` or `{ id, error }` per request as answers
+   * Many requests on one call. Yields `{ ok: true, id, result }` or `{ ok: false, id, error }` per request as answers
    * arrive (not in request order). Never retried; `deadlineMs` covers the whole stream (the client
    * default does not apply). If the call fails, unanswered ids get the call's error, then the
    * iteration throws it.

@@ -4,7 +4,7 @@
  * orientation, origin at the top-left.
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { SelectorValue, TaskFamily } from '../florence/tasks';
+import type { SelectorValue, TaskFamily } from './catalogue';
 
 /** An encoded image (JPEG, PNG, WebP, GIF, TIFF, AVIF) as bytes, or the path of such a file. */
 export type ImageInput = Buffer | Uint8Array | string;
@@ -40,7 +40,7 @@ export interface GenerationOptions {
   maxNewTokens?: number;
   /** Return the model's decoded output in `meta.rawText`. */
   includeRawText?: boolean;
-  /** Return confidence scores; otherwise scores are 0. */
+  /** Return confidence scores; otherwise results have no `score`. */
   includeScores?: boolean;
 }
 
@@ -72,28 +72,31 @@ export type TaskRequest =
   | (RequestBase & { family: 'ocr'; withRegions?: boolean })
   | (RequestBase & { family: 'region'; region: RegionInput; task?: RegionTask });
 
-/** A detected box. `label` is empty for region proposals; `score` is 0 unless scores were asked for. */
+/** A detected box. `label` is empty for region proposals; `score` is there when scores were asked for. */
 export interface Box {
   x1: number;
   y1: number;
   x2: number;
   y2: number;
   label: string;
-  score: number;
+  /** Confidence in (0, 1], with `includeScores` only. */
+  score?: number;
 }
 
 /** A text line and its quadrilateral: `points` is x1, y1, ..., x4, y4, clockwise from the top-left. */
 export interface QuadBox {
   points: number[];
   text: string;
-  score: number;
+  /** With `includeScores` only. */
+  score?: number;
 }
 
 /** A segmented instance: polygons as flat x, y lists (an object may have several parts). */
 export interface SegmentInstance {
   polygons: number[][];
   label: string;
-  score: number;
+  /** With `includeScores` only. */
+  score?: number;
 }
 
 /** Server time per stage, in milliseconds. */
@@ -112,8 +115,8 @@ export interface ResponseMeta {
   timings: Timings;
   promptTokens: number;
   generatedTokens: number;
-  /** The model's decoded output when `includeRawText` was set, else ''. */
-  rawText: string;
+  /** The model's decoded output, with `includeRawText` only. */
+  rawText?: string;
   imageWidth: number;
   imageHeight: number;
   /** The server's id for the request (also in its logs). */
