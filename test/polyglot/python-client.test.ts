@@ -2,11 +2,12 @@
  * The Python client in clients/python (florence2_client) against real servers on scripted tiny
  * models: its unittest suites run with Debian's /usr/bin/python3 (python3-grpcio, python3-protobuf)
  * and PYTHONPATH=clients/python, so they use the committed stubs. The suites assert the scripted
- * outputs; any failure or skip fails here. The stub drift check runs where Debian's protoc is.
+ * outputs; any failure or skip fails here. The README's example runs too, and the stub drift check
+ * where Debian's protoc is.
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
@@ -89,6 +90,20 @@ describe('polyglot: the Python client package (clients/python)', function () {
       });
       // The suite's size, so that a test lost from it shows here.
       assert.match(out, /^Ran 12 tests/m, out);
+    });
+
+    it("the README's usage example runs as written (against this server and image)", () => {
+      const readme = readFileSync(join(CLIENT_DIR, 'README.md'), 'utf8');
+      const example = /```python\n([\s\S]*?)```/.exec(readme)?.[1];
+      assert.ok(example, 'clients/python/README.md has a python example');
+      const image = join(work, 'car-640x480.png');
+      const code = example.replaceAll('"localhost:50051"', JSON.stringify(car!.address)).replaceAll('"photo.jpg"', JSON.stringify(image));
+      const r = run(PYTHON, ['-c', code], { PYTHONPATH: CLIENT_DIR });
+      assert.equal(r.status, 0, r.output);
+      const lines = r.output.trim().split('\n');
+      assert.match(lines[0], /^car 34 160 597 372 0\.99\d*|^car 34 160 597 372 1\.0$/, r.output);
+      assert.deepEqual(lines.slice(1, 3), ['car<loc_53><loc_333><loc_933><loc_774>', 'rejected: options.num_beams'], r.output);
+      assert.deepEqual(lines.slice(3).sort(), ["0 ['car']", "1 ['car']", "2 ['car']", "3 ['car']"], r.output);
     });
   });
 });
