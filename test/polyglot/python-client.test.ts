@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { type ServerProcess, startServerProcess } from '../helpers/server-process';
 import { carTiny, tinyModel } from '../helpers/synth-models';
+import { makeCerts, type TestCerts } from '../client/fake-server';
 
 const PYTHON = '/usr/bin/python3';
 const CLIENT_DIR = resolve(__dirname, '../../clients/python');
@@ -61,6 +62,8 @@ describe('polyglot: the Python client package (clients/python)', function () {
     let work: string;
     let car: ServerProcess | undefined;
     let ocr: ServerProcess | undefined;
+    let tls: ServerProcess | undefined;
+    let certs: TestCerts | null = null;
 
     before(async () => {
       work = mkdtempSync(join(tmpdir(), 'florence2-pyclient-'));
@@ -69,27 +72,46 @@ describe('polyglot: the Python client package (clients/python)', function () {
         .toBuffer();
       writeFileSync(join(work, 'car-640x480.png'), png);
       const [carDir, ocrDir] = await Promise.all([carTiny(), tinyModel({ name: 'tiny-ocr-lines', script: OCR_LINES_SCRIPT, seed: 5 })]);
-      [car, ocr] = await Promise.all([
+      certs = makeCerts();
+      assert.ok(certs, 'openssl makes the TLS test certificate (.ci/run installs it)');
+      writeFileSync(join(work, 'tokens'), 'py-token python-client\n');
+      [car, ocr, tls] = await Promise.all([
         startServerProcess(['--model', carDir, '--devices', 'cpu']),
         startServerProcess(['--model', ocrDir, '--devices', 'cpu']),
+        startServerProcess([
+          '--model',
+          carDir,
+          '--devices',
+          'cpu',
+          '--tls-cert',
+          certs.certPath,
+          '--tls-key',
+          join(certs.dir, 'key.pem'),
+          '--auth-tokens-file',
+          join(work, 'tokens'),
+        ]),
       ]);
-      await Promise.all([car.serving, ocr.serving]);
+      await Promise.all([car.serving, ocr.serving, tls.serving]);
     });
 
     after(async () => {
-      const codes = await Promise.all([car?.stop(), ocr?.stop()]);
+      const codes = await Promise.all([car?.stop(), ocr?.stop(), tls?.stop()]);
       if (work) rmSync(work, { recursive: true, force: true });
+      certs?.cleanup();
       for (const code of codes) if (code !== undefined) assert.equal(code, 0);
     });
 
-    it('every task family, run, model info, health, a typed INVALID_ARGUMENT and the stream', () => {
+    it('every task family, run, model info, health, a typed INVALID_ARGUMENT, the stream, TLS and a token', () => {
       const out = unittest('tests.test_server', {
         FLORENCE2_CAR_ADDRESS: car!.address,
         FLORENCE2_OCR_ADDRESS: ocr!.address,
         FLORENCE2_IMAGE: join(work, 'car-640x480.png'),
+        FLORENCE2_TLS_ADDRESS: `localhost:${tls!.port}`,
+        FLORENCE2_TLS_CA: certs!.certPath,
+        FLORENCE2_TOKEN: 'py-token',
       });
       // The suite's size, so that a test lost from it shows here.
-      assert.match(out, /^Ran 12 tests/m, out);
+      assert.match(out, /^Ran 13 tests/m, out);
     });
 
     it("the README's usage example runs as written (against this server and image)", () => {

@@ -1,7 +1,8 @@
 """florence2_client against a real server on scripted synthetic models (test/polyglot/python-client.test.ts
 starts them). The car model answers every prompt with CAR_TEXT; the OCR model with two text lines.
 
-Environment: FLORENCE2_CAR_ADDRESS, FLORENCE2_OCR_ADDRESS (host:port), FLORENCE2_IMAGE (a 640x480 PNG).
+Environment: FLORENCE2_CAR_ADDRESS, FLORENCE2_OCR_ADDRESS (host:port), FLORENCE2_IMAGE (a 640x480 PNG);
+FLORENCE2_TLS_ADDRESS, FLORENCE2_TLS_CA, FLORENCE2_TOKEN for a car server with TLS and a bearer token.
 Without them the tests are skipped (the mocha test fails on any skip).
 """
 
@@ -21,6 +22,9 @@ from florence2_client import (
     RegionRequest,
     SegmentRequest,
     StreamItem,
+    Tls,
+    UnavailableError,
+    UnknownStatusError,
 )
 
 CAR_TEXT = "car<loc_53><loc_333><loc_933><loc_774>"
@@ -29,6 +33,9 @@ CAR_BOX = [34.24, 160.08, 597.44, 371.76]
 CAR = os.environ.get("FLORENCE2_CAR_ADDRESS")
 OCR = os.environ.get("FLORENCE2_OCR_ADDRESS")
 IMAGE = os.environ.get("FLORENCE2_IMAGE")
+TLS_ADDRESS = os.environ.get("FLORENCE2_TLS_ADDRESS")
+TLS_CA = os.environ.get("FLORENCE2_TLS_CA")
+TOKEN = os.environ.get("FLORENCE2_TOKEN")
 
 
 def px(bin_: int, extent: int) -> float:
@@ -199,6 +206,25 @@ class LiveServerTest(unittest.TestCase):
                 break
         self.assertEqual(n, 2)
         self.assertEqual(self.client.detect(self.image).boxes[0].label, "car")
+
+
+@unittest.skipUnless(TLS_ADDRESS and TLS_CA and TOKEN and IMAGE, "needs FLORENCE2_TLS_ADDRESS, FLORENCE2_TLS_CA, FLORENCE2_TOKEN")
+class TlsAndTokenTest(unittest.TestCase):
+    def test_tls_with_a_private_ca_and_a_bearer_token(self) -> None:
+        with open(TLS_CA, "rb") as f:
+            ca = f.read()
+        with Florence2Client(TLS_ADDRESS, credentials=Tls(root_certs=ca), token=TOKEN, default_timeout=60) as client:
+            self.assertEqual(client.detect(IMAGE).boxes[0].label, "car")
+        with Florence2Client(TLS_ADDRESS, credentials=Tls(root_certs=ca), default_timeout=60) as anonymous:
+            with self.assertRaises(UnknownStatusError) as no_token:
+                anonymous.detect(IMAGE)
+            self.assertEqual(no_token.exception.code_name, "UNAUTHENTICATED")
+            self.assertEqual(no_token.exception.attempts, 1, "not retried")
+        # Plain TCP to a TLS port never connects: UNAVAILABLE, after the retries it is allowed.
+        with Florence2Client(TLS_ADDRESS, default_timeout=30, max_retries=1, retry_base_delay=0.01) as plain:
+            with self.assertRaises(UnavailableError) as refused:
+                plain.detect(IMAGE)
+            self.assertEqual(refused.exception.attempts, 2)
 
 
 if __name__ == "__main__":
