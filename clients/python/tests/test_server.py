@@ -11,6 +11,7 @@ import unittest
 
 from florence2_client import (
     CaptionRequest,
+    DeadlineExceededError,
     DetectRequest,
     Florence2Client,
     GenerationOptions,
@@ -195,6 +196,26 @@ class LiveServerTest(unittest.TestCase):
         self.assertIsInstance(missing, InvalidArgumentError)
         self.assertEqual(missing.field, "request.ocr.image.data")
         self.assertFalse(got["bad"].ok)
+
+    def test_stream_call_failure_reaches_unanswered_ids_then_raises(self) -> None:
+        items = [(f"t{i}", DetectRequest(image=self.image)) for i in range(4)]
+        seen = []
+        with self.assertRaises(DeadlineExceededError):
+            for o in self.client.stream(items, timeout=0.001):
+                seen.append(o)
+        # However many were sent before the deadline, each got the call's error as its outcome.
+        self.assertTrue(all(isinstance(o.error, DeadlineExceededError) for o in seen), seen)
+
+    def test_stream_reraises_the_request_iterables_error(self) -> None:
+        def requests():
+            yield ("first", DetectRequest(image=self.image))
+            raise RuntimeError("the producer broke")
+
+        ids = []
+        with self.assertRaisesRegex(RuntimeError, "the producer broke"):
+            for o in self.client.stream(requests()):
+                ids.append(o.id)
+        self.assertLessEqual(set(ids), {"first"})
 
     def test_stream_break_cancels_and_client_keeps_working(self) -> None:
         many = [(f"m{i}", DetectRequest(image=self.image)) for i in range(20)]
