@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, Callable, Iterable, Iterator, Optional, Set, Tuple, Union
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Set, Tuple, Union
 
 import grpc
 
@@ -45,8 +45,13 @@ def run_stream(
     in_flight: Set[str] = set()  # sent, not yet answered
     taken = 0  # slots: sent and unanswered, or answered (or refused here) and not yet consumed
     stopped = False
-    input_error: list = []  # the caller's iterable raised: [exception]
-    call_box: list = []  # the call, once grpcio made it (the request side may need to cancel it)
+    input_error: List[Exception] = []  # the caller's iterable raised: [exception]
+    call_box: List[Any] = []  # the call, once grpcio made it (the request side may need to cancel it)
+
+    def taken_back() -> None:  # with the lock held
+        nonlocal taken
+        taken -= 1
+        lock.notify_all()
 
     def take_slot() -> bool:
         nonlocal taken
@@ -97,11 +102,6 @@ def run_stream(
             input_error.append(e)
             if call_box:
                 call_box[0].cancel()
-
-    def taken_back() -> None:
-        nonlocal taken
-        taken -= 1
-        lock.notify_all()
 
     call = open_call(request_iterator())
     call_box.append(call)
