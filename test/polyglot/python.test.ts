@@ -4,8 +4,10 @@
  * Stubs are generated with Debian's python3-grpc-tools (`/usr/bin/python3 -m grpc_tools.protoc`)
  * into a temporary folder, for florence2/v1/florence2.proto and for grpc.health.v1 (the health.proto
  * that grpc-health-check ships, since python3-grpcio has no grpc_health module), and
- * test/polyglot/python_client.py calls the server with python3-grpcio. `.ci/run` installs both
- * Debian packages; where /usr/bin/python3 cannot import them the suite is skipped with the reason.
+ * test/polyglot/python_client.py calls the server with python3-grpcio. test/polyglot/python_reflection.py
+ * knows no proto: it builds a descriptor pool from what server reflection serves (its stubs come from
+ * @grpc/reflection's reflection.proto). `.ci/run` installs both Debian packages; where /usr/bin/python3
+ * cannot import them the suite is skipped with the reason.
  */
 import { strict as assert } from 'node:assert';
 import { near } from '../helpers/assertions';
