@@ -18,6 +18,7 @@ import { Scheduler } from './scheduler';
 import { CancelSlots } from './cancel-slots';
 import { createService } from './service';
 import { PROTO_LOADER_OPTIONS, loadFlorence2Package, protoDir } from 'florence2-client/proto';
+import { generatedFileDescriptorProtos } from './descriptors';
 import { readModelConfig } from '../florence/model-config';
 import { readManifestSync } from '../hub/cache';
 import { ByteBudget } from './budget';
@@ -55,6 +56,21 @@ export interface RunningServer {
   shutdown(reason: string, options?: { force?: boolean }): Promise<void>;
   /** Re-reads what may change while serving (SIGHUP) and names what it reloaded; never stops the server. */
   reload(): Promise<{ reloaded: string[] }>;
+}
+
+/**
+ * `pkg` with buf's protoc-equivalent descriptors in place of protobufjs's: @grpc/reflection reads
+ * `fileDescriptorProtos` from each entry (services have none), and keeps the first file of a name.
+ */
+/** A message or enum entry (these carry descriptors), not a service (a map of methods). */
+const isTypeDefinition = (
+  def: protoLoader.AnyDefinition,
+): def is protoLoader.MessageTypeDefinition<object, object> | protoLoader.EnumTypeDefinition => typeof def.format === 'string';
+
+function withProtocDescriptors(pkg: protoLoader.PackageDefinition, fileDescriptorProtos: Buffer[]): protoLoader.PackageDefinition {
+  const out: protoLoader.PackageDefinition = {};
+  for (const [name, def] of Object.entries(pkg)) out[name] = isTypeDefinition(def) ? { ...def, fileDescriptorProtos } : def;
+  return out;
 }
 
 function packageVersion(pkg: string, fallback = 'unknown'): string {
@@ -248,7 +264,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   );
   health.addToServer(server);
   const reflection = config.reflection === 'on' || (config.reflection === 'auto' && auth === null);
-  if (reflection) new ReflectionService({ ...pkg, ...protoLoader.loadSync(healthProtoPath, PROTO_LOADER_OPTIONS) }).addToServer(server);
+  if (reflection)
+    new ReflectionService({
+      ...withProtocDescriptors(pkg, generatedFileDescriptorProtos('florence2')),
+      ...withProtocDescriptors(protoLoader.loadSync(healthProtoPath, PROTO_LOADER_OPTIONS), generatedFileDescriptorProtos('health')),
+    }).addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${config.host}:${config.port}`, tls ? tls.credentials() : grpc.ServerCredentials.createInsecure(), (err, p) =>
       err ? reject(err) : resolve(p),

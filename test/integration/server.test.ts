@@ -8,6 +8,8 @@ import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import sharp from 'sharp';
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import {
   call,
   channelsReady,
@@ -31,6 +33,9 @@ import type { RegionResponse__Output } from 'florence2-client/generated/florence
 import type { RunResponse__Output } from 'florence2-client/generated/florence2/v1/RunResponse';
 import type { ModelInfo__Output } from 'florence2-client/generated/florence2/v1/ModelInfo';
 import type { StreamResponse__Output } from 'florence2-client/generated/florence2/v1/StreamResponse';
+
+/** The buf CLI of the @bufbuild/buf devDependency. */
+const BUF = resolve(__dirname, '../../node_modules/.bin/buf');
 
 const CAR_BOX_640x480 = [34.24, 160.08, 597.44, 371.76];
 
@@ -202,6 +207,31 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
     } finally {
       client.close();
     }
+  });
+
+  it('buf curl, knowing only what reflection serves, lists the methods and calls Detect', () => {
+    // buf is a Go client: it rejects protobufjs-built descriptors (map entries named `Files`, not
+    // `FilesEntry`), so this passes only with protoc-equivalent descriptors.
+    const buf = (args: string[], stdin?: string) => {
+      const r = spawnSync(BUF, ['curl', '--protocol', 'grpc', '--http2-prior-knowledge', ...args], {
+        encoding: 'utf8',
+        input: stdin,
+        timeout: 60_000,
+      });
+      assert.equal(r.status, 0, `buf curl ${args.join(' ')} exited with ${r.status}:\n${r.stdout}${r.stderr}`);
+      return r.stdout;
+    };
+    const base = `http://${s.address}`;
+    const methods = buf(['--list-methods', base]).trim().split('\n').sort();
+    assert.ok(methods.includes('florence2.v1.Florence2/Detect'), methods.join('\n'));
+    assert.ok(methods.includes('florence2.v1.Florence2/GetModelInfo'), methods.join('\n'));
+    const out = JSON.parse(
+      buf(['--data', '@-', `${base}/florence2.v1.Florence2/Detect`], JSON.stringify({ image: { data: image.toString('base64') } })),
+    );
+    assert.equal(out.boxes.length, 1);
+    assert.equal(out.boxes[0].label, 'car');
+    near([out.boxes[0].x1, out.boxes[0].y1, out.boxes[0].x2, out.boxes[0].y2], CAR_BOX_640x480);
+    assert.equal(out.meta.imageWidth, 640);
   });
 
   it('Stream answers every request with its id, and an error for a bad one without ending the stream', async () => {

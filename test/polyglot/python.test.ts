@@ -4,13 +4,15 @@
  * Stubs are generated with Debian's python3-grpc-tools (`/usr/bin/python3 -m grpc_tools.protoc`)
  * into a temporary folder, for florence2/v1/florence2.proto and for grpc.health.v1 (the health.proto
  * that grpc-health-check ships, since python3-grpcio has no grpc_health module), and
- * test/polyglot/python_client.py calls the server with python3-grpcio. `.ci/run` installs both
- * Debian packages; where /usr/bin/python3 cannot import them the suite is skipped with the reason.
+ * test/polyglot/python_client.py calls the server with python3-grpcio. test/polyglot/python_reflection.py
+ * knows no proto: it builds a descriptor pool from what server reflection serves (its stubs come from
+ * @grpc/reflection's reflection.proto). `.ci/run` installs both Debian packages; where /usr/bin/python3
+ * cannot import them the suite is skipped with the reason.
  */
 import { strict as assert } from 'node:assert';
 import { near } from '../helpers/assertions';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
@@ -21,6 +23,9 @@ import { carTiny, tinyModel } from '../helpers/synth-models';
 /** Debian's interpreter: it sees /usr/lib/python3/dist-packages (a pyenv `python3` on PATH may not). */
 const PYTHON = '/usr/bin/python3';
 const CLIENT = resolve(__dirname, 'python_client.py');
+const REFLECTION_CLIENT = resolve(__dirname, 'python_reflection.py');
+/** reflection.proto as @grpc/reflection ships it. */
+const REFLECTION_PROTO = require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto');
 const PROTO_DIR = resolve(__dirname, '../../proto');
 /** `.../proto` of grpc-health-check, holding health/v1/health.proto. */
 const HEALTH_PROTO_DIR = resolve(dirname(healthProtoPath), '../..');
@@ -84,6 +89,10 @@ describe('polyglot: Python client (python3-grpcio, stubs from python3-grpc-tools
     mkdirSync(stubs);
     protoc(PROTO_DIR, 'florence2/v1/florence2.proto', stubs);
     protoc(HEALTH_PROTO_DIR, 'health/v1/health.proto', stubs);
+    // Copied to refl/: generated as grpc/reflection/v1/, its Python package would shadow grpcio's `grpc`.
+    mkdirSync(join(work, 'refl-src', 'refl'), { recursive: true });
+    copyFileSync(REFLECTION_PROTO, join(work, 'refl-src', 'refl', 'reflection.proto'));
+    protoc(join(work, 'refl-src'), 'refl/reflection.proto', stubs);
     carImage = join(work, 'car-640x480.png');
     ocrImage = join(work, 'book-403x500.png');
     writeFileSync(
@@ -139,6 +148,31 @@ describe('polyglot: Python client (python3-grpcio, stubs from python3-grpc-tools
     assert.equal(lines[0].text, 'CUDA');
     near(lines[0].points, CUDA_QUAD_403x500);
     assert.deepEqual([out.ocr_regions.meta.image_width, out.ocr_regions.meta.image_height], [403, 500]);
+  });
+
+  it('reflection alone gives a descriptor pool the services, their methods and ModelInfo.files as a map', () => {
+    const r = runPython([REFLECTION_CLIENT, '--stubs', stubs, '--address', car!.address]);
+    assert.equal(r.status, 0, `python_reflection.py exited with ${r.status}:\n${r.stdout}${r.stderr}`);
+    const out = JSON.parse(r.stdout) as Record<string, unknown>;
+    assert.equal(out.error, undefined, String(out.error));
+    assert.deepEqual(out.services, ['florence2.v1.Florence2', 'grpc.health.v1.Health']);
+    assert.deepEqual(out.methods, {
+      'florence2.v1.Florence2': [
+        'Caption',
+        'DescribeRegion',
+        'Detect',
+        'DetectOpenVocabulary',
+        'GetModelInfo',
+        'GroundPhrases',
+        'Ocr',
+        'Run',
+        'Segment',
+        'Stream',
+      ],
+      'grpc.health.v1.Health': ['Check', 'List', 'Watch'],
+    });
+    assert.equal(out.files_is_map, true);
+    assert.equal(out.files_entry, 'FilesEntry');
   });
 
   it('GetModelInfo, the bidirectional Stream and a status code cross the language boundary', () => {
