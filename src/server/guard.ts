@@ -56,6 +56,11 @@ export function callContext(metadata: grpc.Metadata): CallContext | undefined {
   return contexts.get(metadata);
 }
 
+/** Gives a call from another transport (HTTP/JSON) the context the guard gives a gRPC call. */
+export function bindCallContext(metadata: grpc.Metadata, context: CallContext): void {
+  contexts.set(metadata, context);
+}
+
 /** The client a call comes from when it has no credentials: the peer's address, without the port. */
 function peerAddress(call: grpc.ServerInterceptingCallInterface): string {
   return call.getConnectionInfo().remoteAddress ?? call.getPeer();

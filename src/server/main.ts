@@ -234,34 +234,33 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     onnxruntime_version: packageVersion('onnxruntime-node'),
     node_version: process.versions.node,
   });
-  server.addService(
-    guardedService(SERVICE_NAME, florence.florence2.v1.Florence2.service, {
-      maxRepeated: config.maxClasses,
-      // UTF-8 needs at most 4 bytes a character.
-      maxStringBytes: config.maxTextChars * 4,
-      maxRequestIdBytes: MAX_REQUEST_ID_BYTES,
-    }),
-    createService({
-      scheduler,
-      metrics,
-      logger,
-      isServing: () => serving,
-      modelInfo,
-      testHooks: config.testHooks,
-      limits: {
-        maxImagePixels: config.maxImagePixels,
-        maxNumBeams: config.maxNumBeams,
-        maxNewTokens: config.maxNewTokens,
-        maxTextChars: config.maxTextChars,
-        maxClasses: config.maxClasses,
-        maxRequestTokens: config.maxRequestTokens,
-      },
-      maxRequestMs: config.maxRequestMs,
-      clientLimits,
-      defaultNumBeams: model.generation.numBeams,
-      shutdownSignal: stopping.signal,
-    }),
-  );
+  const definition = guardedService(SERVICE_NAME, florence.florence2.v1.Florence2.service, {
+    maxRepeated: config.maxClasses,
+    // UTF-8 needs at most 4 bytes a character.
+    maxStringBytes: config.maxTextChars * 4,
+    maxRequestIdBytes: MAX_REQUEST_ID_BYTES,
+  });
+  const service = createService({
+    scheduler,
+    metrics,
+    logger,
+    isServing: () => serving,
+    modelInfo,
+    testHooks: config.testHooks,
+    limits: {
+      maxImagePixels: config.maxImagePixels,
+      maxNumBeams: config.maxNumBeams,
+      maxNewTokens: config.maxNewTokens,
+      maxTextChars: config.maxTextChars,
+      maxClasses: config.maxClasses,
+      maxRequestTokens: config.maxRequestTokens,
+    },
+    maxRequestMs: config.maxRequestMs,
+    clientLimits,
+    defaultNumBeams: model.generation.numBeams,
+    shutdownSignal: stopping.signal,
+  });
+  server.addService(definition, service.handlers);
   health.addToServer(server);
   const reflection = config.reflection === 'on' || (config.reflection === 'auto' && auth === null);
   if (reflection)

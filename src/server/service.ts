@@ -15,6 +15,7 @@ import {
 } from '../common/errors';
 import type { Logger } from '../common/logger';
 import type { Metrics } from '../metrics/registry';
+import type { TaskFamily } from 'florence2-client/catalogue';
 import type { Florence2Handlers } from 'florence2-client/generated/florence2/v1/Florence2';
 import type { RunResponse } from 'florence2-client/generated/florence2/v1/RunResponse';
 import type { StreamRequest__Output } from 'florence2-client/generated/florence2/v1/StreamRequest';
@@ -29,6 +30,7 @@ import {
   type RequestLimits,
   checkRequestTokens,
   requestField,
+  requestedTask,
   type ValidRequest,
   validateCaption,
   validateDetect,
@@ -75,11 +77,53 @@ function toServiceError(err: unknown, requestId: string, logger: Logger, v: Vali
   return new InternalError(`internal error (request ${requestId}); the server log has the cause`);
 }
 
-/** What handlers use of a call, unary or streaming. */
-type CallInfo = { getDeadline(): grpc.Deadline; metadata: grpc.Metadata; getPeer(): string };
+/** What the service uses of a call, from either transport (gRPC here, HTTP/JSON in http-api.ts). */
+export interface CallInfo {
+  metadata: grpc.Metadata;
+  /** The peer, for logs. */
+  peer: string;
+  /** The method's path, `/florence2.v1.Florence2/<Rpc>`, for logs. */
+  path: string;
+  /** The client's deadline (epoch ms), if it set one. */
+  clientDeadline: number | undefined;
+}
 
-/** The client's deadline (epoch ms), if it set one. */
-function clientDeadline(call: CallInfo): number | undefined {
+/** A unary call as a transport hands it over. */
+export interface UnaryCall extends CallInfo {
+  /** The decoded request, or what the wire scan refused. */
+  request: unknown;
+  /** Aborted when the client gives up on the call. */
+  signal: AbortSignal;
+  /** When the call arrived (Date.now()). */
+  arrivedEpoch: number;
+}
+
+/** One unary RPC, transport-neutral: the response message, or a thrown ServiceError. */
+export type UnaryMethod = (call: UnaryCall) => Promise<object>;
+
+/** The unary RPCs by name (`Detect`, ..., `GetModelInfo`): every RPC of the service but Stream. */
+export const UNARY_RPCS = [
+  'Caption',
+  'Detect',
+  'DetectOpenVocabulary',
+  'GroundPhrases',
+  'Segment',
+  'Ocr',
+  'DescribeRegion',
+  'Run',
+  'GetModelInfo',
+] as const;
+export type UnaryRpc = (typeof UNARY_RPCS)[number];
+
+export interface Florence2Service {
+  /** For grpc-js's `addService`. */
+  handlers: Florence2Handlers;
+  /** The same unary RPCs for other transports. */
+  unary: Record<UnaryRpc, UnaryMethod>;
+}
+
+/** The client's deadline (epoch ms) of a grpc-js call, if it set one. */
+function clientDeadline(call: { getDeadline(): grpc.Deadline }): number | undefined {
   const d = call.getDeadline();
   const ms = d instanceof Date ? d.getTime() : d;
   return Number.isFinite(ms) ? ms : undefined;
@@ -105,12 +149,12 @@ function onCallCancelled(deadline: number | undefined, arrivedEpoch: number, ac:
 /** How often a peer that keeps sending unparsable messages is logged: once per window, with a count. */
 const REJECTED_LOG_WINDOW_MS = 10_000;
 
-export function createService(deps: ServiceDeps): Florence2Handlers {
+export function createService(deps: ServiceDeps): Florence2Service {
   const { scheduler, limits, metrics, logger } = deps;
 
   /** The deadline a request runs under: the client's, bounded by --max-request-ms from its arrival. */
   const deadlineFor = (call: CallInfo, arrivedEpoch: number): number | undefined => {
-    const own = clientDeadline(call);
+    const own = call.clientDeadline;
     if (deps.maxRequestMs <= 0) return own;
     const bound = arrivedEpoch + deps.maxRequestMs;
     return own === undefined ? bound : Math.min(own, bound);
@@ -118,12 +162,12 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
 
   const rejectedLog = new Map<string, { until: number; suppressed: number }>();
   /** A message refused on the wire: counted, logged (once per peer per window), turned into its status. */
-  function rejectedError(msg: RejectedMessage, call: CallInfo, path: string): ServiceError {
+  function rejectedError(msg: RejectedMessage, call: CallInfo): ServiceError {
     if (msg.reason === 'budget') return new ResourceExhaustedError(msg.message, { retryAfterMs: 200 });
     metrics.recordRejectedMessage(msg.reason);
     const code = msg.reason === 'size' ? 'RESOURCE_EXHAUSTED' : 'INVALID_ARGUMENT';
     metrics.recordRequest('unknown', code, 0);
-    const peer = call.getPeer();
+    const { peer, path } = call;
     const now = Date.now();
     const seen = rejectedLog.get(peer);
     if (seen && now < seen.until) seen.suppressed += 1;
@@ -148,7 +192,16 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
   /** Validate → submit → encode, with metrics and logs; throws a ServiceError on failure. */
   async function execute(
     validate: () => Promise<ValidRequest>,
-    ctx: { call: CallInfo; signal: AbortSignal; requestId: string; arrived: number; deadline: number | undefined; prefix: string },
+    ctx: {
+      call: CallInfo;
+      signal: AbortSignal;
+      requestId: string;
+      arrived: number;
+      deadline: number | undefined;
+      prefix: string;
+      /** The task asked for, counted when validation fails. */
+      task: string | undefined;
+    },
   ): Promise<RunResponse> {
     let v: ValidRequest | null = null;
     try {
@@ -186,49 +239,88 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
       return response;
     } catch (err) {
       const e = toServiceError(err, ctx.requestId, logger, v, ctx.prefix);
-      metrics.recordRequest(v?.task ?? 'unknown', codeName(e.code), (performance.now() - ctx.arrived) / 1000);
-      logger.info('request failed', { requestId: ctx.requestId, task: v?.task, code: codeName(e.code), message: e.message });
+      const task = v?.task ?? ctx.task ?? 'unknown';
+      metrics.recordRequest(task, codeName(e.code), (performance.now() - ctx.arrived) / 1000);
+      logger.info('request failed', { requestId: ctx.requestId, task, code: codeName(e.code), message: e.message });
       throw e;
     }
   }
 
-  function unary<Req, Res>(
+  function unary<Req>(
+    family: TaskFamily | 'run',
     validate: (req: Req, l: RequestLimits) => Promise<ValidRequest>,
-    pick: (r: RunResponse) => Res,
-  ): grpc.handleUnaryCall<Req, Res> {
-    return (call, callback) => {
-      if (isRejected(call.request)) return callback(rejectedError(call.request, call, call.getPath()));
-      const ac = new AbortController();
-      const arrivedEpoch = Date.now();
-      const deadline = deadlineFor(call, arrivedEpoch);
-      call.on('cancelled', () => onCallCancelled(clientDeadline(call), arrivedEpoch, ac));
-      execute(() => validate(call.request, limits), {
+    pick: (r: RunResponse) => object,
+  ): UnaryMethod {
+    return (call) => {
+      const request = call.request;
+      if (isRejected(request)) return Promise.reject(rejectedError(request, call));
+      return execute(() => validate(request as Req, limits), {
         call,
-        signal: ac.signal,
+        signal: call.signal,
         requestId: randomUUID(),
         arrived: performance.now(),
-        deadline,
+        deadline: deadlineFor(call, call.arrivedEpoch),
         prefix: '',
-      }).then(
-        (r) => callback(null, pick(r)),
-        (e: ServiceError) => callback(e),
-      );
+        task: requestedTask(family, request as Record<string, unknown>),
+      }).then(pick);
     };
   }
 
-  return {
-    Caption: unary(validateCaption, (r) => r.caption!),
-    Detect: unary(validateDetect, (r) => r.detect!),
-    DetectOpenVocabulary: unary(validateOpenVocabulary, (r) => r.open_vocabulary!),
-    GroundPhrases: unary(validatePhraseGrounding, (r) => r.phrase_grounding!),
-    Segment: unary(validateSegment, (r) => r.segment!),
-    Ocr: unary(validateOcr, (r) => r.ocr!),
-    DescribeRegion: unary(validateRegion, (r) => r.region!),
-    Run: unary(validateRun, (r) => r),
+  const methods: Record<UnaryRpc, UnaryMethod> = {
+    Caption: unary('caption', validateCaption, (r) => r.caption!),
+    Detect: unary('detect', validateDetect, (r) => r.detect!),
+    DetectOpenVocabulary: unary('open_vocabulary', validateOpenVocabulary, (r) => r.open_vocabulary!),
+    GroundPhrases: unary('phrase_grounding', validatePhraseGrounding, (r) => r.phrase_grounding!),
+    Segment: unary('segment', validateSegment, (r) => r.segment!),
+    Ocr: unary('ocr', validateOcr, (r) => r.ocr!),
+    DescribeRegion: unary('region', validateRegion, (r) => r.region!),
+    Run: unary('run', validateRun, (r) => r),
+    GetModelInfo: (call) =>
+      isRejected(call.request) ? Promise.reject(rejectedError(call.request, call)) : Promise.resolve(deps.modelInfo()),
+  };
+
+  /** A unary method as a grpc-js handler: the call's cancel aborts it (see onCallCancelled). */
+  const grpcUnary =
+    (method: UnaryMethod): grpc.handleUnaryCall<unknown, object> =>
+    (call, callback) => {
+      const ac = new AbortController();
+      const arrivedEpoch = Date.now();
+      const deadline = clientDeadline(call);
+      call.on('cancelled', () => onCallCancelled(deadline, arrivedEpoch, ac));
+      method({
+        request: call.request,
+        metadata: call.metadata,
+        peer: call.getPeer(),
+        path: call.getPath(),
+        clientDeadline: deadline,
+        signal: ac.signal,
+        arrivedEpoch,
+      }).then(
+        (r) => callback(null, r),
+        (e: ServiceError) => callback(e),
+      );
+    };
+
+  const handlers: Florence2Handlers = {
+    Caption: grpcUnary(methods.Caption),
+    Detect: grpcUnary(methods.Detect),
+    DetectOpenVocabulary: grpcUnary(methods.DetectOpenVocabulary),
+    GroundPhrases: grpcUnary(methods.GroundPhrases),
+    Segment: grpcUnary(methods.Segment),
+    Ocr: grpcUnary(methods.Ocr),
+    DescribeRegion: grpcUnary(methods.DescribeRegion),
+    Run: grpcUnary(methods.Run),
+    GetModelInfo: grpcUnary(methods.GetModelInfo),
 
     Stream(call: grpc.ServerDuplexStream<StreamRequest__Output | RejectedMessage, StreamResponse>) {
       const inFlight = new Map<string, AbortController>();
       const guard = callContext(call.metadata);
+      const streamInfo: CallInfo = {
+        metadata: call.metadata,
+        peer: call.getPeer(),
+        path: call.getPath(),
+        clientDeadline: clientDeadline(call),
+      };
       let inputEnded = false;
       let closed = false;
       let stopping = false;
@@ -260,7 +352,7 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
       };
       const fail = (id: string, e: ServiceError) => send({ request_id: id, error: { code: e.code, message: e.message } });
       call.on('data', (msg: StreamRequest__Output | RejectedMessage) => {
-        if (isRejected(msg)) return fail(msg.requestId, rejectedError(msg, call, call.getPath()));
+        if (isRejected(msg)) return fail(msg.requestId, rejectedError(msg, streamInfo));
         const id = msg.request_id;
         const refuse = (e: ServiceError) => {
           guard?.releaseMessage(msg);
@@ -286,12 +378,13 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
               ? validateRun(msg.request, limits, 'request.')
               : Promise.reject(new InvalidArgumentError('request', '`request` is required')),
           {
-            call,
+            call: streamInfo,
             signal: ac.signal,
             requestId,
             arrived: performance.now(),
-            deadline: deadlineFor(call, arrivedEpoch),
+            deadline: deadlineFor(streamInfo, arrivedEpoch),
             prefix: 'request.',
+            task: msg.request ? requestedTask('run', msg.request as unknown as Record<string, unknown>) : undefined,
           },
         )
           .then(
@@ -313,7 +406,7 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
       call.on('cancelled', () => {
         closed = true;
         deps.shutdownSignal?.removeEventListener('abort', onShutdown);
-        for (const ac of inFlight.values()) onCallCancelled(clientDeadline(call), streamArrived, ac);
+        for (const ac of inFlight.values()) onCallCancelled(streamInfo.clientDeadline, streamArrived, ac);
       });
       call.on('error', () => {
         closed = true;
@@ -321,10 +414,6 @@ export function createService(deps: ServiceDeps): Florence2Handlers {
         for (const ac of inFlight.values()) ac.abort();
       });
     },
-
-    GetModelInfo(call, callback) {
-      if (isRejected(call.request)) return callback(rejectedError(call.request, call, call.getPath()));
-      callback(null, deps.modelInfo());
-    },
   };
+  return { handlers, unary: methods };
 }

@@ -6,7 +6,14 @@
 import { InvalidArgumentError } from '../common/errors';
 import { ImageDecodeError, probeImage } from '../florence/preprocess';
 import type { WorkerErrorField, WorkerRequest } from '../common/protocol';
-import { SELECTOR_FIELDS, selectorTasks, type SelectorFamily, type TaskFamily, type TaskToken } from 'florence2-client/catalogue';
+import {
+  SELECTOR_FIELDS,
+  TASK_FAMILIES,
+  selectorTasks,
+  type SelectorFamily,
+  type TaskFamily,
+  type TaskToken,
+} from 'florence2-client/catalogue';
 import type { PixelRegion } from '../florence/geometry';
 import type { CaptionRequest__Output } from 'florence2-client/generated/florence2/v1/CaptionRequest';
 import type { DetectRequest__Output } from 'florence2-client/generated/florence2/v1/DetectRequest';
@@ -264,6 +271,44 @@ export function validateRun(r: RunRequest__Output, limits: RequestLimits, prefix
           `\`${prefix}task\` is required: set one of caption, detect, open_vocabulary, phrase_grounding, segment, ocr, region`,
         ),
       );
+  }
+}
+
+const isTaskFamily = (v: unknown): v is TaskFamily => (TASK_FAMILIES as readonly unknown[]).includes(v);
+
+/**
+ * The task a request asks for, whether or not it is valid (for metrics and logs of a refusal), or
+ * undefined where it cannot be told (a Run without a task, an unknown selector value).
+ */
+export function requestedTask(family: TaskFamily | 'run', r: Record<string, unknown>): TaskToken | undefined {
+  const selector = (f: SelectorFamily) => {
+    const value = r[SELECTOR_FIELDS[f].field];
+    const key = typeof value === 'string' || typeof value === 'number' ? String(value) : `${SELECTOR_FIELDS[f].enumPrefix}UNSPECIFIED`;
+    return SELECTOR_TABLES[f][key];
+  };
+  switch (family) {
+    case 'caption':
+    case 'detect':
+    case 'region':
+      return selector(family);
+    case 'open_vocabulary':
+      return '<OPEN_VOCABULARY_DETECTION>';
+    case 'phrase_grounding':
+      return '<CAPTION_TO_PHRASE_GROUNDING>';
+    case 'segment':
+      return r.target === 'region'
+        ? '<REGION_TO_SEGMENTATION>'
+        : r.target === 'referring_expression'
+          ? '<REFERRING_EXPRESSION_SEGMENTATION>'
+          : undefined;
+    case 'ocr':
+      return r.with_regions ? '<OCR_WITH_REGION>' : '<OCR>';
+    case 'run': {
+      const member = r.task;
+      const inner = typeof member === 'string' ? r[member] : undefined;
+      if (typeof inner !== 'object' || inner === null || !isTaskFamily(member)) return undefined;
+      return requestedTask(member, inner as Record<string, unknown>);
+    }
   }
 }
 
