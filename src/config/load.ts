@@ -234,9 +234,15 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, opti
   }
 
   // 4) cross-field rules, only between values that are themselves valid
-  const { port, metricsPort } = values;
+  const { port, metricsPort, httpPort } = values;
   if (typeof port === 'number' && port === metricsPort && port !== 0) {
     problems.push(`${sourceOf.port} and ${sourceOf.metricsPort}: the gRPC port and the metrics port must differ, both are ${port}`);
+  }
+  if (typeof httpPort === 'number' && httpPort > 0 && (httpPort === port || httpPort === metricsPort)) {
+    const other = httpPort === port ? 'port' : 'metricsPort';
+    problems.push(
+      `${sourceOf.httpPort} and ${sourceOf[other]}: the HTTP/JSON port must differ from the ${other === 'port' ? 'gRPC' : 'metrics'} port, both are ${httpPort}`,
+    );
   }
 
   const { maxMessageBytes, requestMemoryBytes, tlsCert, tlsKey, tlsClientCa } = values;
@@ -264,6 +270,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, opti
     config.intraOpThreads = Math.max(1, Math.floor(cores / (pools * config.workersPerDevice)));
   }
   if (config.maxInFlightPerDevice === 0) config.maxInFlightPerDevice = config.workersPerDevice;
+  // base64 takes 4 bytes per 3; the rest of a request (options, texts, keys) fits in 64 KiB.
+  if (config.httpMaxBodyBytes === 0) config.httpMaxBodyBytes = Math.ceil(config.maxMessageBytes / 3) * 4 + 64 * 1024;
 
   // Defaults are shared objects from the table; copy before freezing so the result owns its data.
   config.devices = config.devices.map((d) => ({ ...d }));

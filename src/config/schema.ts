@@ -74,6 +74,10 @@ export interface Config {
   readonly metricsPort: number;
   /** Address the metrics endpoint binds. */
   readonly metricsHost: string;
+  /** Port of the HTTP/JSON API (`POST /v1/<Rpc>`, `/openapi.json`), bound on `host`; 0 picks a free port, -1 = off. */
+  readonly httpPort: number;
+  /** Largest HTTP/JSON request body, in bytes, resolved (the setting's 0 = what a --max-message-bytes image takes in base64). */
+  readonly httpMaxBodyBytes: number;
   /** Device pools, in the order given; no duplicates. */
   readonly devices: readonly DeviceSpec[];
   /** Worker threads per device pool. */
@@ -447,6 +451,30 @@ export const SETTINGS: readonly AnySetting[] = [
     defaultText: '0.0.0.0',
     doc: 'Address the metrics endpoint binds.',
     parse: nonEmptyString,
+  }),
+  row({
+    key: 'httpPort',
+    flag: '--http-port',
+    env: 'FLORENCE2_HTTP_PORT',
+    type: 'integer',
+    valueName: 'N',
+    default: -1,
+    defaultText: '-1 (off)',
+    range: '-1..65535',
+    doc: 'Port of the HTTP/JSON API (POST /v1/<Rpc> with the proto3 JSON mapping, GET /openapi.json), on --host with the same TLS, tokens and limits as gRPC; 0 picks a free port, -1 turns it off.',
+    parse: integer(-1, 65535),
+  }),
+  row({
+    key: 'httpMaxBodyBytes',
+    flag: '--http-max-body-bytes',
+    env: 'FLORENCE2_HTTP_MAX_BODY_BYTES',
+    type: 'integer',
+    valueName: 'N',
+    default: 0,
+    defaultText: '0 (--max-message-bytes in base64, plus 64 KiB)',
+    range: `0..${2 * GIB - 1}`,
+    doc: 'Largest HTTP/JSON request body; a larger one is refused with 413 before it is read.',
+    parse: integer(0, 2 * GIB - 1),
   }),
   row({
     key: 'devices',

@@ -5,6 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as protobuf from 'protobufjs';
+import { type FileRegistry, createFileRegistry, fromBinary } from '@bufbuild/protobuf';
+import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 
 /** src/generated, found upwards from this file (src/server under tsx, dist/src/server after tsc). */
 function generatedDir(): string {
@@ -35,4 +37,14 @@ export function generatedFileDescriptorProtos(set: 'florence2' | 'health'): Buff
     else reader.skipType(tag & 7);
   }
   return files;
+}
+
+/** A @bufbuild/protobuf registry over the same descriptors: the HTTP/JSON front end's proto3 JSON mapping. */
+export function generatedRegistry(set: 'florence2' | 'health'): FileRegistry {
+  return createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(join(generatedDir(), `${set}.binpb`))));
+}
+
+/** Another file `npm run gen` writes into src/generated (the OpenAPI document). */
+export function readGeneratedFile(name: 'openapi.json'): Buffer {
+  return readFileSync(join(generatedDir(), name));
 }

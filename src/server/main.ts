@@ -18,7 +18,9 @@ import { Scheduler } from './scheduler';
 import { CancelSlots } from './cancel-slots';
 import { createService } from './service';
 import { PROTO_LOADER_OPTIONS, loadFlorence2Package, protoDir } from 'florence2-client/proto';
-import { generatedFileDescriptorProtos } from './descriptors';
+import { generatedFileDescriptorProtos, generatedRegistry, readGeneratedFile } from './descriptors';
+import { startHttpApi } from './http-api';
+import { JsonCodec } from './json';
 import { readModelConfig } from '../florence/model-config';
 import { readManifestSync } from '../hub/cache';
 import { ByteBudget } from './budget';
@@ -48,6 +50,8 @@ export interface RunningServer {
   port: number;
   /** The bound metrics port, or null when metrics are disabled. */
   metricsPort: number | null;
+  /** The bound HTTP/JSON port, or null when the HTTP/JSON API is off. */
+  httpPort: number | null;
   /**
    * Graceful shutdown; resolves when everything is closed. Idempotent: a later call returns the same
    * promise. With `force` (a third stop signal) it ends a drain under way at once: every request still
@@ -277,6 +281,31 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     logger.warn('the gRPC port is open to the network without TLS or token auth; set --tls-cert/--tls-key and --auth-tokens-file', {
       host: config.host,
     });
+  const httpApi =
+    config.httpPort >= 0
+      ? await startHttpApi({
+          host: config.host,
+          port: config.httpPort,
+          maxBodyBytes: config.httpMaxBodyBytes,
+          maxMessageBytes: config.maxMessageBytes,
+          methods: service.unary,
+          definition,
+          codec: new JsonCodec(generatedRegistry('florence2'), SERVICE_NAME),
+          openapi: readGeneratedFile('openapi.json'),
+          budget,
+          clientLimits,
+          auth: () => auth,
+          tls,
+          receiveTimeoutMs: RECEIVE_TIMEOUT_MS,
+          servicePath: `/${SERVICE_NAME}`,
+          metrics,
+          logger,
+          onRefused: ({ path, client, reason, error }) => {
+            metrics.recordRefused(reason);
+            logger.info('call refused', { path, client, code: grpc.status[error.code], message: error.message, transport: 'http' });
+          },
+        })
+      : null;
   const metricsServer =
     config.metricsPort >= 0
       ? await startMetricsServer({ metrics, host: config.metricsHost, port: config.metricsPort, isReady: () => serving })
@@ -284,6 +313,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   logger.info('listening', {
     port,
     metricsPort: metricsServer?.port ?? null,
+    httpPort: httpApi?.port ?? null,
     model: config.model,
     devices: config.devices.map((d) => d.name),
     tls: tls ? (tls.mutual ? 'mtls' : 'tls') : 'off',
@@ -334,6 +364,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         closeTransportNow = () => finish('forced');
         server.tryShutdown(() => finish('graceful'));
       });
+      await httpApi?.close(TRANSPORT_CLOSE_MS);
       // The pools wait for their running batches: stopped ones end at their next decoder step.
       await scheduler.close();
       await metricsServer?.close();
@@ -381,5 +412,5 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   serving = true;
   setHealth('SERVING');
   logger.info('serving', { port });
-  return { port, metricsPort: metricsServer?.port ?? null, shutdown, reload };
+  return { port, metricsPort: metricsServer?.port ?? null, httpPort: httpApi?.port ?? null, shutdown, reload };
 }

@@ -55,6 +55,12 @@ export class TlsFiles implements experimental.CertificateProvider {
     return grpc.experimental.createCertificateProviderServerCredentials(this, this.mutual ? this : null, this.mutual);
   }
 
+  /** The material in use, for node's TLS servers (the HTTP/JSON port); {@link addIdentityCertificateListener} hears changes. */
+  secureContextOptions(): { cert: Buffer; key: Buffer; ca?: Buffer } {
+    const { cert, key, ca } = this.material;
+    return ca ? { cert, key, ca } : { cert, key };
+  }
+
   /** Reads the files again; throws (keeping the material in use) when they do not form a valid key pair. Returns whether anything changed. */
   reload(): boolean {
     const next = this.read();

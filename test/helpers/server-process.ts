@@ -17,6 +17,8 @@ export interface ServerProcess {
   child: ChildProcess;
   port: number;
   metricsPort: number;
+  /** The HTTP/JSON port, or null when the server runs without `--http-port`. */
+  httpPort: number | null;
   address: string;
   client: Florence2Client;
   health: grpc.Client & { Check: Function; Watch: Function };
@@ -44,7 +46,7 @@ export async function startServerProcess(args: string[], env: NodeJS.ProcessEnv 
   const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
   let markServing: () => void = () => {};
   const serving = new Promise<void>((res) => (markServing = res));
-  const listening = new Promise<{ port: number; metricsPort: number }>((res, rej) => {
+  const listening = new Promise<{ port: number; metricsPort: number; httpPort: number | null }>((res, rej) => {
     let buf = '';
     const onData = (chunk: Buffer) => {
       buf += chunk.toString('utf8');
@@ -56,7 +58,7 @@ export async function startServerProcess(args: string[], env: NodeJS.ProcessEnv 
         try {
           const entry = JSON.parse(line);
           logs.push(entry);
-          if (entry.msg === 'listening') res({ port: entry.port, metricsPort: entry.metricsPort });
+          if (entry.msg === 'listening') res({ port: entry.port, metricsPort: entry.metricsPort, httpPort: entry.httpPort ?? null });
           if (entry.msg === 'serving') markServing();
         } catch {
           // not a log line (e.g. a native library warning)
@@ -67,7 +69,7 @@ export async function startServerProcess(args: string[], env: NodeJS.ProcessEnv 
     child.stdout.on('data', onData);
     void exited.then((code) => rej(new Error(`server exited with ${code} before listening:\n${stderrText.slice(-4000)}`)));
   });
-  const { port, metricsPort } = await listening;
+  const { port, metricsPort, httpPort } = await listening;
   const address = `127.0.0.1:${port}`;
   const pkg = grpc.loadPackageDefinition(loadFlorence2Package()) as unknown as {
     florence2: { v1: { Florence2: new (a: string, c: grpc.ChannelCredentials, o?: object) => Florence2Client } };
@@ -82,6 +84,7 @@ export async function startServerProcess(args: string[], env: NodeJS.ProcessEnv 
     child,
     port,
     metricsPort,
+    httpPort,
     address,
     client,
     health,
