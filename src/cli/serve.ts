@@ -76,7 +76,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     }
     throw err;
   }
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   try {
     config = await localModel(config, env, logger);
   } catch (err) {

@@ -1,14 +1,26 @@
 /**
- * A tiny structured logger: one JSON object per line (`time`, `level`, `msg`, then fields), written
- * to stderr by default so stdout stays free for command output. No dependency: the server needs
- * levels, bound fields (`requestId`, `device`) and safe Error serialisation, nothing more.
+ * The structured logger: pino underneath (one JSON object per line: `level`, `time`, fields, `msg`),
+ * written to stderr by default so stdout stays free for command output, or pretty-printed for a
+ * terminal. The `Logger` interface is ours so call sites stay independent of pino; what we add on
+ * top of pino: levels by name, fields that never replace `time`/`level`/`msg`, Errors serialised
+ * anywhere in the fields (with their cause chain), bigints as strings, and the fields of the
+ * request under way ({@link withLogContext}) on every line.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import pino from 'pino';
+import { prettyFactory } from 'pino-pretty';
 
 /** The levels, from most to least verbose. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
 /** One of {@link LOG_LEVELS}. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** How lines are written: JSON lines, pretty (for a terminal), or pretty only when stderr is a TTY. */
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+
+/** One of {@link LOG_FORMATS}. */
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** Extra key/values attached to a log line. */
 export type LogFields = Record<string, unknown>;
@@ -42,72 +54,125 @@ export interface LoggerOptions {
   stream?: LogSink;
   /** Fields bound to every line (e.g. `{ component: 'server' }`). */
   fields?: LogFields;
+  /** Default `json`; `auto` is pretty when `process.stderr` is a TTY. */
+  format?: LogFormat;
+  /** Pretty output in colour; default: when the sink is a TTY. */
+  colorize?: boolean;
+}
+
+/**
+ * `auto` decided for this process's stderr, with colour when it is a terminal: what a worker thread
+ * (whose stderr is never a TTY itself) is started with, so its lines look like the main thread's.
+ */
+export function resolveLogFormat(format: LogFormat): { format: 'json' | 'pretty'; colorize: boolean } {
+  const tty = process.stderr.isTTY === true;
+  return { format: format === 'pretty' || (format === 'auto' && tty) ? 'pretty' : 'json', colorize: tty };
 }
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-/** Keys every line starts with; fields with the same name are kept under `_<key>` instead of replacing them. */
+/** Keys every line has; fields with the same name are kept under `_<key>` instead of replacing them. */
 const RESERVED = new Set(['time', 'level', 'msg']);
 
+/** The fields of the request under way (requestId, traceId): added to every line logged within it. */
+const context = new AsyncLocalStorage<LogFields>();
+
+/**
+ * Runs `fn` with `fields` on every line logged inside it, also in the callbacks and promises it
+ * starts (AsyncLocalStorage), by any logger; fields given at the call site win. Nested calls add
+ * to the outer fields.
+ */
+export function withLogContext<T>(fields: LogFields, fn: () => T): T {
+  const outer = context.getStore();
+  return context.run(outer ? { ...outer, ...fields } : fields, fn);
+}
+
+/** The fields {@link withLogContext} set for the code running now (empty outside a request). */
+export function logContext(): LogFields {
+  return context.getStore() ?? {};
+}
+
 /** `{ name, message, stack }` plus a string/number `code` and a serialised `cause` when present. */
-function serializeError(err: Error, depth = 0): Record<string, unknown> {
+function serializeError(err: Error, seen: WeakSet<object>, depth: number): Record<string, unknown> {
   const out: Record<string, unknown> = { name: err.name, message: err.message, stack: err.stack };
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' || typeof code === 'number') out.code = code;
   const cause = (err as { cause?: unknown }).cause;
   // Bounded so a cyclic cause chain cannot recurse forever.
-  if (cause !== undefined && depth < 5) out.cause = cause instanceof Error ? serializeError(cause, depth + 1) : cause;
+  if (cause !== undefined && depth < 5) out.cause = cause instanceof Error ? serializeError(cause, seen, depth + 1) : loggable(cause, seen);
   return out;
 }
 
-function replacer(_key: string, value: unknown): unknown {
-  if (value instanceof Error) return serializeError(value);
-  // JSON.stringify throws on bigint; a log line must never throw.
+/**
+ * A value JSON can carry: Errors as objects, bigints as strings, a repeated object as "[Circular]".
+ * Only arrays and plain objects are walked; anything else is left to pino's serialiser.
+ */
+function loggable(value: unknown, seen: WeakSet<object>): unknown {
   if (typeof value === 'bigint') return value.toString();
-  return value;
+  if (typeof value !== 'object' || value === null) return value;
+  if (seen.has(value)) return '[Circular]';
+  seen.add(value);
+  if (value instanceof Error) return serializeError(value, seen, 0);
+  if (Array.isArray(value)) return value.map((v) => loggable(v, seen));
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return value;
+  const out: LogFields = {};
+  for (const [k, v] of Object.entries(value)) out[k] = loggable(v, seen);
+  return out;
 }
 
-/** Like `replacer`, and replaces objects seen before with "[Circular]"; used only when the fast path throws. */
-function safeReplacer(): (key: string, value: unknown) => unknown {
-  const seen = new WeakSet<object>();
-  return (key, value) => {
-    const v = replacer(key, value);
-    if (typeof v === 'object' && v !== null) {
-      if (seen.has(v)) return '[Circular]';
-      seen.add(v);
-    }
-    return v;
-  };
-}
-
-function stringify(entry: LogFields): string {
-  try {
-    return JSON.stringify(entry, replacer);
-  } catch {
-    return JSON.stringify(entry, safeReplacer());
+/** The fields of one line, in precedence order (later wins), reserved names moved aside. */
+function lineFields(sources: Array<LogFields | undefined>): LogFields {
+  const entry: LogFields = {};
+  for (const src of sources) {
+    if (!src) continue;
+    for (const [k, v] of Object.entries(src)) entry[RESERVED.has(k) ? `_${k}` : k] = v;
   }
+  return loggable(entry, new WeakSet()) as LogFields;
 }
 
-/** Creates a JSON-lines logger. */
+/** A sink that turns pino's JSON lines into pino-pretty's text (synchronous, so it works the same in worker threads). */
+function prettySink(sink: LogSink, colorize: boolean): LogSink {
+  const pretty = prettyFactory({ colorize, translateTime: 'SYS:HH:MM:ss.l' });
+  return { write: (line: string) => sink.write(pretty(line)) };
+}
+
+/** Creates a logger; see {@link LoggerOptions}. */
 export function createLogger(options: LoggerOptions): Logger {
   const sink: LogSink = options.stream ?? process.stderr;
   const min = RANK[options.level];
   if (min === undefined)
     throw new TypeError(`createLogger: unknown level ${JSON.stringify(options.level)} (expected one of ${LOG_LEVELS.join(', ')})`);
+  const format = options.format ?? 'json';
+  if (!LOG_FORMATS.includes(format))
+    throw new TypeError(`createLogger: unknown format ${JSON.stringify(format)} (expected one of ${LOG_FORMATS.join(', ')})`);
+  const pretty = format === 'pretty' || (format === 'auto' && process.stderr.isTTY === true);
+  const destination = pretty ? prettySink(sink, options.colorize ?? (sink as { isTTY?: boolean }).isTTY === true) : sink;
+  const root = pino(
+    {
+      level: options.level,
+      // No pid/hostname: the line holds what we log; the platform knows where it ran.
+      base: null,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      // Fields are made loggable before pino sees them (lineFields); its own err serialiser would redo it.
+      serializers: { err: (e: unknown) => e },
+    },
+    {
+      write(line: string) {
+        try {
+          destination.write(line);
+        } catch {
+          // Logging must not take the server down (e.g. a closed pipe).
+        }
+      },
+    },
+  );
 
   const make = (bound: LogFields): Logger => {
     const write = (level: LogLevel, msg: string, fields?: LogFields): void => {
       if (RANK[level] < min) return;
-      const entry: LogFields = { time: new Date().toISOString(), level, msg };
-      for (const src of [bound, fields]) {
-        if (!src) continue;
-        for (const [k, v] of Object.entries(src)) entry[RESERVED.has(k) ? `_${k}` : k] = v;
-      }
-      try {
-        sink.write(`${stringify(entry)}\n`);
-      } catch {
-        // Logging must not take the server down (e.g. a closed pipe).
-      }
+      root[level](lineFields([context.getStore(), bound, fields]), msg);
     };
     return {
       level: options.level,

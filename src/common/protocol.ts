@@ -3,7 +3,7 @@
  * data, never as thrown class instances, so their kind survives the thread boundary.
  */
 import type { TaskToken } from 'florence2-client/catalogue';
-import type { LogLevel } from './logger';
+import type { LogFields, LogLevel } from './logger';
 import type { PromptField } from '../florence/prompts';
 import type { GenerationOptionError } from '../florence/pipeline';
 import type { ResampleMode } from '../florence/preprocess';
@@ -39,6 +39,10 @@ export interface WorkerInit {
   cancelFlags: SharedArrayBuffer;
   /** The server's log level, so worker lines follow it. */
   logLevel: LogLevel;
+  /** The server's log format, decided for its stderr (a worker's own stderr is never a TTY). */
+  logFormat: 'json' | 'pretty';
+  /** Pretty lines in colour (the server's stderr is a terminal). */
+  logColor: boolean;
   /** Enables test-only behaviour (a request can ask the worker to crash). Never on in production. */
   testHooks: boolean;
 }
@@ -57,6 +61,8 @@ export interface WorkerBatchItem {
   maxNewTokens?: number;
   /** Index into the cancel flags: non-zero there means stop (1 = cancelled, 2 = deadline, 3 = shutdown). */
   cancelSlot: number;
+  /** The request's log fields (requestId, traceId), on the worker's lines about it. */
+  log?: LogFields;
 }
 
 /**
@@ -141,6 +147,12 @@ export type WorkerItemOutcome =
       timings: StageTimings;
       /** Decoder steps this item's rows took part in. */
       steps: number;
+      /**
+       * When the batch started in the worker, epoch ms (`performance.timeOrigin + performance.now()`,
+       * comparable across threads): the origin of `timings`, from which the main thread places the
+       * stage spans of a trace.
+       */
+      startedAt: number;
     }
   | { ok: false; error: WorkerError };
 

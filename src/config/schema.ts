@@ -17,7 +17,8 @@ import {
   type Provider,
 } from '../runtime/model-files';
 import type { ResampleMode } from '../florence/preprocess';
-import { LOG_LEVELS, type LogLevel } from '../common/logger';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../common/logger';
+import { TRACING_MODES, type TracingMode } from '../common/tracing';
 
 export type { DtypeByModule, Provider };
 
@@ -143,6 +144,10 @@ export interface Config {
   readonly shutdownGraceMs: number;
   /** Minimum level of the JSON log lines written to stderr. */
   readonly logLevel: LogLevel;
+  /** Log lines as JSON, pretty text, or pretty only when stderr is a terminal. */
+  readonly logFormat: LogFormat;
+  /** OpenTelemetry tracing: `auto` follows the standard OTEL_* variables (see src/common/tracing.ts). */
+  readonly tracing: TracingMode;
   /** Absolute path of the JSON config file that was read, or null. */
   readonly configFile: string | null;
   /** Test-only behaviour (e.g. a request may ask its worker to crash). Never enable in production. */
@@ -842,6 +847,30 @@ export const SETTINGS: readonly AnySetting[] = [
     range: LOG_LEVELS.join('|'),
     doc: 'Minimum level of the JSON log lines on stderr.',
     parse: oneOf(LOG_LEVELS),
+  }),
+  row({
+    key: 'logFormat',
+    flag: '--log-format',
+    env: 'FLORENCE2_LOG_FORMAT',
+    type: 'enum',
+    valueName: 'FORMAT',
+    default: 'auto',
+    defaultText: 'auto (pretty when stderr is a terminal, else JSON lines)',
+    range: LOG_FORMATS.join('|'),
+    doc: 'How log lines are written: JSON lines (for collectors) or pretty text (for a terminal).',
+    parse: oneOf(LOG_FORMATS),
+  }),
+  row({
+    key: 'tracing',
+    flag: '--tracing',
+    env: 'FLORENCE2_TRACING',
+    type: 'enum',
+    valueName: 'MODE',
+    default: 'auto',
+    defaultText: 'auto (on when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT or OTEL_TRACES_EXPORTER=otlp is set)',
+    range: TRACING_MODES.join('|'),
+    doc: 'OpenTelemetry traces of every request and its stages, exported with OTLP (endpoint, protocol, headers and sampler from the standard OTEL_* variables). OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn auto off.',
+    parse: oneOf(TRACING_MODES),
   }),
   row({
     key: 'configFile',

@@ -10,7 +10,8 @@ import * as protoLoader from '@grpc/proto-loader';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { batchingFor, type Config } from '../config/schema';
-import type { Logger } from '../common/logger';
+import { type Logger, resolveLogFormat } from '../common/logger';
+import { startTracing } from '../common/tracing';
 import { Metrics } from '../metrics/registry';
 import { startMetricsServer } from '../metrics/http';
 import { DevicePool } from './pools';
@@ -97,6 +98,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const firstDtype = dtypes.get(config.devices[0].name)!;
   const files = Object.fromEntries(MODULES.map((m) => [m, moduleFile(config.model, m, firstDtype).split('/').pop()!]));
   const metrics = new Metrics();
+  // Tracing first, so nothing of a request runs before its tracer; off unless OTEL_* or --tracing ask.
+  const tracing = startTracing(config.tracing, { version: SERVER_VERSION });
+  logger.info(tracing.on ? 'tracing on' : 'tracing off', { why: tracing.why, ...(tracing.protocol ? { protocol: tracing.protocol } : {}) });
+  const logFormat = resolveLogFormat(config.logFormat);
   const dtypeLabel = (t: DtypeByModule) => MODULES.map((m) => `${m}=${t[m]}`).join(',');
   metrics.setModelInfo({
     model: model.name || config.model,
@@ -130,6 +135,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
           maxVisionBatch: batching.get(d.name)!.maxVisionBatch,
           cancelFlags: cancelSlots.buffer,
           logLevel: config.logLevel,
+          logFormat: logFormat.format,
+          logColor: logFormat.colorize,
           testHooks: config.testHooks,
         },
         logger,
@@ -369,6 +376,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await scheduler.close();
       await metricsServer?.close();
       tls?.close();
+      // The spans of the last requests are exported before the process ends.
+      await tracing.shutdown().catch((err: unknown) => logger.warn('traces could not be exported at shutdown', { err }));
       logger.info('stopped', { reason, forced });
     })();
     if (options.force && !forced) {

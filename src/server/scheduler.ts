@@ -44,6 +44,7 @@ import {
   type WorkerResult,
   type WorkerTask,
 } from '../common/protocol';
+import { type LogFields, logContext } from '../common/logger';
 import { CancelSlots } from './cancel-slots';
 import { type BatchLimits, fairOrder, flushIn, takeBatch } from './batcher';
 
@@ -116,6 +117,10 @@ export interface SubmitResult {
   batchWaitMs: number;
   /** The batch the request ran in. */
   batch: BatchShape;
+  /** Its id (unique per scheduler), for traces and logs. */
+  batchId: number;
+  /** When the batch was handed to its worker (performance.now()): the end of `queueMs`. */
+  dispatchedAt: number;
 }
 
 /** setTimeout caps delays at 2^31-1 ms (longer ones fire at once), so long deadlines re-arm. */
@@ -145,6 +150,8 @@ interface Entry {
   onAbort: (() => void) | null;
   /** Set while its batch runs. */
   slot: number;
+  /** The log fields of the request (requestId, traceId) when it was submitted, for its worker's lines. */
+  log: LogFields;
 }
 
 interface Lane {
@@ -298,6 +305,7 @@ export class Scheduler {
         timer: null,
         onAbort: null,
         slot: -1,
+        log: logContext(),
       };
       if (opts.deadline !== undefined && Number.isFinite(opts.deadline)) entry.timer = timerAt(opts.deadline, () => this.onDeadline(entry));
       if (opts.signal) {
@@ -477,10 +485,16 @@ export class Scheduler {
       batchWaitMs: Math.max(0, started - Math.max(i.entry.enqueued, gatherStart)),
     }));
     const numBeams = batch[0].request.numBeams;
+    const batchId = this.nextBatchId++;
     const task: WorkerTask = {
       kind: 'run',
-      batchId: this.nextBatchId++,
-      items: items.map((i) => ({ prompts: i.entry.request.prompts, maxNewTokens: i.entry.request.maxNewTokens, cancelSlot: i.slot })),
+      batchId,
+      items: items.map((i) => ({
+        prompts: i.entry.request.prompts,
+        maxNewTokens: i.entry.request.maxNewTokens,
+        cancelSlot: i.slot,
+        log: i.entry.log,
+      })),
       ...(numBeams !== undefined ? { numBeams } : {}),
       ...(items.some((i) => i.entry.request.crash) ? { crash: true } : {}),
     };
@@ -495,7 +509,7 @@ export class Scheduler {
         return;
       }
       lane.running -= 1;
-      if (outcome.ok) this.settle(entry, { result: outcome, device, ...timing[k], batch: shape });
+      if (outcome.ok) this.settle(entry, { result: outcome, device, ...timing[k], batch: shape, batchId, dispatchedAt: started });
       else this.settle(entry, this.toError(outcome.error, entry, device));
       this.checkIdle();
     };

@@ -13,7 +13,16 @@ import {
   UnavailableError,
   WorkerInputError,
 } from '../common/errors';
-import type { Logger } from '../common/logger';
+import { type Logger, withLogContext } from '../common/logger';
+import {
+  type RequestTrace,
+  endRequestTrace,
+  inSpan,
+  recordInference,
+  recordQueue,
+  startRequestTrace,
+  withRequestTrace,
+} from '../common/tracing';
 import type { Metrics } from '../metrics/registry';
 import type { TaskFamily } from 'florence2-client/catalogue';
 import type { Florence2Handlers } from 'florence2-client/generated/florence2/v1/Florence2';
@@ -189,30 +198,46 @@ export function createService(deps: ServiceDeps): Florence2Service {
     return new InvalidArgumentError(msg.field, msg.message);
   }
 
-  /** Validate → submit → encode, with metrics and logs; throws a ServiceError on failure. */
-  async function execute(
-    validate: () => Promise<ValidRequest>,
-    ctx: {
-      call: CallInfo;
-      signal: AbortSignal;
-      requestId: string;
-      arrived: number;
-      deadline: number | undefined;
-      prefix: string;
-      /** The task asked for, counted when validation fails. */
-      task: string | undefined;
-    },
-  ): Promise<RunResponse> {
+  type ExecuteContext = {
+    call: CallInfo;
+    signal: AbortSignal;
+    requestId: string;
+    arrived: number;
+    deadline: number | undefined;
+    prefix: string;
+    /** The task asked for, counted when validation fails. */
+    task: string | undefined;
+  };
+
+  /**
+   * One request in its trace (the server span, child of the caller's `traceparent`) and its log
+   * context (requestId and traceId on every line logged while it runs, the worker's too).
+   */
+  function execute(validate: () => Promise<ValidRequest>, ctx: ExecuteContext): Promise<RunResponse> {
+    // The path is "/florence2.v1.Florence2/Detect"; the span is named without the slash.
+    const t = startRequestTrace(ctx.call.path.slice(1), ctx.call.metadata, { 'florence2.request_id': ctx.requestId });
+    const fields = t.traceId ? { requestId: ctx.requestId, traceId: t.traceId } : { requestId: ctx.requestId };
+    return withLogContext(fields, () => withRequestTrace(t, () => run(validate, ctx, t)));
+  }
+
+  /** Validate → submit → encode, with metrics, logs and stage spans; throws a ServiceError on failure. */
+  async function run(validate: () => Promise<ValidRequest>, ctx: ExecuteContext, t: RequestTrace): Promise<RunResponse> {
     let v: ValidRequest | null = null;
     try {
       if (!deps.isServing()) throw new UnavailableError('the server is not serving (starting up or shutting down); retry');
-      v = await validate();
-      checkRequestTokens(v, limits, deps.defaultNumBeams, ctx.prefix);
+      v = await inSpan('validate', async () => {
+        const valid = await validate();
+        checkRequestTokens(valid, limits, deps.defaultNumBeams, ctx.prefix);
+        return valid;
+      });
       const crash = deps.testHooks && ctx.call.metadata.get('x-florence2-test-crash').length > 0;
       const out = await scheduler.submit(
         { prompts: v.requests, numBeams: v.numBeams, maxNewTokens: v.maxNewTokens, ...(crash ? { crash: true } : {}) },
         { deadline: ctx.deadline, signal: ctx.signal, requestId: ctx.requestId, client: callContext(ctx.call.metadata)?.client },
       );
+      const batch = { id: out.batchId, ...out.batch, steps: out.result.steps, device: out.device };
+      recordQueue(t, { from: out.dispatchedAt - out.queueMs, to: out.dispatchedAt, batchWaitMs: out.batchWaitMs }, batch);
+      recordInference(t, out.result.startedAt, out.result.timings, batch);
       const response = encodeResponse(v, {
         items: out.result.items,
         timings: out.result.timings,
@@ -236,12 +261,14 @@ export function createService(deps: ServiceDeps): Florence2Service {
         out.result.items.reduce((s, i) => s + i.generatedTokens, 0),
       );
       logger.debug('request done', { requestId: ctx.requestId, task: v.task, device: out.device, ms: Math.round(seconds * 1000) });
+      endRequestTrace(t, 'OK', { 'florence2.task': v.task, 'florence2.device': out.device });
       return response;
     } catch (err) {
       const e = toServiceError(err, ctx.requestId, logger, v, ctx.prefix);
       const task = v?.task ?? ctx.task ?? 'unknown';
       metrics.recordRequest(task, codeName(e.code), (performance.now() - ctx.arrived) / 1000);
       logger.info('request failed', { requestId: ctx.requestId, task, code: codeName(e.code), message: e.message });
+      endRequestTrace(t, codeName(e.code), { 'florence2.task': task }, e.message);
       throw e;
     }
   }

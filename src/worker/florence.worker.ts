@@ -108,7 +108,7 @@ export function toWorkerError(err: unknown, stopFlag: number): Extract<WorkerRes
 }
 
 /** One item's outcome from its prompts' outcomes (open vocabulary: one prompt per class). */
-function itemOutcome(results: RunResult[]): WorkerItemOutcome {
+function itemOutcome(results: RunResult[], startedAt: number): WorkerItemOutcome {
   const first = results[0];
   const timings: StageTimings = {
     // The batch's shared stages are the same for every prompt.
@@ -131,6 +131,7 @@ function itemOutcome(results: RunResult[]): WorkerItemOutcome {
     })),
     timings,
     steps: Math.max(...results.map((r) => r.batch.steps)),
+    startedAt,
   };
 }
 
@@ -149,10 +150,18 @@ async function runTask(init: WorkerInit, model: Florence2, flags: Int32Array, ta
   const finish = (i: number, outcome: WorkerItemOutcome) => {
     if (outcomes[i]) return;
     outcomes[i] = outcome;
+    // The request's own line from this thread, with its requestId and traceId (item.log).
+    logger.debug('request final in its batch', {
+      ...task.items[i].log,
+      batchId: task.batchId,
+      batchRequests: task.items.length,
+      ...(outcome.ok ? { steps: outcome.steps, ms: Math.round(outcome.timings.total) } : { error: outcome.error.kind }),
+    });
     const message: WorkerOutcomeMessage = { florence2: 'outcome', batchId: task.batchId, index: i, outcome };
     parentPort?.postMessage(message);
   };
   const t0 = performance.now();
+  const startedAt = performance.timeOrigin + t0;
   const run0 = model.decoderRunMs;
   const settled = await model.runBatchSettled(prompts, {
     generation: { numBeams: task.numBeams },
@@ -169,7 +178,7 @@ async function runTask(init: WorkerInit, model: Florence2, flags: Int32Array, ta
       if (!outcome.ok) return finish(i, { ok: false, error: toWorkerError(outcome.error, Atomics.load(flags, task.items[i].cancelSlot)) });
       results[i][p - firstPrompt[i]] = outcome.result;
       const all = results[i];
-      if (all.every((r) => r !== undefined)) finish(i, itemOutcome(all));
+      if (all.every((r) => r !== undefined)) finish(i, itemOutcome(all, startedAt));
     },
   });
   const decodeMs = performance.now() - t0;
@@ -182,7 +191,7 @@ async function runTask(init: WorkerInit, model: Florence2, flags: Int32Array, ta
     else results[i][p - firstPrompt[i]] = outcome.result;
   });
   task.items.forEach((_, i) => {
-    if (!outcomes[i]) finish(i, itemOutcome(results[i] as RunResult[]));
+    if (!outcomes[i]) finish(i, itemOutcome(results[i] as RunResult[], startedAt));
   });
   const ran = settled.flatMap((o) => (o.ok ? [o.result] : []));
   const shared = ran[0]?.timings ?? { preprocess: 0, vision: 0, encoder: 0 };
@@ -232,7 +241,12 @@ function post(message: WorkerLifecycleMessage): void {
  */
 async function start(): Promise<WorkerHandler> {
   const init = workerData as WorkerInit;
-  logger = createLogger({ level: init.logLevel, fields: { device: init.device, thread: threadId } });
+  logger = createLogger({
+    level: init.logLevel,
+    format: init.logFormat,
+    colorize: init.logColor,
+    fields: { device: init.device, thread: threadId },
+  });
   const t0 = performance.now();
   try {
     const { model, provider, fallback } = await loadModel(init);

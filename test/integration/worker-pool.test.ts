@@ -30,6 +30,8 @@ function initFor(modelDir: string, device: string, extra: Partial<WorkerInit> = 
     maxVisionBatch: 4,
     cancelFlags: CancelSlots.forDevices(1, 1).buffer,
     logLevel: 'info',
+    logFormat: 'json',
+    logColor: false,
     testHooks: false,
     ...extra,
   };

@@ -85,6 +85,8 @@ describe('config/load', () => {
         reflection: 'auto',
         shutdownGraceMs: 30_000,
         logLevel: 'info',
+        logFormat: 'auto',
+        tracing: 'auto',
         configFile: null,
         testHooks: false,
       });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { LOG_LEVELS, createLogger, type LogLevel } from '../../src/common/logger';
+import { LOG_LEVELS, createLogger, logContext, withLogContext, type LogLevel } from '../../src/common/logger';
 
 /** A sink that keeps what was written. */
 function sink(): { write(s: string): void; text: string; lines(): Record<string, unknown>[] } {
@@ -18,21 +18,21 @@ function sink(): { write(s: string): void; text: string; lines(): Record<string,
 }
 
 describe('common/logger', () => {
-  it('writes one JSON object per line: time, level, msg, then fields', () => {
+  it('writes one JSON object per line: time, level, msg and the fields', () => {
     const out = sink();
     const log = createLogger({ level: 'debug', stream: out });
     log.info('listening', { port: 50051, devices: ['cpu:0'] });
     log.debug('detail');
     assert.equal(out.text.split('\n').length, 3); // two lines plus the trailing newline
     const [a, b] = out.lines();
-    assert.deepEqual(Object.keys(a), ['time', 'level', 'msg', 'port', 'devices']);
+    assert.deepEqual(Object.keys(a).sort(), ['devices', 'level', 'msg', 'port', 'time']);
     assert.equal(a.level, 'info');
     assert.equal(a.msg, 'listening');
     assert.equal(a.port, 50051);
     assert.deepEqual(a.devices, ['cpu:0']);
     assert.equal(typeof a.time, 'string');
     assert.equal(new Date(a.time as string).toISOString(), a.time); // ISO 8601
-    assert.deepEqual(Object.keys(b), ['time', 'level', 'msg']);
+    assert.deepEqual(Object.keys(b).sort(), ['level', 'msg', 'time']);
   });
 
   it('drops lines below the configured level', () => {
@@ -109,6 +109,43 @@ describe('common/logger', () => {
       },
     });
     assert.doesNotThrow(() => log.error('x'));
+  });
+
+  it('never writes a key twice: call-site fields replace bound ones on the line itself', () => {
+    const out = sink();
+    createLogger({ level: 'info', stream: out, fields: { device: 'cpu:0' } })
+      .child({ device: 'cpu:1' })
+      .info('x', { device: 'cuda:0' });
+    assert.equal(out.text.match(/"device"/g)?.length, 1);
+    assert.equal(out.lines()[0].device, 'cuda:0');
+  });
+
+  it('adds the fields of withLogContext to every line inside it, across awaits, by any logger', async () => {
+    const out = sink();
+    const a = createLogger({ level: 'info', stream: out });
+    const b = createLogger({ level: 'info', stream: out, fields: { component: 'worker' } });
+    await withLogContext({ requestId: 'r1', traceId: 't1' }, async () => {
+      a.info('first');
+      await new Promise((r) => setImmediate(r));
+      await withLogContext({ batchId: 3 }, async () => b.info('second', { traceId: 'explicit' }));
+      assert.deepEqual(logContext(), { requestId: 'r1', traceId: 't1' });
+    });
+    a.info('outside');
+    const [first, second, outside] = out.lines();
+    assert.equal(first.requestId, 'r1');
+    assert.equal(first.traceId, 't1');
+    assert.deepEqual([second.requestId, second.traceId, second.batchId, second.component], ['r1', 'explicit', 3, 'worker']);
+    assert.ok(!('requestId' in outside));
+    assert.deepEqual(logContext(), {});
+  });
+
+  it('pretty-prints for a terminal, and rejects an unknown format', () => {
+    const out = sink();
+    createLogger({ level: 'info', stream: out, format: 'pretty' }).info('listening', { port: 50051 });
+    assert.match(out.text, /INFO.*listening/);
+    assert.match(out.text, /port: 50051/);
+    assert.throws(() => JSON.parse(out.text));
+    assert.throws(() => createLogger({ level: 'info', stream: sink(), format: 'xml' as 'json' }), /unknown format "xml"/);
   });
 
   it('writes to process.stderr by default', () => {

@@ -73,7 +73,7 @@ class FakePool implements PoolLike {
 }
 
 const TIMINGS = { preprocess: 1, vision: 2, encoder: 3, decoder: 4, postprocess: 5, total: 15 };
-const ITEM_OK: WorkerItemOutcome = { ok: true, items: [], timings: TIMINGS, steps: 7 };
+const ITEM_OK: WorkerItemOutcome = { ok: true, items: [], timings: TIMINGS, steps: 7, startedAt: Date.now() };
 const OK = (device: string, task: WorkerTask): WorkerResult => ({
   ok: true,
   outcomes: task.items.map(() => ITEM_OK),

@@ -12,6 +12,7 @@ import type { ProtoGrpcType } from './generated/florence2';
 import { CancelledError, Florence2Error } from './errors';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetries } from './retry';
 import { runStream, type StreamItem, type StreamOptions, type StreamOutcome } from './stream';
+import { injectTraceContext } from './trace-context';
 import {
   captionDetail,
   detectKind,
@@ -165,10 +166,11 @@ export class Florence2Client {
     this.token = options.token;
   }
 
-  /** A call's metadata, with the token when there is one. */
+  /** A call's metadata, with the token when there is one and the caller's trace context (OpenTelemetry). */
   private metadataFor(m: CallOptions['metadata']): grpc.Metadata {
     const md = toMetadata(m);
     if (this.token !== undefined) md.set('authorization', `Bearer ${this.token}`);
+    injectTraceContext(md);
     return md;
   }
 
