@@ -20,7 +20,7 @@ import { createService } from './service';
 import { PROTO_LOADER_OPTIONS, loadFlorence2Package, protoDir } from 'florence2-client/proto';
 import { generatedFileDescriptorProtos } from './descriptors';
 import { readModelConfig } from '../florence/model-config';
-import { readManifestSync } from '../hub/cache';
+import { snapshotOf } from '../hub/cache';
 import { ByteBudget } from './budget';
 import { ClientLimits } from './client-limits';
 import { TokenAuth } from './auth';
@@ -201,12 +201,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   });
   const pkg = loadFlorence2Package();
   const florence = grpc.loadPackageDefinition(pkg) as unknown as { florence2: { v1: { Florence2: grpc.ServiceClientConstructor } } };
-  const manifest = readManifestSync(config.model);
+  const snapshot = snapshotOf(config.model);
   /** Aborted when shutdown starts: open Streams end UNAVAILABLE once their requests are answered. */
   const stopping = new AbortController();
   const modelInfo = (): ModelInfo => ({
     model: model.name,
-    revision: manifest ? `${manifest.repo}@${manifest.commit}` : 'local',
+    revision: snapshot ? `${snapshot.repo}@${snapshot.commit}` : 'local',
     files,
     devices: config.devices.map((d) => {
       const b = batching.get(d.name)!;
