@@ -20,6 +20,7 @@
  * helper reads `process.env` only (we take an `env`); for its scan see {@link listModels}. The tests
  * use its `scanCacheDir` as an independent reader of what we write.
  */
+import { existsSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { mkdir, open, readFile, readdir, readlink, rename, rm, rmdir, stat, symlink, writeFile } from 'node:fs/promises';
@@ -45,6 +46,17 @@ export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (direct !== undefined) return direct;
   const hfHome = set(env.HF_HOME) ?? join(set(env.XDG_CACHE_HOME) ?? join(homedir(), '.cache'), 'huggingface');
   return join(hfHome, 'hub');
+}
+
+/**
+ * Where florence2 before the hub cache kept a revision (`$FLORENCE2_HOME/models/<owner>--<name>/<revision>`,
+ * default `~/.cache/florence2`), when that folder is still there: such a folder loads as is with
+ * `--model PATH`. It is not read otherwise, nor moved; messages point at it.
+ */
+export function legacyFolder(env: NodeJS.ProcessEnv, repo: string, revision: string): string | null {
+  const home = env.FLORENCE2_HOME !== undefined && env.FLORENCE2_HOME !== '' ? env.FLORENCE2_HOME : join(homedir(), '.cache', 'florence2');
+  const dir = join(home, 'models', repo.replace('/', '--'), encodeURIComponent(revision));
+  return existsSync(join(dir, '.florence2-model.json')) ? dir : null;
 }
 
 /** `models--owner--name`, the folder of a model repository. */

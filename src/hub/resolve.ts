@@ -17,6 +17,7 @@ import {
   checkRevision,
   dtypesPresent,
   hubCacheDir,
+  legacyFolder,
   linkIntoSnapshot,
   lockFile,
   missingFiles,
@@ -142,6 +143,7 @@ export async function resolveModel(spec: ResolveSpec): Promise<ResolvedModel> {
         dtype,
         auto,
         cacheDir,
+        env: spec.env ?? process.env,
         offline: spec.offline ?? env.offline,
         client: {
           endpoint: (spec.endpoint ?? env.endpoint).replace(/\/+$/, ''),
@@ -169,6 +171,8 @@ interface Job {
   auto: string | null;
   cacheDir: string;
   offline: boolean;
+  /** The environment (for the legacy-cache hint). */
+  env: NodeJS.ProcessEnv;
   client: HubClient;
 }
 
@@ -179,9 +183,14 @@ function offlineMessage(job: Job, where: string, missing: string[] | null): stri
     missing === null
       ? `model ${job.repo}${job.revision === DEFAULT_REVISION ? '' : ` (revision ${job.revision})`} is not in the cache (${where})`
       : `the cached model ${job.repo} (${where}) lacks ${missing.join(', ')} for the dtypes asked for`;
+  const legacy = legacyFolder(job.env, job.repo, job.revision);
+  const old =
+    legacy === null
+      ? ''
+      : `\nAn earlier florence2 version downloaded it to ${legacy}: florence2 serve --model ${legacy} serves that folder.`;
   return `${what}, and offline mode is on (--offline, FLORENCE2_OFFLINE or HF_HUB_OFFLINE), so it cannot be downloaded.
 Either serve a model folder you already have: florence2 serve --model DIR (or FLORENCE2_MODEL=DIR),
-or pull it while online: florence2 models pull ${name}${rev}`;
+or pull it while online: florence2 models pull ${name}${rev}${old}`;
 }
 
 /** `auto` settled against the ONNX files a snapshot has. */

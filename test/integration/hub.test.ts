@@ -36,6 +36,7 @@ import {
   parseDtypeArg,
   removeModel,
   resolveModel,
+  snapshotOf,
   type DownloadProgress,
   type ResolveSpec,
 } from '../../src/hub';
@@ -160,6 +161,11 @@ describe('hub: model download', function () {
       [[REPO, 'model', [[hub.commitOf(REPO), ['main']]]]],
     );
     assert.deepEqual(scan.repos[0].revisions[0].files.map((f) => relative(r.dir, f.path)).sort(), CONFIGS);
+
+    // the server's ModelInfo.revision comes from the snapshot path; any other folder is `local`
+    assert.deepEqual(snapshotOf(r.dir), { repo: REPO, commit: hub.commitOf(REPO) });
+    assert.equal(snapshotOf(source), null);
+    assert.equal(snapshotOf(join(repoRoot(), 'snapshots', 'main')), null);
 
     const [listed] = await listModels(home);
     assert.deepEqual(
@@ -324,6 +330,17 @@ describe('hub: model download', function () {
     await assert.rejects(resolve({ offline: true, name: 'acme/tiny', revision: 'v2' }), /florence2 models pull acme\/tiny --revision v2/);
     assert.equal(hub.log.length, 0);
     assert.deepEqual(readdirSync(home), []);
+    // a folder of the pre-hub-cache layout is not read, but the message points at it
+    const legacyHome = join(home, '..', `${relative(tmpdir(), home)}-legacy`);
+    homes.push(legacyHome);
+    const legacy = join(legacyHome, 'models', 'onnx-community--Florence-2-base-ft', 'main');
+    mkdirSync(legacy, { recursive: true });
+    writeFileSync(join(legacy, '.florence2-model.json'), '{}');
+    await assert.rejects(resolve({ offline: true, env: { FLORENCE2_HOME: legacyHome } }), (e: Error) => {
+      assert.ok(e instanceof OfflineError);
+      assert.ok(e.message.includes(`florence2 serve --model ${legacy} serves that folder`), e.message);
+      return true;
+    });
   });
 
   it('auto (the default) fetches the measured best variant the repository has, and later resolves from the cache offline', async () => {
