@@ -3,6 +3,7 @@
  * the file list from the Hub API, each file's blob resumable and verified, then linked into the
  * snapshot, and the ref written last. Offline mode never touches the network.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { type DtypeChoice } from '../runtime/model-files';
@@ -206,7 +207,7 @@ async function settleAuto(job: Job, dir: string): Promise<void> {
  */
 async function resolveLocked(job: Job): Promise<ResolvedModel> {
   const commit = await cachedCommit(job.cacheDir, job.repo, job.revision);
-  if (commit !== null) {
+  if (commit !== null && existsSync(snapshotDir(job.cacheDir, job.repo, commit))) {
     const dir = snapshotDir(job.cacheDir, job.repo, commit);
     await settleAuto(job, dir);
     const missing = await missingFiles(dir, job.dtype);

@@ -528,6 +528,10 @@ describe('hub: model download', function () {
     }
     // a commit resolves without refs/, offline
     assert.equal((await resolveModel({ name: 'base-ft', revision: commit, env: { ...env, HF_HUB_OFFLINE: '1' } })).dir, snap);
+    await assert.rejects(
+      resolveModel({ name: 'base-ft', revision: 'f'.repeat(40), env: { ...env, HF_HUB_OFFLINE: '1' } }),
+      /is not in the cache/,
+    );
     assert.equal(hub.log.length, 0, 'not one request to the Hub');
     const model = await Florence2.load(snap, { intraOpNumThreads: 1 });
     await model.release();
@@ -557,6 +561,24 @@ describe('hub: model download', function () {
     assert.equal(r.dir, snap);
     assert.deepEqual(hub.requestsFor('onnx/vision_encoder.onnx'), [], 'a file the snapshot has is not fetched');
     assert.deepEqual(tree(snap), [...CONFIGS, ...FP32_ONNX].sort());
+  });
+
+  it('models rm --revision removes that snapshot, its refs and the blobs only it used', async () => {
+    const other = 'e'.repeat(40);
+    const keep = pythonCache(home, REPO, other, [...CONFIGS, ...FP32_ONNX], 'v1');
+    const r = await resolve({ dtype: 'fp16' }); // main: the fp16 files, at the hub's commit
+    const before = readdirSync(join(repoRoot(), 'blobs'));
+    const c = capture();
+    assert.equal(await models(['rm', 'base-ft', '--revision', 'main'], { HF_HUB_CACHE: home }, c.io), 0, c.out.stderr);
+    assert.equal(c.out.stdout, `removed ${r.dir}\n`);
+    assert.equal(existsSync(r.dir), false);
+    assert.equal(existsSync(join(repoRoot(), 'refs', 'main')), false);
+    const after = readdirSync(join(repoRoot(), 'blobs'));
+    // the configs are shared with v1's snapshot and stay; the fp16 graphs went
+    assert.ok(after.length < before.length && after.length === CONFIGS.length + FP32_ONNX.length, `${before.length} -> ${after.length}`);
+    assert.equal(await modelPath('base-ft', home, 'v1'), keep);
+    assert.equal(sha256(join(keep, 'tokenizer.json')), sha256(join(source, 'tokenizer.json')));
+    assert.equal(await models(['rm', 'base-ft', '--revision', 'main'], { HF_HUB_CACHE: home }, capture().io), 1);
   });
 
   it('finds the hub cache as huggingface_hub does: HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub', () => {
