@@ -589,8 +589,8 @@ describe('hub: model download', function () {
   });
 
   it('fails at once, without retrying, when the Hub host name does not resolve', async () => {
-    // with retries at the default (5, backoff from 1 s) a retried DNS failure would take ~30 s
-    const started = Date.now();
+    // With retries at the default (5, backoff from 1 s) a retried DNS failure took ~30 s; the attempt
+    // count in the message is what is checked (a resolver's own timeouts make wall time no measure).
     await assert.rejects(
       resolveModel({ name: 'base-ft', cacheDir: home, env: { HF_ENDPOINT: 'http://nonexistent.invalid' } }),
       (e: Error) => {
@@ -601,7 +601,6 @@ describe('hub: model download', function () {
         return true;
       },
     );
-    assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
     assert.deepEqual(readdirSync(home), [], 'nothing left in the cache');
     const c = capture();
     assert.equal(await models(['pull', 'base-ft'], { HF_HUB_CACHE: home, HF_ENDPOINT: 'http://nonexistent.invalid' }, c.io), 1);
