@@ -27,8 +27,8 @@ DATA: an image, a folder, a glob (quote it: 'photos/**/*.jpg') or a .txt list of
 
 Model (default: in process, on --model, else $FLORENCE2_MODEL, else the Hub's base-ft):
   --model DIR|NAME          Florence-2 folder (onnx-community layout), or a Hub model (base, base-ft,
-                            large, large-ft, owner/name; florence-2-base also works), cached under
-                            $FLORENCE2_HOME and downloaded on first use
+                            large, large-ft, owner/name; florence-2-base also works), taken from
+                            the Hugging Face hub cache ($HF_HUB_CACHE) or downloaded into it
   --server HOST:PORT        run on a florence2 server instead
   --token TOKEN             with --server: bearer token for a server with --auth-tokens-file
                             (default: $FLORENCE2_TOKEN)

@@ -1,4 +1,4 @@
-/** `florence2 models pull|list|path|rm`: manage the model cache under FLORENCE2_HOME. */
+/** `florence2 models pull|list|path|rm`: manage Florence-2 models in the Hugging Face hub cache. */
 import { PROVIDERS, isProvider } from '../runtime/model-files';
 import {
   type CachedModel,
@@ -26,7 +26,8 @@ export interface CliIo {
 const NAMES = `NAME is ${Object.keys(MODEL_ALIASES).join(', ')} (onnx-community/Florence-2-*) or a Hub repository id owner/name.`;
 
 const ENVIRONMENT = `Environment:
-  FLORENCE2_HOME                     cache root (default ~/.cache/florence2); models live in $FLORENCE2_HOME/models
+  HF_HUB_CACHE                       the Hugging Face hub cache, shared with Python tools (default $HF_HOME/hub,
+                                     HF_HOME defaulting to ~/.cache/huggingface)
   HF_ENDPOINT                        Hub endpoint (default https://huggingface.co)
   HF_TOKEN                           access token for private or gated repositories (sent to HF_ENDPOINT only)
   FLORENCE2_OFFLINE, HF_HUB_OFFLINE  1 = offline: never use the network`;
@@ -57,9 +58,10 @@ const HELP: Record<string, string> = {
   pull: `Usage: florence2 models pull NAME [--revision R] [--dtype D | --dtype module=d,...] [--device P] [--offline]
 
 Downloads the model's configs, tokenizer and one ONNX file per module into the cache, then prints the
-folder on stdout (progress goes to stderr). Files are fetched into a .partial folder, resumed with
-HTTP Range after an interruption, checked against the size and sha256 the Hub states, and moved into
-place only when all are complete. A model already cached is not fetched again.
+snapshot folder on stdout (progress goes to stderr). Files land in the Hugging Face hub cache
+(blobs, snapshots, refs, as Python's huggingface_hub lays them out), are resumed with HTTP Range
+after an interruption and checked against the size and sha256 the Hub states; each appears only
+complete. A model already cached, by florence2 or a Python tool, is not fetched again.
 
 ${NAMES}
 
@@ -287,13 +289,13 @@ function table(rows: string[][]): string {
 async function list(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
   const a = parseArgs(argv, [], ['--json']);
   if (a.positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(a.positional[0])}`);
-  const models: CachedModel[] = await listModels(hubSettings(env).home);
+  const models: CachedModel[] = await listModels(hubSettings(env).cacheDir);
   if (a.flags.has('--json')) {
     io.stdout.write(`${JSON.stringify(models, null, 2)}\n`);
     return EXIT.ok;
   }
   if (models.length === 0) {
-    io.stderr.write(`no models in ${hubSettings(env).home} (florence2 models pull base-ft)\n`);
+    io.stderr.write(`no models in ${hubSettings(env).cacheDir} (florence2 models pull base-ft)\n`);
     return EXIT.ok;
   }
   const rows = [['NAME', 'REVISION', 'COMMIT', 'STATE', 'SIZE', 'DTYPES', 'PATH']];
@@ -313,7 +315,7 @@ async function path(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const dir = await modelPath(name, hubSettings(env).home, a.values['--revision']);
+  const dir = await modelPath(name, hubSettings(env).cacheDir, a.values['--revision']);
   if (dir === null) {
     io.stderr.write(
       `florence2 models path: ${name} is not in the cache (florence2 models pull ${name}${a.values['--revision'] ? ` --revision ${a.values['--revision']}` : ''})\n`,
@@ -334,7 +336,7 @@ async function rm(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<nu
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const removed = await removeModel(name, hubSettings(env).home, a.values['--revision']);
+  const removed = await removeModel(name, hubSettings(env).cacheDir, a.values['--revision']);
   if (removed.length === 0) {
     io.stderr.write(
       `florence2 models rm: ${name}${a.values['--revision'] ? ` (revision ${a.values['--revision']})` : ''} is not in the cache\n`,

@@ -408,7 +408,7 @@ export const SETTINGS: readonly AnySetting[] = [
     valueName: 'PATH|NAME',
     default: `${HUB_MODEL_PREFIX}${DEFAULT_MODEL}`,
     defaultText: `${DEFAULT_MODEL} (downloaded from the Hub on first use; see florence2 models --help)`,
-    doc: 'Florence-2 model folder (config.json, onnx/*.onnx, tokenizer.json), or a Hub model: base, base-ft, large, large-ft or owner/name (cached under FLORENCE2_HOME). Relative paths in the config file resolve against its folder.',
+    doc: 'Florence-2 model folder (config.json, onnx/*.onnx, tokenizer.json), or a Hub model: base, base-ft, large, large-ft or owner/name (taken from the Hugging Face hub cache, HF_HUB_CACHE or $HF_HOME/hub, or downloaded into it). Relative paths in the config file resolve against its folder.',
     parse: modelLocation,
   }),
   row({

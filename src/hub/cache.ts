@@ -1,249 +1,319 @@
 /**
- * The model cache under FLORENCE2_HOME:
+ * The Hugging Face hub cache, shared with Python's huggingface_hub (and so with transformers,
+ * `hf download`, `hf cache scan`):
  *
  * ```
- * models/<owner>--<name>/<revision>/             complete folder: the model files + .florence2-model.json
- * models/<owner>--<name>/<revision>.partial/     a download in progress or interrupted (resumable)
- * models/<owner>--<name>/<revision>.lock         held while a process downloads into the folder
+ * <cache>/models--<owner>--<name>/blobs/<etag>                  file contents: the sha256 for LFS files, the git blob sha1 otherwise
+ * <cache>/models--<owner>--<name>/blobs/<etag>.florence2.incomplete   our download in progress (resumable)
+ * <cache>/models--<owner>--<name>/snapshots/<commit>/<path>     relative symlink into blobs/
+ * <cache>/models--<owner>--<name>/refs/<revision>               the commit a branch or tag resolved to
+ * <cache>/.locks/models--<owner>--<name>/florence2.lock         held while a florence2 process pulls the repository
  * ```
  *
- * A folder counts as a model only when its manifest is there; the manifest is written last, and a
- * new folder appears by one rename of its `.partial` sibling, so a half-downloaded model is never used.
+ * A blob appears only complete and verified (one rename of its `.incomplete`), and a snapshot file
+ * only as a symlink to a complete blob, so a reader never sees half a file. A snapshot is usable for a
+ * dtype table when it has the required files and each module's ONNX file (pulls fetch those last).
+ * A snapshot's folder path names its repository and commit, so no manifest of our own is kept.
+ *
+ * Our own code, not `@huggingface/hub`'s: its `downloadFileToCacheDir` (2.17) neither resumes nor
+ * checks size or sha256, takes no lock, has no offline mode and writes no `refs/`; its cache-root
+ * helper reads `process.env` only (we take an `env`); for its scan see {@link listModels}. The tests
+ * use its `scanCacheDir` as an independent reader of what we write.
  */
+import { existsSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
-import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
-import { open, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative, sep } from 'node:path';
+import { mkdir, open, readFile, readdir, readlink, rename, rm, rmdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { DTYPE_SUFFIX, MODULES, type Dtype, type ModuleName } from '../runtime/model-files';
-import { LockedError } from './errors';
-import { onnxPath } from './dtypes';
-import { aliasOf, repoFolderName, repoFromFolderName, repoId, revisionFolderName, revisionFromFolderName } from './names';
+import { HubError, LockedError } from './errors';
+import { REQUIRED_FILES, onnxPath, type DtypeByModule } from './dtypes';
+import { aliasOf, repoId } from './names';
 
-/** File name of the manifest in a complete model folder. */
-export const MANIFEST = '.florence2-model.json';
-/** File in a `.partial` folder naming the commit being downloaded (a resume must not mix commits). */
-export const PARTIAL_STATE = '.florence2-partial.json';
+/** A full commit id: revisions of this form name a snapshot directly (no ref to read). */
+export const COMMIT = /^[0-9a-f]{40}$/;
 
-/** One file of a cached model. */
-export interface ManifestFile {
-  size: number;
-  /** sha256 of the content, computed while downloading. */
-  sha256: string;
-  /** Whether the Hub stated size and sha256 (an LFS file) and they were checked; small files are checked by size. */
-  verified: boolean;
+/** Suffix of our resumable downloads in `blobs/` (not huggingface_hub's `.incomplete`: see downloadFile). */
+export const INCOMPLETE = '.florence2.incomplete';
+
+/**
+ * The hub cache root, as huggingface_hub finds it: `HF_HUB_CACHE` (or its old name
+ * `HUGGINGFACE_HUB_CACHE`), else `$HF_HOME/hub`, else `$XDG_CACHE_HOME/huggingface/hub`, else
+ * `~/.cache/huggingface/hub`.
+ */
+export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const set = (v: string | undefined) => (v !== undefined && v.trim() !== '' ? v : undefined);
+  const direct = set(env.HF_HUB_CACHE) ?? set(env.HUGGINGFACE_HUB_CACHE);
+  if (direct !== undefined) return direct;
+  const hfHome = set(env.HF_HOME) ?? join(set(env.XDG_CACHE_HOME) ?? join(homedir(), '.cache'), 'huggingface');
+  return join(hfHome, 'hub');
 }
 
-/** `.florence2-model.json`. */
-export interface Manifest {
-  format: 1;
-  /** `owner/name`. */
-  repo: string;
-  /** The revision as asked for (`main`, a tag, a commit). */
-  revision: string;
-  /** The commit every file was fetched at. */
-  commit: string;
-  /** The endpoint the files came from. */
-  endpoint: string;
-  /** Repository path → size and sha256. */
-  files: Record<string, ManifestFile>;
-  /** Per module, the dtypes whose ONNX file the folder holds. */
-  dtypes: Partial<Record<ModuleName, Dtype[]>>;
-  /** ISO time the folder was completed (or last extended). */
-  completedAt: string;
+/**
+ * Where florence2 before the hub cache kept a revision (`$FLORENCE2_HOME/models/<owner>--<name>/<revision>`,
+ * default `~/.cache/florence2`), when that folder is still there: such a folder loads as is with
+ * `--model PATH`. It is not read otherwise, nor moved; messages point at it.
+ */
+export function legacyFolder(env: NodeJS.ProcessEnv, repo: string, revision: string): string | null {
+  const home = env.FLORENCE2_HOME !== undefined && env.FLORENCE2_HOME !== '' ? env.FLORENCE2_HOME : join(homedir(), '.cache', 'florence2');
+  const dir = join(home, 'models', repo.replace('/', '--'), encodeURIComponent(revision));
+  return existsSync(join(dir, '.florence2-model.json')) ? dir : null;
 }
 
-/** The cache root: `FLORENCE2_HOME`, else `~/.cache/florence2`. */
-export function cacheHome(env: NodeJS.ProcessEnv = process.env): string {
-  const h = env.FLORENCE2_HOME;
-  return h !== undefined && h !== '' ? h : join(homedir(), '.cache', 'florence2');
+/** `models--owner--name`, the folder of a model repository. */
+export function repoFolderName(repo: string): string {
+  return `models--${repo.split('/').join('--')}`;
 }
 
-/** Where a repository's revisions live. */
-export function repoDir(home: string, repo: string): string {
-  return join(home, 'models', repoFolderName(repo));
+/** Inverse of {@link repoFolderName}; null for folders that are not a model repository's. */
+export function repoFromFolderName(folder: string): string | null {
+  const parts = folder.split('--');
+  if (parts.length !== 3 || parts[0] !== 'models') return null;
+  const repo = `${parts[1]}/${parts[2]}`;
+  try {
+    return repoId(repo) === repo ? repo : null;
+  } catch {
+    return null;
+  }
 }
 
-/** The complete folder of a revision (it may not exist). */
-export function revisionDir(home: string, repo: string, revision: string): string {
-  return join(repoDir(home, repo), revisionFolderName(revision));
+/** Where a repository's blobs, snapshots and refs live. */
+export function repoDir(cacheDir: string, repo: string): string {
+  return join(cacheDir, repoFolderName(repo));
 }
 
-/** The per-module dtypes present among a list of repository paths. */
-export function dtypesPresent(files: Iterable<string>): Partial<Record<ModuleName, Dtype[]>> {
-  const set = new Set(files);
+/** The snapshot folder of a commit (it may not exist). */
+export function snapshotDir(cacheDir: string, repo: string, commit: string): string {
+  return join(repoDir(cacheDir, repo), 'snapshots', commit);
+}
+
+/**
+ * A branch or tag name as a path under `refs/` (huggingface_hub nests `refs/pr/1`). Refused: what
+ * could leave the folder or collide with a file of ours.
+ */
+export function checkRevision(revision: string): string {
+  const parts = revision.split('/');
+  if (
+    revision === '' ||
+    parts.some((p) => p === '' || p === '.' || p === '..') ||
+    // eslint-disable-next-line no-control-regex -- control characters in a revision are what is refused
+    /[\u0000-\u001f\\]/.test(revision)
+  ) {
+    throw new HubError(`invalid revision ${JSON.stringify(revision)}`);
+  }
+  return revision;
+}
+
+/** The commit a revision resolves to in the cache: itself for a commit, else what `refs/<revision>` holds. */
+export async function cachedCommit(cacheDir: string, repo: string, revision: string): Promise<string | null> {
+  if (COMMIT.test(revision)) return revision;
+  try {
+    const commit = (await readFile(join(repoDir(cacheDir, repo), 'refs', checkRevision(revision)), 'utf8')).trim();
+    return COMMIT.test(commit) ? commit : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Records the commit of a branch or tag (atomically; no newline, as huggingface_hub writes and reads it). */
+export async function writeRef(cacheDir: string, repo: string, revision: string, commit: string): Promise<void> {
+  if (revision === commit) return;
+  const file = join(repoDir(cacheDir, repo), 'refs', checkRevision(revision));
+  await mkdir(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, commit);
+  await rename(tmp, file);
+}
+
+/** Size of a snapshot file when it is there (through its symlink); null when absent or dangling. */
+export async function presentSize(file: string): Promise<number | null> {
+  try {
+    const s = await stat(file);
+    return s.isFile() ? s.size : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Places a verified blob in a snapshot: a relative symlink (`../../blobs/<etag>`, deeper for files in
+ * folders), made under a temporary name and renamed over the path so it appears whole.
+ */
+export async function linkIntoSnapshot(blob: string, file: string): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.link`;
+  await rm(tmp, { force: true });
+  await symlink(relative(dirname(file), blob), tmp);
+  await rename(tmp, file);
+}
+
+/** The ONNX files (as repository paths) a snapshot has, per module and dtype. */
+export async function dtypesPresent(dir: string): Promise<Partial<Record<ModuleName, Dtype[]>>> {
   const out: Partial<Record<ModuleName, Dtype[]>> = {};
   for (const m of MODULES) {
-    const ds = (Object.keys(DTYPE_SUFFIX) as Dtype[]).filter((d) => set.has(onnxPath(m, d)));
+    const ds: Dtype[] = [];
+    for (const d of Object.keys(DTYPE_SUFFIX) as Dtype[]) if ((await presentSize(join(dir, onnxPath(m, d)))) !== null) ds.push(d);
     if (ds.length > 0) out[m] = ds;
   }
   return out;
 }
 
-/** Reads a folder's manifest; null when absent or unreadable (the folder is then not a model). */
-export async function readManifest(dir: string): Promise<Manifest | null> {
-  try {
-    const m = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as Manifest;
-    return m && m.format === 1 && typeof m.repo === 'string' && typeof m.files === 'object' && m.files !== null ? m : null;
-  } catch {
-    return null;
-  }
+/** The files a snapshot lacks to load with `dtype` (the required files and each module's ONNX file). */
+export async function missingFiles(dir: string, dtype: DtypeByModule): Promise<string[]> {
+  const missing: string[] = [];
+  for (const p of [...REQUIRED_FILES, ...MODULES.map((m) => onnxPath(m, dtype[m]))])
+    if ((await presentSize(join(dir, p))) === null) missing.push(p);
+  return missing;
 }
 
-/** {@link readManifest}, synchronously (the server reads it once at start). */
-export function readManifestSync(dir: string): Manifest | null {
-  try {
-    const m = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as Manifest;
-    return m && m.format === 1 && typeof m.repo === 'string' && typeof m.commit === 'string' ? m : null;
-  } catch {
-    return null;
-  }
+/** The repository and commit of a folder that is a snapshot in a hub cache; null for any other folder. */
+export function snapshotOf(dir: string): { repo: string; commit: string } | null {
+  const commit = basename(dir);
+  const snapshots = dirname(dir);
+  const repo = repoFromFolderName(basename(dirname(snapshots)));
+  return COMMIT.test(commit) && basename(snapshots) === 'snapshots' && repo !== null ? { repo, commit } : null;
 }
 
-/** Writes a manifest atomically (temporary file, then rename over the old one). */
-export async function writeManifest(dir: string, manifest: Manifest): Promise<void> {
-  const tmp = join(dir, `${MANIFEST}.${process.pid}.tmp`);
-  await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
-  await rename(tmp, join(dir, MANIFEST));
-}
-
-/** A cached model, as `models list` shows it. */
+/** A cached model revision, as `models list` shows it. */
 export interface CachedModel {
   /** The alias when the repository has one, else the repository id. */
   name: string;
   repo: string;
+  /** The refs (branches, tags) that point at the commit; the commit itself when none does. */
   revision: string;
-  /** Commit of the files; null for a partial download that has not recorded one. */
-  commit: string | null;
+  commit: string;
+  /** The snapshot folder. */
   dir: string;
-  /** `complete`: usable; `partial`: an interrupted download that the next pull resumes. */
+  /** `complete`: has the required files and one ONNX file per module; `partial`: an interrupted pull that the next pull resumes. */
   state: 'complete' | 'partial';
-  /** Bytes on disk (manifest sizes for complete folders). */
+  /** Bytes of the snapshot's blobs. */
   bytes: number;
   files: number;
   dtypes: Partial<Record<ModuleName, Dtype[]>>;
-  completedAt: string | null;
+  /** When the newest blob was written. */
+  modifiedAt: string;
 }
 
-async function dirBytes(dir: string): Promise<{ bytes: number; files: number }> {
-  let bytes = 0;
-  let files = 0;
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (!e.isFile()) continue;
-    const s = await stat(join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
-    bytes += s.size;
-    files++;
-  }
-  return { bytes, files };
-}
-
-async function readJsonOr<T>(file: string): Promise<T | null> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as T;
-  } catch {
-    return null;
-  }
-}
-
-/** Every model folder in the cache, complete and partial, sorted by repository and revision. */
-export async function listModels(home: string = cacheHome()): Promise<CachedModel[]> {
+/**
+ * Every model snapshot in the cache (complete and partial), by repository and revision; datasets and
+ * spaces are skipped. Our own scan: `scanCacheDir` of @huggingface/hub (2.17) does not descend into
+ * snapshot subfolders (it would miss `onnx/`) and drops a repository whose `refs/` is missing.
+ */
+export async function listModels(cacheDir: string = hubCacheDir()): Promise<CachedModel[]> {
   const out: CachedModel[] = [];
-  let repos: string[];
-  try {
-    repos = await readdir(join(home, 'models'));
-  } catch {
-    return out;
-  }
-  for (const folder of repos.sort()) {
+  const folders = await readdir(cacheDir).catch(() => [] as string[]);
+  for (const folder of folders.sort()) {
     const repo = repoFromFolderName(folder);
     if (repo === null) continue;
-    let entries: string[];
-    try {
-      entries = await readdir(join(home, 'models', folder));
-    } catch {
-      continue;
+    const root = join(cacheDir, folder);
+    const refs = new Map<string, string[]>();
+    for (const e of await readdir(join(root, 'refs'), { recursive: true, withFileTypes: true }).catch(() => [])) {
+      if (!e.isFile()) continue;
+      const ref = relative(join(root, 'refs'), join(e.parentPath, e.name)).split(sep).join('/');
+      const commit = (await readFile(join(e.parentPath, e.name), 'utf8').catch(() => '')).trim();
+      refs.set(commit, [...(refs.get(commit) ?? []), ref]);
     }
-    for (const entry of entries.sort()) {
-      const dir = join(home, 'models', folder, entry);
-      const name = aliasOf(repo) ?? repo;
-      if (entry.endsWith('.partial')) {
-        const state = await readJsonOr<{ commit?: string }>(join(dir, PARTIAL_STATE));
-        const { bytes, files } = await dirBytes(dir).catch(() => ({ bytes: 0, files: 0 }));
-        out.push({
-          name,
-          repo,
-          revision: revisionFromFolderName(entry.slice(0, -'.partial'.length)),
-          commit: state?.commit ?? null,
-          dir,
-          state: 'partial',
-          bytes,
-          files,
-          dtypes: {},
-          completedAt: null,
-        });
-        continue;
+    for (const commit of (await readdir(join(root, 'snapshots')).catch(() => [] as string[])).sort()) {
+      if (!COMMIT.test(commit)) continue;
+      const dir = join(root, 'snapshots', commit);
+      let bytes = 0;
+      let files = 0;
+      let modified = 0;
+      for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
+        if (e.isDirectory()) continue;
+        const s = await stat(join(e.parentPath, e.name)).catch(() => null);
+        if (s === null || !s.isFile()) continue;
+        bytes += s.size;
+        files++;
+        modified = Math.max(modified, s.mtimeMs);
       }
-      if (entry.endsWith('.lock') || entry.endsWith('.old')) continue;
-      const m = await readManifest(dir);
-      if (m === null) continue;
-      const files = Object.values(m.files);
+      const dtypes = await dtypesPresent(dir);
       out.push({
-        name,
+        name: aliasOf(repo) ?? repo,
         repo,
-        revision: m.revision,
-        commit: m.commit,
+        revision: (refs.get(commit) ?? [commit]).sort().join(','),
+        commit,
         dir,
-        state: 'complete',
-        bytes: files.reduce((a, f) => a + f.size, 0),
-        files: files.length,
-        dtypes: m.dtypes,
-        completedAt: m.completedAt,
+        state: (await loadable(dir)) ? 'complete' : 'partial',
+        bytes,
+        files,
+        dtypes,
+        modifiedAt: new Date(modified).toISOString(),
       });
     }
   }
   return out;
 }
 
-/** The complete folder of a model revision, or null when it is not cached. */
-export async function modelPath(name: string, home: string = cacheHome(), revision = 'main'): Promise<string | null> {
-  const dir = revisionDir(home, repoId(name), revision);
-  return (await readManifest(dir)) === null ? null : dir;
+/** Whether a snapshot has the required files and one ONNX variant of every module. */
+async function loadable(dir: string): Promise<boolean> {
+  for (const f of REQUIRED_FILES) if ((await presentSize(join(dir, f))) === null) return false;
+  const dtypes = await dtypesPresent(dir);
+  return MODULES.every((m) => dtypes[m] !== undefined);
+}
+
+/** The snapshot folder of a model revision when it holds a loadable model, else null. */
+export async function modelPath(name: string, cacheDir: string = hubCacheDir(), revision = 'main'): Promise<string | null> {
+  const repo = repoId(name);
+  const commit = await cachedCommit(cacheDir, repo, revision);
+  if (commit === null) return null;
+  const dir = snapshotDir(cacheDir, repo, commit);
+  return (await loadable(dir)) ? dir : null;
+}
+
+/** The lock file of a repository (in huggingface_hub's `.locks` folder, under a name of ours). */
+export function lockFile(cacheDir: string, repo: string): string {
+  return join(cacheDir, '.locks', repoFolderName(repo), 'florence2.lock');
 }
 
 /**
- * Deletes a model from the cache: one revision, or every revision when `revision` is omitted,
- * including interrupted downloads. Refuses (LockedError) while a live process downloads it.
- * Returns the folders removed (empty when nothing was cached).
+ * Deletes a model from the cache: one revision (its snapshot, the refs pointing at it, and the blobs
+ * no other snapshot uses), or the whole repository when `revision` is omitted. Refuses
+ * (LockedError) while a live florence2 process pulls it. Returns the folders removed.
  */
-export async function removeModel(name: string, home: string = cacheHome(), revision?: string): Promise<string[]> {
+export async function removeModel(name: string, cacheDir: string = hubCacheDir(), revision?: string): Promise<string[]> {
   const repo = repoId(name);
-  const root = repoDir(home, repo);
-  let entries: string[];
-  try {
-    entries = await readdir(root);
-  } catch {
-    return [];
+  const root = repoDir(cacheDir, repo);
+  const lock = lockFile(cacheDir, repo);
+  const holder = await lockHolder(lock);
+  if (holder.live) throw new LockedError(lock, holder.pid);
+  if (revision === undefined) {
+    if ((await presentDir(root)) === false) return [];
+    await rm(root, { recursive: true, force: true });
+    await rm(lock, { force: true });
+    await removeIfEmpty(dirname(lock));
+    return [root];
   }
-  const revFolder = revision === undefined ? null : revisionFolderName(revision);
-  const targets = entries.filter((e) => {
-    const base = e.replace(/\.(partial|lock|old)$/, '');
-    return (revFolder === null || base === revFolder) && !e.endsWith('.lock');
-  });
-  // Check every lock first, so a refusal leaves everything in place.
-  for (const e of entries) {
-    if (!e.endsWith('.lock')) continue;
-    if (revFolder !== null && e !== `${revFolder}.lock`) continue;
-    const holder = await lockHolder(join(root, e));
-    if (holder.live) throw new LockedError(join(root, e), holder.pid);
+  const commit = await cachedCommit(cacheDir, repo, revision);
+  if (commit === null) return [];
+  const snap = snapshotDir(cacheDir, repo, commit);
+  if (!(await presentDir(snap))) return [];
+  await rm(snap, { recursive: true, force: true });
+  // refs naming the removed commit go with it (huggingface_hub refuses refs to missing snapshots)
+  const refs = join(root, 'refs');
+  const refFiles = await readdir(refs, { recursive: true, withFileTypes: true }).catch(() => []);
+  for (const e of refFiles) {
+    if (!e.isFile()) continue;
+    const f = join(e.parentPath, e.name);
+    if ((await readFile(f, 'utf8').catch(() => '')).trim() === commit) await rm(f, { force: true });
   }
-  const removed: string[] = [];
-  for (const e of targets) {
-    await rm(join(root, e), { recursive: true, force: true });
-    if (!e.endsWith('.old')) removed.push(join(root, e));
+  // blobs no remaining snapshot links to
+  const used = new Set<string>();
+  for (const s of await readdir(join(root, 'snapshots')).catch(() => [])) {
+    for (const e of await readdir(join(root, 'snapshots', s), { recursive: true, withFileTypes: true })) {
+      if (!e.isSymbolicLink()) continue;
+      used.add(basename(await readlink(join(e.parentPath, e.name))));
+    }
   }
-  for (const e of entries)
-    if (e.endsWith('.lock') && (revFolder === null || e === `${revFolder}.lock`)) await rm(join(root, e), { force: true });
-  await removeIfEmpty(root);
-  return removed;
+  for (const b of await readdir(join(root, 'blobs')).catch(() => []))
+    if (!used.has(b) && !b.endsWith(INCOMPLETE)) await rm(join(root, 'blobs', b), { force: true });
+  return [snap];
+}
+
+async function presentDir(dir: string): Promise<boolean> {
+  return stat(dir).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }
 
 /** Removes a folder when it is empty (a repository folder whose last revision went). */
@@ -303,8 +373,12 @@ async function lockHolder(file: string): Promise<{ live: boolean; pid: number | 
 /**
  * Takes a download lock (created exclusively, holding pid and host). A stale lock — its process is
  * gone — is replaced; a live one throws {@link LockedError}. Returns the release function.
+ *
+ * Our own: huggingface_hub locks each blob with an OS file lock (`filelock`), which Node cannot take;
+ * a pid file lets `models rm` and a second pull name the holder.
  */
 export async function acquireLock(file: string): Promise<() => Promise<void>> {
+  await mkdir(dirname(file), { recursive: true });
   const info: LockInfo = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
   for (let attempt = 0; ; attempt++) {
     try {
@@ -316,6 +390,8 @@ export async function acquireLock(file: string): Promise<() => Promise<void>> {
       }
       return async () => {
         await rm(file, { force: true });
+        await removeIfEmpty(dirname(file));
+        await removeIfEmpty(dirname(dirname(file)));
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;

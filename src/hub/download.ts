@@ -1,6 +1,7 @@
 /**
- * One file from the Hub: its metadata (size, sha256 of LFS files, commit) from the first answer of
- * its resolve URL, and a resumable, verified download into a `.incomplete` file renamed on success.
+ * One file from the Hub: its metadata (size, sha256 of LFS files, etag, commit) from the first answer
+ * of its resolve URL, and a resumable, verified download of its blob into a `.florence2.incomplete`
+ * file renamed on success. Our own code: @huggingface/hub's downloads neither resume nor verify.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -8,7 +9,8 @@ import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ChecksumError, HubError, HubHttpError, NetworkError } from './errors';
-import { TransportError, header, isRetryable, open as httpOpen, redact } from './http';
+import { TransportError, header, isRetryable, open as httpOpen, permanentCause, redact } from './http';
+import { INCOMPLETE } from './cache';
 
 /** Where and how to reach the Hub. */
 export interface HubClient {
@@ -33,6 +35,11 @@ export interface FileMeta {
   sha256: string | null;
   /** X-Repo-Commit, when sent. */
   commit: string | null;
+  /**
+   * The blob name in the hub cache, as huggingface_hub picks it: X-Linked-Etag (the sha256 of an LFS
+   * file), else ETag (the git blob sha1), quotes and `W/` removed; null when neither was sent.
+   */
+  etag: string | null;
 }
 
 /** Context of a request for error messages. */
@@ -71,10 +78,22 @@ export function httpError(status: number, headers: IncomingHttpHeaders, url: str
   } else {
     msg = `${target.file ?? target.repo}: HTTP ${status} from ${shown}`;
   }
-  return new HubHttpError(msg, status, shown);
+  return new HubHttpError(msg, status, shown, status === 429 || status === 503 ? retryAfterMs(headers) : null);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The longest Retry-After waited for; a longer one fails the pull with the Hub's answer. */
+const MAX_RETRY_AFTER_MS = 60_000;
+
+/** Retry-After in ms (seconds or an HTTP date); null when absent or unreadable. */
+function retryAfterMs(headers: IncomingHttpHeaders): number | null {
+  const v = header(headers, 'retry-after')?.trim();
+  if (v === undefined || v === '') return null;
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? null : Math.max(0, at - Date.now());
+}
 
 /**
  * Runs `fn`, retrying retryable failures (connection errors, 5xx, 429) up to `client.retries` times
@@ -92,24 +111,33 @@ export async function withRetries<T>(
     try {
       return await fn();
     } catch (err) {
+      const attempts = `${attempt + 1} attempt${attempt === 0 ? '' : 's'}`;
+      if (err instanceof TransportError && permanentCause(err.code) !== null)
+        throw new NetworkError(`${what}: ${err.message} (not retried: ${attempts})`);
       if (!isRetryable(err)) throw err;
-      if (attempt >= client.retries) {
+      // a 429's Retry-After is honoured when it is within reach; a longer wait is the caller's to choose
+      const retryAfter = err instanceof HubHttpError ? err.retryAfterMs : null;
+      if (attempt >= client.retries || (retryAfter !== null && retryAfter > MAX_RETRY_AFTER_MS)) {
         if (err instanceof TransportError)
-          throw new NetworkError(
-            `${what}: ${err.message} (gave up after ${attempt + 1} attempt${attempt === 0 ? '' : 's'}; run the pull again to resume)`,
-          );
+          throw new NetworkError(`${what}: ${err.message} (gave up after ${attempts}; run the pull again to resume)`);
         throw err;
       }
       backoff = progressed() ? 0 : backoff + 1;
       const delay = Math.min(client.retryDelayMs * 2 ** Math.max(0, backoff - 1), 30_000);
-      await sleep(delay * (0.75 + Math.random() * 0.5));
+      await sleep(Math.max(delay * (0.75 + Math.random() * 0.5), retryAfter ?? 0));
     }
   }
 }
 
+/** An ETag without `W/` and quotes; null when absent or unusable as a file name. */
+function normalizeEtag(etag: string | undefined): string | null {
+  const v = etag?.replace(/^W\//, '').replace(/"/g, '').trim();
+  return v !== undefined && /^[A-Za-z0-9._-]{1,200}$/.test(v) && !v.startsWith('.') ? v : null;
+}
+
 /** sha256 hex from an ETag value, when it is one (`"<64 hex>"`, possibly weak). */
 function sha256FromEtag(etag: string | undefined): string | null {
-  const v = etag?.replace(/^W\//, '').replace(/"/g, '').trim().toLowerCase();
+  const v = normalizeEtag(etag)?.toLowerCase();
   return v !== undefined && /^[0-9a-f]{64}$/.test(v) ? v : null;
 }
 
@@ -137,9 +165,11 @@ export async function fileMeta(client: HubClient, repo: string, revision: string
       const linkedSize = intHeader(h, 'x-linked-size');
       const linkedEtag = header(h, 'x-linked-etag');
       if (status >= 200 && status < 400 && (linkedSize !== null || linkedEtag !== undefined)) {
-        return { path, size: linkedSize ?? intHeader(h, 'content-length'), sha256: sha256FromEtag(linkedEtag), commit };
+        const sha256 = sha256FromEtag(linkedEtag);
+        return { path, size: linkedSize ?? intHeader(h, 'content-length'), sha256, commit, etag: sha256 ?? normalizeEtag(linkedEtag) };
       }
-      if (status >= 200 && status < 300) return { path, size: intHeader(h, 'content-length'), sha256: null, commit };
+      if (status >= 200 && status < 300)
+        return { path, size: intHeader(h, 'content-length'), sha256: null, commit, etag: normalizeEtag(header(h, 'etag')) };
       const location = header(h, 'location');
       if (status >= 300 && status < 400 && location) {
         url = new URL(location, url).href;
@@ -176,7 +206,8 @@ export interface Downloaded {
 }
 
 /**
- * Downloads `meta.path` to `dest`. Bytes go to `dest + '.incomplete'`; an existing one is continued
+ * Downloads `meta.path` to `dest` (a blob). Bytes go to `dest + INCOMPLETE` — not huggingface_hub's
+ * `.incomplete`, which its process may be appending to under an OS lock we cannot take; an existing one is continued
  * with `Range: bytes=N-` (a 200 answer means the server ignored the range: start over). The size is
  * always checked, the sha256 when the Hub stated one; on a mismatch the incomplete file is deleted
  * and a {@link ChecksumError} thrown. `onBytes(n)` reports the bytes of this file on disk so far.
@@ -190,7 +221,7 @@ export async function downloadFile(
   dest: string,
   onBytes: (n: number) => void,
 ): Promise<Downloaded> {
-  const incomplete = `${dest}.incomplete`;
+  const incomplete = `${dest}${INCOMPLETE}`;
   await mkdir(dirname(dest), { recursive: true });
 
   const verify = async (file: string, size: number, sha256: string): Promise<Downloaded> => {

@@ -22,6 +22,8 @@ export class HubHttpError extends HubError {
     readonly status: number,
     /** The URL that answered (no credentials in it). */
     readonly url: string,
+    /** What a 429 or 503 answer's Retry-After asked for, in ms; null when it sent none. */
+    readonly retryAfterMs: number | null = null,
   ) {
     super(message);
   }
@@ -53,5 +55,8 @@ export class LockedError extends HubError {
   }
 }
 
-/** Connection-level failure (reset, refused, timeout, cut body) after the retries. */
+/**
+ * Connection-level failure: a permanent one (the host name does not resolve, a certificate error) at
+ * once, a passing one (reset, refused, timeout, cut body) after the retries.
+ */
 export class NetworkError extends HubError {}

@@ -39,14 +39,33 @@ export interface RequestOptions {
 const MAX_REDIRECTS = 10;
 const USER_AGENT = 'florence2-server (node; +hub client)';
 
-/** Connection-level failure: the request may be retried. */
+/** Connection-level failure; retried unless {@link permanentCause} says waiting cannot help. */
 export class TransportError extends HubError {
   constructor(
     message: string,
     readonly url: string,
+    /** The system or TLS error code (`ECONNRESET`, `ENOTFOUND`, `CERT_HAS_EXPIRED`, ...), when there was one. */
+    readonly code?: string,
   ) {
     super(message);
   }
+}
+
+/**
+ * Why a connection failure will not go away by retrying, or null when it may (resets, refusals,
+ * timeouts, cut bodies). Not retried:
+ * - `ENOTFOUND`: the resolver answered that the host does not exist (a typo in HF_ENDPOINT, or a
+ *   name only a VPN or proxy resolves);
+ * - `EAI_AGAIN`: no resolver answered — in practice a machine or container without a network, which
+ *   outlasts the retry window; failing at once is cheap since the next pull resumes;
+ * - certificate and TLS errors: the same certificate comes back on every attempt.
+ */
+export function permanentCause(code: string | undefined): string | null {
+  if (code === 'ENOTFOUND') return 'the host name does not resolve (check HF_ENDPOINT, or use offline mode with a cached model)';
+  if (code === 'EAI_AGAIN') return 'no DNS server answered (is the network up? check HF_ENDPOINT, or use offline mode with a cached model)';
+  if (code !== undefined && (/CERT|^ERR_TLS_|^ERR_SSL_/.test(code) || code === 'EPROTO'))
+    return 'the TLS connection was refused (certificate or protocol error; for a mirror with its own CA set NODE_EXTRA_CA_CERTS)';
+  return null;
 }
 
 /** A single request; resolves when the answer's headers arrive. */
@@ -60,11 +79,18 @@ function once(url: URL, options: RequestOptions): Promise<http.IncomingMessage> 
     req.setTimeout(options.timeoutMs ?? 30_000, () =>
       req.destroy(Object.assign(new Error(`no data for ${options.timeoutMs ?? 30_000} ms`), { code: 'ETIMEDOUT' })),
     );
-    req.once('error', (err: NodeJS.ErrnoException) =>
+    req.once('error', (err: NodeJS.ErrnoException) => {
+      // getaddrinfo's message is just `getaddrinfo ENOTFOUND host`: say what it means
+      const cause = permanentCause(err.code);
+      const detail = `${err.code !== undefined && !err.message.includes(err.code) ? `${err.code} ` : ''}${err.message}`;
       reject(
-        new TransportError(`${options.method ?? 'GET'} ${redact(url)}: ${err.code ?? ''}${err.code ? ' ' : ''}${err.message}`, redact(url)),
-      ),
-    );
+        new TransportError(
+          `${options.method ?? 'GET'} ${redact(url)}: ${detail}${cause === null ? '' : `: ${cause}`}`,
+          redact(url),
+          err.code,
+        ),
+      );
+    });
     req.once('response', resolve);
     req.end();
   });
@@ -117,9 +143,9 @@ export function header(headers: http.IncomingHttpHeaders, name: string): string 
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** Whether an error is worth retrying: connection failures, 5xx and 429. */
+/** Whether an error is worth retrying: connection failures that may pass, 5xx and 429. */
 export function isRetryable(err: unknown): boolean {
-  if (err instanceof TransportError) return true;
+  if (err instanceof TransportError) return permanentCause(err.code) === null;
   if (err instanceof HubHttpError) return err.status >= 500 || err.status === 429;
   return false;
 }

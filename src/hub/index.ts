@@ -1,8 +1,8 @@
-/** Florence-2 models from the Hugging Face Hub: names, the cache under FLORENCE2_HOME, and downloads. */
+/** Florence-2 models from the Hugging Face Hub: names, the standard Hugging Face hub cache, and downloads. */
 export { resolveModel, hubSettings, DEFAULT_ENDPOINT } from './resolve';
 export type { ResolveSpec, ResolvedModel, DownloadProgress, HubSettings } from './resolve';
-export { listModels, modelPath, removeModel, cacheHome, readManifest, revisionDir, MANIFEST } from './cache';
-export type { CachedModel, Manifest, ManifestFile } from './cache';
+export { listModels, modelPath, removeModel, hubCacheDir, snapshotDir, snapshotOf } from './cache';
+export type { CachedModel } from './cache';
 export {
   autoDtypes,
   defaultDtypes,

@@ -1,4 +1,4 @@
-/** Model names: the short aliases, `owner/name` repository ids, and their cache folder names. */
+/** Model names: the short aliases and `owner/name` repository ids. */
 import { HubError } from './errors';
 
 /** Short names of the onnx-community Florence-2 exports. */
@@ -36,44 +36,4 @@ export function repoId(name: string): string {
 /** The alias of a repository id, if it has one (for display). */
 export function aliasOf(repo: string): string | undefined {
   return Object.keys(MODEL_ALIASES).find((a) => MODEL_ALIASES[a] === repo);
-}
-
-/** Cache folder name of a repository: `owner--name` (the Hub's own cache convention). */
-export function repoFolderName(repo: string): string {
-  return repo.replace('/', '--');
-}
-
-/** Inverse of {@link repoFolderName}; null for folders that are not one. */
-export function repoFromFolderName(folder: string): string | null {
-  const i = folder.indexOf('--');
-  if (i <= 0) return null;
-  const repo = `${folder.slice(0, i)}/${folder.slice(i + 2)}`;
-  try {
-    return repoId(repo) === repo ? repo : null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Cache folder name of a revision. Branch names may hold `/` (`refs/pr/1`), so it is percent-encoded.
- * Names ending in our own suffixes (`.partial`, `.lock`, `.old`) are refused so they cannot collide.
- */
-export function revisionFolderName(revision: string): string {
-  if (
-    revision === '' ||
-    revision === '.' ||
-    revision === '..' ||
-    // eslint-disable-next-line no-control-regex -- control characters in a revision are what is refused
-    /[\u0000-\u001f]/.test(revision) ||
-    /\.(partial|lock|old)$/.test(revision)
-  ) {
-    throw new HubError(`invalid revision ${JSON.stringify(revision)}`);
-  }
-  return encodeURIComponent(revision);
-}
-
-/** Inverse of {@link revisionFolderName}. */
-export function revisionFromFolderName(folder: string): string {
-  return decodeURIComponent(folder);
 }

@@ -1,26 +1,32 @@
 /**
- * `resolveModel`: the folder of a Hub model in the cache, downloading what is missing — the file list
- * from the Hub API, each file resumable and verified in a `.partial` folder, placed atomically with
- * the manifest last. Offline mode never touches the network.
+ * `resolveModel`: the snapshot folder of a Hub model in the hub cache, downloading what is missing —
+ * the file list from the Hub API, each file's blob resumable and verified, then linked into the
+ * snapshot, and the ref written last. Offline mode never touches the network.
  */
-import { join, dirname } from 'node:path';
-import { mkdir, readdir, rename, rm, stat, writeFile, readFile } from 'node:fs/promises';
-import { MODULES, type DtypeChoice } from '../runtime/model-files';
-import { ChecksumError, HubError, OfflineError } from './errors';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { type DtypeChoice } from '../runtime/model-files';
+import { HubError, OfflineError } from './errors';
 import { type DtypeByModule, REQUIRED_FILES, autoDtypes, dtypesFrom, filesToFetch, onnxPath } from './dtypes';
 import { DEFAULT_REVISION, repoId, aliasOf } from './names';
 import {
-  PARTIAL_STATE,
-  type Manifest,
-  type ManifestFile,
+  COMMIT,
+  INCOMPLETE,
   acquireLock,
-  cacheHome,
+  cachedCommit,
+  checkRevision,
   dtypesPresent,
-  readManifest,
+  hubCacheDir,
+  legacyFolder,
+  linkIntoSnapshot,
+  lockFile,
+  missingFiles,
+  presentSize,
   removeIfEmpty,
   repoDir,
-  revisionDir,
-  writeManifest,
+  snapshotDir,
+  writeRef,
 } from './cache';
 import { type FileMeta, type HubClient, downloadFile, fileMeta, httpError, withRetries } from './download';
 import { header, open as httpOpen, readText } from './http';
@@ -30,8 +36,8 @@ export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
 /** Settings read from the environment. */
 export interface HubSettings {
-  /** `FLORENCE2_HOME`, default `~/.cache/florence2`. */
-  home: string;
+  /** The hub cache: `HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub` (see hubCacheDir). */
+  cacheDir: string;
   /** `HF_ENDPOINT`, default https://huggingface.co. */
   endpoint: string;
   /** `HF_TOKEN`. */
@@ -46,7 +52,7 @@ const truthy = (v: string | undefined) => v !== undefined && ['1', 'true', 'yes'
 export function hubSettings(env: NodeJS.ProcessEnv = process.env): HubSettings {
   const token = env.HF_TOKEN?.trim();
   return {
-    home: cacheHome(env),
+    cacheDir: hubCacheDir(env),
     endpoint: (env.HF_ENDPOINT?.trim() || DEFAULT_ENDPOINT).replace(/\/+$/, ''),
     token: token ? token : undefined,
     offline: truthy(env.FLORENCE2_OFFLINE) || truthy(env.HF_HUB_OFFLINE),
@@ -86,7 +92,8 @@ export interface ResolveSpec {
   /** Execution provider the dtype default is chosen for; default `cpu`. */
   device?: string;
   offline?: boolean;
-  home?: string;
+  /** The hub cache; default from `env` (see {@link hubSettings}). */
+  cacheDir?: string;
   endpoint?: string;
   token?: string;
   /** Default `process.env`. */
@@ -102,7 +109,7 @@ export interface ResolveSpec {
 
 /** A usable model folder. */
 export interface ResolvedModel {
-  /** The folder to load (`Florence2.load(dir, { dtype })`). */
+  /** The snapshot folder to load (`Florence2.load(dir, { dtype })`): `<cache>/models--o--n/snapshots/<commit>`. */
   dir: string;
   /** Whether any file was downloaded by this call. */
   downloaded: boolean;
@@ -113,20 +120,20 @@ export interface ResolvedModel {
   dtype: DtypeByModule;
 }
 
-// Pulls of one folder within this process run one after another (the lock file holds other processes off).
+// Pulls of one repository within this process run one after another (the lock file holds other processes off).
 const inProcess = new Map<string, Promise<unknown>>();
 
 /** Resolves a model to a complete cached folder, downloading it (or the missing dtype files) when needed. */
 export async function resolveModel(spec: ResolveSpec): Promise<ResolvedModel> {
   const env = hubSettings(spec.env ?? process.env);
   const repo = repoId(spec.name);
-  const revision = spec.revision ?? DEFAULT_REVISION;
+  const revision = checkRevision(spec.revision ?? DEFAULT_REVISION);
   // `auto` (or none given) is settled against what the cache or the repository has, in resolveLocked/download
   const auto = spec.dtype === undefined || spec.dtype === 'auto' ? (spec.device ?? 'cpu') : null;
   const dtype = dtypesFrom(spec.dtype, spec.device);
-  const home = spec.home ?? env.home;
-  const dir = revisionDir(home, repo, revision);
-  const previous = inProcess.get(dir) ?? Promise.resolve();
+  const cacheDir = spec.cacheDir ?? env.cacheDir;
+  const key = repoDir(cacheDir, repo);
+  const previous = inProcess.get(key) ?? Promise.resolve();
   const run = previous
     .catch(() => undefined)
     .then(() =>
@@ -136,8 +143,8 @@ export async function resolveModel(spec: ResolveSpec): Promise<ResolvedModel> {
         revision,
         dtype,
         auto,
-        home,
-        dir,
+        cacheDir,
+        env: spec.env ?? process.env,
         offline: spec.offline ?? env.offline,
         client: {
           endpoint: (spec.endpoint ?? env.endpoint).replace(/\/+$/, ''),
@@ -148,11 +155,11 @@ export async function resolveModel(spec: ResolveSpec): Promise<ResolvedModel> {
         },
       }),
     );
-  inProcess.set(dir, run);
+  inProcess.set(key, run);
   try {
     return await run;
   } finally {
-    if (inProcess.get(dir) === run) inProcess.delete(dir);
+    if (inProcess.get(key) === run) inProcess.delete(key);
   }
 }
 
@@ -163,93 +170,67 @@ interface Job {
   dtype: DtypeByModule;
   /** The provider `auto` is chosen for, or null when the dtype was given. */
   auto: string | null;
-  home: string;
-  dir: string;
+  cacheDir: string;
   offline: boolean;
+  /** The environment (for the legacy-cache hint). */
+  env: NodeJS.ProcessEnv;
   client: HubClient;
 }
 
-/**
- * The files a cached folder lacks for `dtype`: the required files, the dtype's ONNX files and every
- * other file its manifest lists, each checked by size (a stat, no re-hash, keeps server starts fast;
- * a file deleted by hand is fetched again).
- */
-async function missingFiles(dir: string, manifest: Manifest, dtype: DtypeByModule): Promise<string[]> {
-  const needed = new Set<string>([...REQUIRED_FILES, ...MODULES.map((m) => onnxPath(m, dtype[m]))]);
-  for (const p of Object.keys(manifest.files)) if (!p.startsWith('onnx/')) needed.add(p);
-  const missing: string[] = [];
-  for (const p of needed) {
-    const f = manifest.files[p];
-    const size =
-      f === undefined
-        ? null
-        : await stat(join(dir, p)).then(
-            (s) => s.size,
-            () => null,
-          );
-    if (f === undefined || size !== f.size) missing.push(p);
-  }
-  return missing;
-}
-
-function offlineMessage(job: Job, missing: string[] | null): string {
+function offlineMessage(job: Job, where: string, missing: string[] | null): string {
   const name = aliasOf(job.repo) ?? job.repo;
   const rev = job.revision === DEFAULT_REVISION ? '' : ` --revision ${job.revision}`;
   const what =
     missing === null
-      ? `model ${job.repo}${job.revision === DEFAULT_REVISION ? '' : ` (revision ${job.revision})`} is not in the cache (${job.dir})`
-      : `the cached model ${job.repo} (${job.dir}) lacks ${missing.join(', ')} for the dtypes asked for`;
+      ? `model ${job.repo}${job.revision === DEFAULT_REVISION ? '' : ` (revision ${job.revision})`} is not in the cache (${where})`
+      : `the cached model ${job.repo} (${where}) lacks ${missing.join(', ')} for the dtypes asked for`;
+  const legacy = legacyFolder(job.env, job.repo, job.revision);
+  const old =
+    legacy === null
+      ? ''
+      : `\nAn earlier florence2 version downloaded it to ${legacy}: florence2 serve --model ${legacy} serves that folder.`;
   return `${what}, and offline mode is on (--offline, FLORENCE2_OFFLINE or HF_HUB_OFFLINE), so it cannot be downloaded.
 Either serve a model folder you already have: florence2 serve --model DIR (or FLORENCE2_MODEL=DIR),
-or pull it while online: florence2 models pull ${name}${rev}`;
+or pull it while online: florence2 models pull ${name}${rev}${old}`;
 }
 
+/** `auto` settled against the ONNX files a snapshot has. */
+async function settleAuto(job: Job, dir: string): Promise<void> {
+  if (job.auto === null) return;
+  const have = await dtypesPresent(dir);
+  job.dtype = autoDtypes(job.auto, (m, d) => have[m]?.includes(d) === true);
+}
+
+/**
+ * The cache first — a snapshot found through `refs/<revision>` (or the commit itself) that has what
+ * `dtype` needs is used without a request, whoever downloaded it — then a pull of what it lacks.
+ */
 async function resolveLocked(job: Job): Promise<ResolvedModel> {
-  const cached = await readManifest(job.dir);
-  if (cached !== null) {
-    // `auto` takes the best variants the cache already has, so a start needs no network
-    if (job.auto !== null) job.dtype = autoDtypes(job.auto, (m, d) => cached.files[onnxPath(m, d)] !== undefined);
-    const missing = await missingFiles(job.dir, cached, job.dtype);
-    if (missing.length === 0)
-      return { dir: job.dir, downloaded: false, repo: job.repo, revision: job.revision, commit: cached.commit, dtype: job.dtype };
-    if (job.offline) throw new OfflineError(offlineMessage(job, missing));
+  const commit = await cachedCommit(job.cacheDir, job.repo, job.revision);
+  if (commit !== null && existsSync(snapshotDir(job.cacheDir, job.repo, commit))) {
+    const dir = snapshotDir(job.cacheDir, job.repo, commit);
+    await settleAuto(job, dir);
+    const missing = await missingFiles(dir, job.dtype);
+    if (missing.length === 0) return { dir, downloaded: false, repo: job.repo, revision: job.revision, commit, dtype: job.dtype };
+    if (job.offline) throw new OfflineError(offlineMessage(job, dir, missing));
   } else if (job.offline) {
-    throw new OfflineError(offlineMessage(job, null));
+    throw new OfflineError(offlineMessage(job, repoDir(job.cacheDir, job.repo), null));
   }
 
-  await mkdir(repoDir(job.home, job.repo), { recursive: true });
-  const release = await acquireLock(`${job.dir}.lock`);
-  const partial = `${job.dir}.partial`;
+  const release = await acquireLock(lockFile(job.cacheDir, job.repo));
   try {
-    return await download(job, partial);
-  } catch (err) {
-    if (err instanceof ChecksumError) {
-      // Nothing of a failed verification stays: the next pull starts clean.
-      await rm(partial, { recursive: true, force: true });
-    } else {
-      await removeIfNoData(partial);
-    }
-    throw err;
+    return await download(job);
   } finally {
     await release();
-    await removeIfEmpty(repoDir(job.home, job.repo));
+    await removeEmptyRepo(repoDir(job.cacheDir, job.repo));
   }
 }
 
-/** Removes a `.partial` folder that holds no downloaded bytes (a failure before any data came). */
-async function removeIfNoData(partial: string): Promise<void> {
-  let entries;
-  try {
-    entries = await readdir(partial, { withFileTypes: true, recursive: true });
-  } catch {
-    return;
-  }
-  for (const e of entries) {
-    if (!e.isFile() || e.name === PARTIAL_STATE) continue;
-    const parent = e.parentPath ?? (e as unknown as { path: string }).path;
-    if ((await stat(join(parent, e.name))).size > 0) return;
-  }
-  await rm(partial, { recursive: true, force: true });
+/** After a failed first pull, removes the folders it made that hold nothing (a snapshot with no file, the repository). */
+async function removeEmptyRepo(root: string): Promise<void> {
+  for (const s of await readdir(join(root, 'snapshots')).catch(() => [] as string[])) await removeIfEmpty(join(root, 'snapshots', s));
+  for (const d of ['snapshots', 'blobs', 'refs']) await removeIfEmpty(join(root, d));
+  await removeIfEmpty(root);
 }
 
 /** `GET /api/models/{repo}/revision/{revision}`: the commit and the file list. */
@@ -284,65 +265,58 @@ async function repoInfo(client: HubClient, repo: string, revision: string): Prom
     }
     if (!Array.isArray(json.siblings)) throw new HubError(`${repo}: the Hub's answer has no file list (siblings)`);
     const siblings = json.siblings.map((s: { rfilename?: unknown }) => s?.rfilename).filter((s): s is string => typeof s === 'string');
-    return { sha: typeof json.sha === 'string' ? json.sha : null, siblings };
+    return { sha: typeof json.sha === 'string' && COMMIT.test(json.sha) ? json.sha : null, siblings };
   });
 }
 
-async function download(job: Job, partial: string): Promise<ResolvedModel> {
-  const { client, repo, revision } = job;
-  // Another process may have finished while we waited for the lock.
-  let existing = await readManifest(job.dir);
-  if (existing !== null && (await missingFiles(job.dir, existing, job.dtype)).length === 0) {
-    return { dir: job.dir, downloaded: false, repo, revision, commit: existing.commit, dtype: job.dtype };
+/** Loading needs the required files and ONNX graphs: they go last, so a snapshot that has them has the rest. */
+function fetchOrder(path: string): number {
+  if ((REQUIRED_FILES as readonly string[]).includes(path)) return 3;
+  if (path.startsWith('onnx/') && path.endsWith('.onnx')) return 2;
+  return path.startsWith('onnx/') ? 1 : 0;
+}
+
+async function download(job: Job): Promise<ResolvedModel> {
+  const { client, repo, revision, cacheDir } = job;
+  // Another process may have finished while we waited for the lock; a cached commit is kept, so
+  // the files added to a snapshot never mix two commits.
+  const cached = await cachedCommit(cacheDir, repo, revision);
+  if (cached !== null) {
+    const dir = snapshotDir(cacheDir, repo, cached);
+    await settleAuto(job, dir);
+    if ((await missingFiles(dir, job.dtype)).length === 0)
+      return { dir, downloaded: false, repo, revision, commit: cached, dtype: job.dtype };
   }
-  // Extending a folder fetches at its commit, so its files never mix two commits.
-  const info = await repoInfo(client, repo, existing?.commit ?? revision);
+  const info = await repoInfo(client, repo, cached ?? revision);
   if (job.auto !== null) {
     const have = new Set(info.siblings);
     job.dtype = autoDtypes(job.auto, (m, d) => have.has(onnxPath(m, d)), true);
   }
-  let wanted = filesToFetch(info.siblings, job.dtype, repo, revision);
-  if (existing !== null) {
-    const missing = new Set(await missingFiles(job.dir, existing, job.dtype));
-    wanted = wanted.filter((p) => missing.has(p) || existing?.files[p] === undefined);
-  }
-  let commit = existing?.commit ?? info.sha;
+  let commit = cached ?? info.sha;
+  const listed = filesToFetch(info.siblings, job.dtype, repo, revision).sort((a, b) => fetchOrder(a) - fetchOrder(b));
 
+  // Files a snapshot already has are kept (they link to complete blobs); the rest get their metadata,
+  // each pinned to one commit (the list's) so a push during the download cannot mix versions.
   const metas: FileMeta[] = [];
-  for (const p of wanted) {
-    // Pin every file to one commit (the list's) so a push during the download cannot mix versions.
+  for (const p of listed) {
+    if (commit !== null && (await presentSize(join(snapshotDir(cacheDir, repo, commit), p))) !== null) continue;
     const meta = await fileMeta(client, repo, commit ?? revision, p);
     commit ??= meta.commit;
     metas.push(meta);
   }
-  const pinned = commit ?? revision;
-
-  // A partial folder from an interrupted pull of another commit cannot be resumed.
-  const state = await readFile(join(partial, PARTIAL_STATE), 'utf8').then(
-    (t) => JSON.parse(t) as { commit?: string },
-    () => null,
-  );
-  if (state !== null && state.commit !== pinned) await rm(partial, { recursive: true, force: true });
-  await mkdir(partial, { recursive: true });
-  await writeFile(join(partial, PARTIAL_STATE), JSON.stringify({ repo, revision, commit: pinned }));
+  if (commit === null || !COMMIT.test(commit))
+    throw new HubError(`${repo}: the Hub stated no commit for revision ${revision} (no sha in the file list, no X-Repo-Commit)`);
+  const dir = snapshotDir(cacheDir, repo, commit);
+  const blobs = join(repoDir(cacheDir, repo), 'blobs');
+  await mkdir(blobs, { recursive: true });
 
   const sizes = metas.map((m) => m.size);
   const total = sizes.every((s) => s !== null) ? sizes.reduce((a, b) => a + b, 0) : null;
   // Bytes already there from an interrupted run count as done from the start.
+  const blobOf = (m: FileMeta) => join(blobs, m.etag ?? `florence2-${commit}-${m.path.replace(/\//g, '--')}`);
   const onDisk = await Promise.all(
-    metas.map(async (m) => {
-      const dest = join(partial, m.path);
-      return stat(dest).then(
-        (s) => s.size,
-        () =>
-          stat(`${dest}.incomplete`).then(
-            (s) => s.size,
-            () => 0,
-          ),
-      );
-    }),
+    metas.map(async (m) => (await presentSize(blobOf(m))) ?? (await presentSize(`${blobOf(m)}${INCOMPLETE}`)) ?? 0),
   );
-  const files: Record<string, ManifestFile> = {};
   for (const [i, meta] of metas.entries()) {
     const report = (event: DownloadProgress['event']) =>
       job.spec.onProgress?.({
@@ -356,42 +330,23 @@ async function download(job: Job, partial: string): Promise<ResolvedModel> {
         total,
       });
     report('start');
-    const got = await downloadFile(client, repo, pinned, meta, join(partial, meta.path), (n) => {
+    let blob = blobOf(meta);
+    const got = await downloadFile(client, repo, commit, meta, blob, (n) => {
       onDisk[i] = n;
       report('progress');
     });
+    if (meta.etag === null) {
+      // No ETag (a plain mirror): name the blob by its content, as a huggingface_hub LFS blob is.
+      const named = join(blobs, got.sha256);
+      await rm(named, { force: true });
+      await rename(blob, named);
+      blob = named;
+    }
+    await linkIntoSnapshot(blob, join(dir, meta.path));
     onDisk[i] = got.size;
-    files[meta.path] = { size: got.size, sha256: got.sha256, verified: got.verified };
     report('done');
   }
-
-  existing = await readManifest(job.dir);
-  const allFiles = { ...(existing?.files ?? {}), ...files };
-  const manifest: Manifest = {
-    format: 1,
-    repo,
-    revision,
-    commit: pinned,
-    endpoint: client.endpoint,
-    files: allFiles,
-    dtypes: dtypesPresent(Object.keys(allFiles)),
-    completedAt: new Date().toISOString(),
-  };
-  await rm(join(partial, PARTIAL_STATE), { force: true });
-  if (existing === null) {
-    // A folder without a manifest is not ours to keep (nothing we write looks like that).
-    await rm(job.dir, { recursive: true, force: true });
-    await writeManifest(partial, manifest);
-    await rename(partial, job.dir);
-  } else {
-    // Extending: every new file is complete and verified before it moves in; the manifest that
-    // lists them is replaced last, so a reader sees the old or the new folder, never a mix.
-    for (const p of Object.keys(files)) {
-      await mkdir(dirname(join(job.dir, p)), { recursive: true });
-      await rename(join(partial, p), join(job.dir, p));
-    }
-    await writeManifest(job.dir, manifest);
-    await rm(partial, { recursive: true, force: true });
-  }
-  return { dir: job.dir, downloaded: metas.length > 0, repo, revision, commit: pinned, dtype: job.dtype };
+  // The ref last: a revision resolves offline only once its snapshot is loadable.
+  await writeRef(cacheDir, repo, revision, commit);
+  return { dir, downloaded: metas.length > 0, repo, revision, commit, dtype: job.dtype };
 }

@@ -23,7 +23,7 @@ import { generatedFileDescriptorProtos, generatedRegistry, readGeneratedFile } f
 import { startHttpApi } from './http-api';
 import { JsonCodec } from './json';
 import { readModelConfig } from '../florence/model-config';
-import { readManifestSync } from '../hub/cache';
+import { snapshotOf } from '../hub/cache';
 import { ByteBudget } from './budget';
 import { ClientLimits } from './client-limits';
 import { TokenAuth } from './auth';
@@ -212,12 +212,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   });
   const pkg = loadFlorence2Package();
   const florence = grpc.loadPackageDefinition(pkg) as unknown as { florence2: { v1: { Florence2: grpc.ServiceClientConstructor } } };
-  const manifest = readManifestSync(config.model);
+  const snapshot = snapshotOf(config.model);
   /** Aborted when shutdown starts: open Streams end UNAVAILABLE once their requests are answered. */
   const stopping = new AbortController();
   const modelInfo = (): ModelInfo => ({
     model: model.name,
-    revision: manifest ? `${manifest.repo}@${manifest.commit}` : 'local',
+    revision: snapshot ? `${snapshot.repo}@${snapshot.commit}` : 'local',
     files,
     devices: config.devices.map((d) => {
       const b = batching.get(d.name)!;

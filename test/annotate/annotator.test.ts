@@ -523,7 +523,7 @@ describe('annotate: CLI', () => {
       assert.match(remote.stderr, /cannot reach the florence2 server at 127\.0\.0\.1:9/);
       assert.ok(!existsSync(path.join(dir, 'out')), 'nothing written without a backend');
       // No model given: the default Hub model, which offline mode may not download.
-      const noModel = await runCli([dir, '-o', path.join(dir, 'out2')], { FLORENCE2_OFFLINE: '1', FLORENCE2_HOME: path.join(dir, 'home') });
+      const noModel = await runCli([dir, '-o', path.join(dir, 'out2')], { FLORENCE2_OFFLINE: '1', HF_HUB_CACHE: path.join(dir, 'home') });
       assert.equal(noModel.code, 2);
       assert.match(noModel.stderr, /no model: .*offline mode is on/s);
     } finally {

@@ -3,7 +3,7 @@
  * folders: the model API (`/api/models/{repo}[/revision/{rev}]`), `resolve` URLs (LFS files — `.onnx`
  * and `tokenizer.json` — answer 302 to a separate CDN server with X-Linked-Size, X-Linked-Etag and
  * X-Repo-Commit; small files answer 200 with a git-sha1 ETag), HTTP Range, and faults to inject:
- * a cut connection, wrong bytes, a required token, ignored ranges, 404s and 5xx answers.
+ * a cut connection, wrong bytes, a required token, ignored ranges, 404s, 5xx and 429 answers.
  * Every request is logged for assertions.
  */
 import { createHash } from 'node:crypto';
@@ -33,6 +33,8 @@ export interface Faults {
   notFound?: string[];
   /** Answer 503 to downloads of `file`, `times` times. */
   unavailable?: { file: string; times: number };
+  /** Answer 429 with `Retry-After: <retryAfter seconds>` to downloads of `file`, `times` times. */
+  tooMany?: { file: string; times: number; retryAfter: number };
 }
 
 /** One logged request. */
@@ -46,6 +48,8 @@ export interface LoggedRequest {
   range?: string;
   authorization?: string;
   status: number;
+  /** When it arrived (Date.now()). */
+  at: number;
 }
 
 interface FileEntry {
@@ -174,6 +178,7 @@ export class FakeHub {
       range: req.headers.range,
       authorization: req.headers.authorization,
       status,
+      at: Date.now(),
     });
   }
 
@@ -257,6 +262,13 @@ export class FakeHub {
     if (req.method !== 'HEAD' && f.unavailable?.file === file.path && f.unavailable.times > 0) {
       f.unavailable.times--;
       return this.error(server, req, res, 503, null, 'Service Unavailable', file.path);
+    }
+    if (req.method !== 'HEAD' && f.tooMany?.file === file.path && f.tooMany.times > 0) {
+      f.tooMany.times--;
+      this.record(server, req, 429, file.path);
+      res.writeHead(429, { 'retry-after': String(f.tooMany.retryAfter), 'content-type': 'text/plain' });
+      res.end('Too Many Requests');
+      return;
     }
     let data = file.data;
     if (f.corrupt?.file === file.path) {
