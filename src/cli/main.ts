@@ -4,6 +4,7 @@ import { models } from './models';
 import { predict } from './predict';
 import { annotate } from './annotate';
 import { EXIT } from './exit-codes';
+import { serverPackageVersion } from '../common/version';
 
 const USAGE = `Usage: florence2 <command> [options]
 
@@ -12,6 +13,10 @@ Commands:
   models    download, list, locate and remove cached models (florence2 models --help)
   predict   run a task on images through a server (florence2 predict --help)
   annotate  turn a folder of images into a YOLO / YOLO-seg / COCO dataset (florence2 annotate --help)
+
+Options:
+  -V, --version  print the version of florence2-server
+  -h, --help     print this help
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -25,6 +30,10 @@ export async function main(argv: string[]): Promise<number> {
       return predict(rest, process.env);
     case 'annotate':
       return annotate(rest, process.env);
+    case '-V':
+    case '--version':
+      process.stdout.write(`${serverPackageVersion()}\n`);
+      return EXIT.ok;
     case undefined:
     case '-h':
     case '--help':
