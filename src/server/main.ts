@@ -8,7 +8,6 @@ import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-
 import { ReflectionService } from '@grpc/reflection';
 import * as protoLoader from '@grpc/proto-loader';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { batchingFor, type Config } from '../config/schema';
 import { type Logger, resolveLogFormat } from '../common/logger';
 import { startTracing } from '../common/tracing';
@@ -18,7 +17,8 @@ import { DevicePool } from './pools';
 import { Scheduler } from './scheduler';
 import { CancelSlots } from './cancel-slots';
 import { createService } from './service';
-import { PROTO_LOADER_OPTIONS, loadFlorence2Package, protoDir } from 'florence2-client/proto';
+import { PROTO_LOADER_OPTIONS, loadFlorence2Package } from 'florence2-client/proto';
+import { serverPackageVersion } from '../common/version';
 import { generatedFileDescriptorProtos, generatedRegistry, readGeneratedFile } from './descriptors';
 import { startHttpApi } from './http-api';
 import { JsonCodec } from './json';
@@ -86,7 +86,7 @@ function packageVersion(pkg: string, fallback = 'unknown'): string {
   }
 }
 
-const SERVER_VERSION = (JSON.parse(readFileSync(join(protoDir(), '..', 'package.json'), 'utf8')) as { version: string }).version;
+const SERVER_VERSION = serverPackageVersion();
 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   // 1) what the model is (read on the main thread without onnxruntime)

@@ -63,6 +63,8 @@ describe('server package', function () {
       'proto/florence2/v1/florence2.proto',
       'src/generated/florence2.binpb',
       'src/generated/health.binpb',
+      // served at /openapi.json by the HTTP/JSON API
+      'src/generated/openapi.json',
       'README.md',
       'LICENSE',
       'CHANGELOG.md',
