@@ -46,6 +46,8 @@ async function localModel(config: Config, env: NodeJS.ProcessEnv, logger: Logger
       dtype: config.dtype,
       device,
       env,
+      // Unset leaves HF_HUB_OFFLINE (read by the Hub code) in force.
+      offline: config.offline || undefined,
       onProgress: (p) => {
         const now = Date.now();
         if (p.event !== 'progress' || now - lastLog > 5000) {
@@ -95,7 +97,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
       process.stderr.write(
         `florence2 serve: cannot download ${config.model.slice(HUB_MODEL_PREFIX.length)}: ${err.message}\n` +
           'Either serve a model folder you already have: florence2 serve --model DIR (or FLORENCE2_MODEL=DIR),\n' +
-          'or set HF_ENDPOINT to a reachable Hub mirror; FLORENCE2_OFFLINE=1 skips the network entirely.\n',
+          'or set HF_ENDPOINT to a reachable Hub mirror; --offline (FLORENCE2_OFFLINE=1) skips the network entirely.\n',
       );
       return EXIT.unreachable;
     }
