@@ -230,6 +230,9 @@ describe('florence2 predict', function () {
     const r = await run(['--server', `127.0.0.1:${await closedPort()}`, '--task', 'od', a]);
     assert.equal(r.code, 3);
     assert.match(r.stderr, /cannot use the server at 127\.0\.0\.1:\d+: UNAVAILABLE/);
+    // grpc-js ends this text with an empty "Resolution note: ": the message ends with the cause instead.
+    assert.match(r.stderr, /ECONNREFUSED 127\.0\.0\.1:\d+\n$/);
+    assert.doesNotMatch(r.stderr, /Resolution note|Error: connect/);
     assert.equal(r.stdout, '');
   });
 
