@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import type { GenerationOverrides, LoadOptions } from '../index';
 import { ClassMap } from './classes';
-import { Dataset, assignSplits, writeDatasetFiles, type DatasetSettings } from './dataset';
+import { Dataset, assignSplits, settleSplits, writeDatasetFiles, type DatasetSettings } from './dataset';
 import { EmbeddedBackend, createRemoteBackend, resolveModelDir } from './backends';
 import { yoloLabelText, type YoloKind } from './formats/yolo';
 import { clipPolygon } from './geometry';
@@ -436,7 +436,18 @@ export class AutoAnnotator {
     // Nothing may touch the backend or the folder after we return.
     await Promise.allSettled(pending.values());
 
-    const all = ds === null ? records : await ds.allRecords();
+    // The split is over the images annotated: failures take no share of either subset.
+    let all = ds === null ? records : await ds.allRecords();
+    if (split !== undefined) {
+      if (ds !== null) all = await settleSplits(ds, all, split);
+      else {
+        const subsets = assignSplits(
+          all.map((r) => r.key),
+          split,
+        );
+        for (const r of all) r.split = subsets.get(r.key)!;
+      }
+    }
     const files = ds === null ? [] : await writeDatasetFiles(ds, all, { yolo: cfg.yolo, coco: cfg.coco, segmentation: segSource !== null });
     if (ds !== null) await ds.closeTmp();
     const names = ds === null ? [...classes.names] : [...ds.classes];

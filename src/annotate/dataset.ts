@@ -69,22 +69,42 @@ export function yamlScalar(s: string): string {
   return plain ? s : JSON.stringify(s);
 }
 
+/** The image folders `data.yaml` names for training and validation, relative to the dataset root. */
+export interface YamlFolders {
+  train: string;
+  val: string;
+}
+
 /**
  * An Ultralytics `data.yaml`: `path` (absolute, as Ultralytics resolves a relative one against its
- * own datasets folder), `train` and `val` (the same folder without a split), `nc`, and `names` as
- * an index → name mapping.
+ * own datasets folder), `train` and `val` (see {@link yamlFolders}), `nc`, and `names` as an
+ * index → name mapping.
  */
-export function dataYamlText(root: string, classes: readonly string[], split: boolean): string {
+export function dataYamlText(root: string, classes: readonly string[], folders: YamlFolders): string {
   const lines = [
     '# Ultralytics dataset written by `florence2 annotate` (Florence-2 auto-annotation).',
     `path: ${yamlScalar(root)}`,
-    `train: ${split ? 'images/train' : 'images'}`,
-    `val: ${split ? 'images/val' : 'images'}`,
+    `train: ${folders.train}`,
+    `val: ${folders.val}`,
     `nc: ${classes.length}`,
   ];
   if (classes.length === 0) lines.push('names: {}');
   else lines.push('names:', ...classes.map((name, i) => `  ${i}: ${yamlScalar(name)}`));
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The folders `data.yaml` names: `images` without a split; with one, `images/train` and
+ * `images/val`, except that a subset without images is replaced by the other (one annotated image
+ * cannot make two subsets, and Ultralytics refuses a folder that does not exist). With no image at
+ * all, `images/train` for both (the caller creates it).
+ */
+export function yamlFolders(records: readonly Pick<ImageRecord, 'split'>[], split: boolean): YamlFolders {
+  if (!split) return { train: 'images', val: 'images' };
+  const has = (s: Split) => records.some((r) => r.split === s);
+  const train = has('train') || !has('val') ? 'images/train' : 'images/val';
+  const val = has('val') ? 'images/val' : train;
+  return { train, val };
 }
 
 /**
@@ -101,6 +121,41 @@ export function assignSplits(keys: readonly string[], ratio: number): Map<string
   const out = new Map<string, 'train' | 'val'>();
   order.forEach(({ k }, i) => out.set(k, i < train ? 'train' : 'val'));
   return out;
+}
+
+/**
+ * Puts every record in the subset a split over `records` (the images annotated, in this run and
+ * earlier ones) gives it. Images are placed in their provisional subset when committed (a split over
+ * every input, so usually nothing moves); an image that failed, or one fixed since, shifts the
+ * split, and the records it moves are moved here: their files are renamed into the new subset, then
+ * the record is rewritten (the commit point), then any copy of its files left in the other subset is
+ * removed. Each step is idempotent, so a run interrupted anywhere in this is settled by the next one
+ * (a resume first restores whatever files a record says it has).
+ */
+export async function settleSplits(ds: Dataset, records: readonly ImageRecord[], ratio: number): Promise<ImageRecord[]> {
+  const subsets = assignSplits(
+    records.map((r) => r.key),
+    ratio,
+  );
+  const settled: ImageRecord[] = [];
+  for (const rec of records) {
+    const subset = subsets.get(rec.key)!;
+    if (rec.split === subset) {
+      settled.push(rec);
+      continue;
+    }
+    const moved: ImageRecord = { ...rec, split: subset, image: ds.imagePath(rec.key, path.extname(rec.image), subset) };
+    const to = ds.filesOf(moved);
+    for (const [i, from] of ds.filesOf(rec).entries()) await ds.move(from, to[i]);
+    await ds.writeRecord(moved);
+    settled.push(moved);
+  }
+  for (const rec of settled) {
+    const other: ImageRecord = { ...rec, split: rec.split === 'train' ? 'val' : 'train' };
+    other.image = ds.imagePath(rec.key, path.extname(rec.image), other.split);
+    for (const rel of ds.filesOf(other)) await ds.remove(rel);
+  }
+  return settled;
 }
 
 function settingsDiff(a: DatasetSettings, b: DatasetSettings): (keyof DatasetSettings)[] {
@@ -191,6 +246,30 @@ export class Dataset {
   /** Relative path of an image's drawing. */
   visualPath(key: string, split: Split, ext: string): string {
     return toPosix(path.join('visuals', split ?? '', `${key}${ext}`));
+  }
+
+  /** Every file an image may have in the dataset besides its record: the copy, the label and either drawing. */
+  filesOf(rec: Pick<ImageRecord, 'key' | 'image' | 'split'>): string[] {
+    return [
+      rec.image,
+      this.labelPath(rec.key, rec.split),
+      this.visualPath(rec.key, rec.split, '.jpg'),
+      this.visualPath(rec.key, rec.split, '.png'),
+    ];
+  }
+
+  /** Renames `from` to `to` (replacing it); nothing when `from` does not exist. */
+  async move(from: string, to: string): Promise<void> {
+    const target = path.join(this.root, to);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    await fs.rename(path.join(this.root, from), target).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+
+  /** Removes a file (or symlink) if it is there. */
+  async remove(rel: string): Promise<void> {
+    await fs.rm(path.join(this.root, rel), { force: true });
   }
 
   private recordPath(key: string): string {
@@ -314,7 +393,10 @@ export async function writeDatasetFiles(ds: Dataset, records: readonly ImageReco
       const rel = ds.labelPath(rec.key, rec.split);
       if (!(await ds.exists(rel))) await ds.writeFile(rel, yoloLabelText(rec, files.yolo));
     }
-    await put('data.yaml', dataYamlText(ds.root, classes, split));
+    const folders = yamlFolders(records, split);
+    // Named folders exist even when empty (no image annotated at all), so the file never points nowhere.
+    for (const dir of new Set([folders.train, folders.val])) await fs.mkdir(path.join(ds.root, dir), { recursive: true });
+    await put('data.yaml', dataYamlText(ds.root, classes, folders));
   }
   if (files.coco) {
     const subsets: Array<[string, Split]> = split

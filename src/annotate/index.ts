@@ -29,7 +29,18 @@ export { resolveInputs, globToRegExp, isGlob, IMAGE_EXTENSIONS, InputError } fro
 export type { InputImage, IgnoredInput, ResolvedInputs, ResolveOptions } from './inputs';
 export { DETECTION_MODES, SEGMENTATION_SOURCES, detectionPrompts, parseDetections, selectDetections } from './prompting';
 export type { DetectionMode, SegmentationSource, PlannedPrompt, Detection, DetectionFilter } from './prompting';
-export { Dataset, DatasetError, STATE_DIR, assignSplits, dataYamlText, yamlScalar, writeDatasetFiles } from './dataset';
+export {
+  Dataset,
+  DatasetError,
+  STATE_DIR,
+  assignSplits,
+  dataYamlText,
+  settleSplits,
+  yamlFolders,
+  yamlScalar,
+  writeDatasetFiles,
+} from './dataset';
+export type { YamlFolders } from './dataset';
 export type { DatasetSettings } from './dataset';
 export { yoloLabelText, yoloBoxLine, yoloPolygonLine } from './formats/yolo';
 export type { YoloKind } from './formats/yolo';

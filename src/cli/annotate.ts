@@ -33,6 +33,8 @@ Model (default: in process, on --model, else $FLORENCE2_MODEL, else the Hub's ba
   --token TOKEN             with --server: bearer token for a server with --auth-tokens-file
                             (default: $FLORENCE2_TOKEN)
   --num-beams N             beams for generation (default: the model's)
+  --offline                 never use the network: a Hub model must be in the cache (as
+                            FLORENCE2_OFFLINE=1 or HF_HUB_OFFLINE=1)
 
 What to annotate:
   --classes a,b,...         only these classes, ids in this order (default: every object <OD> finds,
@@ -91,7 +93,17 @@ const VALUE_FLAGS = new Set([
   '--batch-size',
   '--num-beams',
 ]);
-const BOOL_FLAGS = new Set(['--visuals', '--recursive', '--link', '--overwrite', '--json', '--segment', '--no-progress', '--help']);
+const BOOL_FLAGS = new Set([
+  '--visuals',
+  '--recursive',
+  '--link',
+  '--overwrite',
+  '--json',
+  '--segment',
+  '--no-progress',
+  '--offline',
+  '--help',
+]);
 const ALIASES: Record<string, string> = { '-o': '--output', '-r': '--recursive', '-h': '--help' };
 
 function parseArgs(argv: readonly string[]): Parsed {
@@ -140,7 +152,7 @@ const isInt = (lo: number) => (v: number) => Number.isInteger(v) && v >= lo;
 /** Parses the command line into annotator and run options; throws UsageError. */
 function buildOptions(
   argv: readonly string[],
-): { annotator: AutoAnnotatorOptions; run: AnnotateOptions; json: boolean; progress: boolean } | 'help' {
+): { annotator: AutoAnnotatorOptions; run: AnnotateOptions; json: boolean; progress: boolean; offline: boolean } | 'help' {
   const { data, flags } = parseArgs(argv);
   if (flags.has('--help')) return 'help';
   if (data.length === 0) throw new UsageError('no DATA given (an image, folder, glob or .txt list)');
@@ -196,8 +208,9 @@ function buildOptions(
   if (str(flags, '--token') !== undefined && server === undefined) throw new UsageError('--token needs --server');
   if (server !== undefined && token !== undefined) annotator.token = token;
   if (model !== undefined) annotator.model = model;
+  if (flags.has('--offline') && server !== undefined) throw new UsageError('--offline resolves a local model: not with --server');
   if (numBeams !== undefined) annotator.generation = { numBeams };
-  return { annotator, run, json: flags.has('--json'), progress: !flags.has('--no-progress') };
+  return { annotator, run, json: flags.has('--json'), progress: !flags.has('--no-progress'), offline: flags.has('--offline') };
 }
 
 /** A one-line progress bar, redrawn in place. */
@@ -271,7 +284,8 @@ export async function annotate(argv: string[], env: NodeJS.ProcessEnv): Promise<
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const annotator = new AutoAnnotator({ ...annotatorOptions, env });
+  // The Hub code's own switch, so the flag means exactly what the variable does.
+  const annotator = new AutoAnnotator({ ...annotatorOptions, env: parsed.offline ? { ...env, FLORENCE2_OFFLINE: '1' } : env });
   try {
     const summary = await annotator.annotate({
       ...run,

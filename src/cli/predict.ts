@@ -44,6 +44,8 @@ Options:
   --beams N                beam width (default: the model's)
   --max-new-tokens N       upper bound on generated tokens (default: the server's)
   --json                   print one JSON document {results, failures} instead of text
+                           (timings in ms to 3 significant digits)
+  --raw-text               also give the model's decoded output (meta.rawText in --json)
   --save-visuals DIR       write DIR/<image name>.png with the result drawn on the image
   --concurrency N          images in flight at once (default ${DEFAULT_CONCURRENCY})
   --deadline-ms N          deadline per image, retries included (default ${DEFAULT_DEADLINE_MS})
@@ -191,6 +193,7 @@ function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings {
         beams: { type: 'string' },
         'max-new-tokens': { type: 'string' },
         json: { type: 'boolean' },
+        'raw-text': { type: 'boolean' },
         'save-visuals': { type: 'string' },
         concurrency: { type: 'string' },
         'deadline-ms': { type: 'string' },
@@ -251,6 +254,7 @@ function parseSettings(argv: string[], env: NodeJS.ProcessEnv): Settings {
   if (beams !== undefined) generation.numBeams = beams;
   const maxNew = positiveInt(v['max-new-tokens'], '--max-new-tokens', problems);
   if (maxNew !== undefined) generation.maxNewTokens = maxNew;
+  if (v['raw-text']) generation.includeRawText = true;
   const concurrency = positiveInt(v.concurrency, '--concurrency', problems) ?? DEFAULT_CONCURRENCY;
   const deadlineMs = positiveInt(v['deadline-ms'], '--deadline-ms', problems) ?? DEFAULT_DEADLINE_MS;
   let waitMs = DEFAULT_WAIT_MS;
@@ -392,10 +396,22 @@ async function processImage(
       const png = await drawResult(bytes, scene.instances, { format: 'png', ...(scene.caption ? { caption: scene.caption } : {}) });
       await writeFile(join(s.saveVisuals, visualName), png);
     }
-    return { image, task: s.task, result, meta };
+    return { image, task: s.task, result, meta: { ...meta, timings: roundTimings(meta.timings) } };
   } catch (err) {
     return { image, error: describeError(err) };
   }
+}
+
+/**
+ * Timings to 3 significant digits: a stage's time varies from run to run by far more than 0.5%, so
+ * further digits (performance.now() differences such as 0.06043900000076974) are noise, while
+ * significant digits rather than fixed decimals keep sub-millisecond stages (queue, postprocess)
+ * from rounding to 0.
+ */
+export function roundTimings(timings: ResponseMeta['timings']): ResponseMeta['timings'] {
+  const out = { ...timings };
+  for (const k of Object.keys(out) as (keyof typeof out)[]) out[k] = Number(out[k].toPrecision(3));
+  return out;
 }
 
 function describeError(err: unknown): { code: string; message: string } {

@@ -5,7 +5,8 @@
  * Signals, from the start of the workers on (Node's default handlers, which end the process at once,
  * never apply then):
  * - the first SIGTERM or SIGINT starts the drain (`--shutdown-grace-ms`); exit 0 once it ends;
- * - the second is logged and the drain goes on;
+ * - the second is logged and the drain goes on (a SIGINT right after a SIGINT is one Ctrl-C
+ *   delivered twice, see {@link SAME_CTRL_C_MS});
  * - the third forces the stop: what still runs or waits is answered UNAVAILABLE at once, the
  *   transport closes, the workers end their batches at their next decoder step (a thread is never
  *   terminated inside native code), and the process exits {@link EXIT.forcedStop};
@@ -24,7 +25,12 @@ import { EXIT } from './exit-codes';
 /** The stop signal that forces the stop (the first drains, the ones between are logged). */
 const FORCE_ON_STOP_SIGNAL = 3;
 
-/** Exit code when the model is not cached and the Hub may not be reached (offline). */
+/**
+ * Under `npm start` / `npm run demo` one Ctrl-C arrives twice: the terminal sends SIGINT to the whole
+ * foreground process group, and npm forwards the one it got to its child. A SIGINT this soon after
+ * the previous counted one is taken as that same Ctrl-C, so one press drains and two more force.
+ */
+const SAME_CTRL_C_MS = 300;
 
 /** A Hub model name in the configuration → its cached folder, downloaded first if needed. */
 async function localModel(config: Config, env: NodeJS.ProcessEnv, logger: Logger): Promise<Config> {
@@ -40,6 +46,8 @@ async function localModel(config: Config, env: NodeJS.ProcessEnv, logger: Logger
       dtype: config.dtype,
       device,
       env,
+      // Unset leaves HF_HUB_OFFLINE (read by the Hub code) in force.
+      offline: config.offline || undefined,
       onProgress: (p) => {
         const now = Date.now();
         if (p.event !== 'progress' || now - lastLog > 5000) {
@@ -89,7 +97,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
       process.stderr.write(
         `florence2 serve: cannot download ${config.model.slice(HUB_MODEL_PREFIX.length)}: ${err.message}\n` +
           'Either serve a model folder you already have: florence2 serve --model DIR (or FLORENCE2_MODEL=DIR),\n' +
-          'or set HF_ENDPOINT to a reachable Hub mirror; FLORENCE2_OFFLINE=1 skips the network entirely.\n',
+          'or set HF_ENDPOINT to a reachable Hub mirror; --offline (FLORENCE2_OFFLINE=1) skips the network entirely.\n',
       );
       return EXIT.unreachable;
     }
@@ -167,7 +175,13 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     reload(running, signal);
   };
   process.on('SIGTERM', () => onStopSignal('SIGTERM'));
-  process.on('SIGINT', () => onStopSignal('SIGINT'));
+  let lastSigint = -Infinity;
+  process.on('SIGINT', () => {
+    const now = performance.now();
+    if (now - lastSigint < SAME_CTRL_C_MS) return logger.debug('SIGINT again at once: the same Ctrl-C, forwarded by npm');
+    lastSigint = now;
+    onStopSignal('SIGINT');
+  });
   process.on('SIGHUP', onHangup);
 
   try {

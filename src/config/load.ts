@@ -296,7 +296,7 @@ function wrap(text: string, indent: string, width = 100): string {
 /** `florence2 serve --help`, generated from the settings table (hidden settings left out). */
 export function helpText(): string {
   const out: string[] = [
-    'Usage: florence2 serve --model PATH [options]',
+    'Usage: florence2 serve [--model PATH|NAME] [options]',
     '',
     wrap('Serves Microsoft Florence-2 over gRPC, with Prometheus metrics and health probes on a separate HTTP port.', ''),
     '',

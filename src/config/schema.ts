@@ -65,8 +65,13 @@ export interface DeviceSpec {
 
 /** The validated, deep-frozen server configuration (see {@link SETTINGS} for flags, env vars and defaults). */
 export interface Config {
-  /** Absolute path of the Florence-2 model folder (`config.json`, `onnx/*.onnx`, tokenizer files). Required. */
+  /**
+   * Absolute path of the Florence-2 model folder (`config.json`, `onnx/*.onnx`, tokenizer files), or
+   * `hub:<name>` for a Hub model that `serve` resolves to its cached folder (default `hub:base-ft`).
+   */
   readonly model: string;
+  /** Never use the network to get the model: a Hub model must be in the cache (HF_HUB_OFFLINE also turns this on). */
+  readonly offline: boolean;
   /** Address the gRPC server binds. */
   readonly host: string;
   /** gRPC port; 0 lets the OS pick a free port (the bound port is logged). */
@@ -224,6 +229,18 @@ function boolean(raw: unknown): Parsed<boolean> {
   if (s === 'true' || s === '1') return ok(true);
   if (s === 'false' || s === '0') return ok(false);
   return fail(`must be true or false (or 1 or 0), got ${shown(raw)}`);
+}
+
+/**
+ * `offline`: a boolean that also takes yes/no/on/off, because the Hub code reads FLORENCE2_OFFLINE
+ * (like HF_HUB_OFFLINE) with those words too, and a value it accepts must not fail the start here.
+ */
+function offlineSwitch(raw: unknown): Parsed<boolean> {
+  const s = typeof raw === 'string' ? raw.trim().toLowerCase() : undefined;
+  if (s === 'yes' || s === 'on') return ok(true);
+  if (s === 'no' || s === 'off') return ok(false);
+  const b = boolean(raw);
+  return b.ok ? b : fail(`must be true or false (or 1/0, yes/no, on/off), got ${shown(raw)}`);
 }
 
 function oneOf<T extends string>(values: readonly T[]): (raw: unknown) => Parsed<T> {
@@ -410,6 +427,17 @@ export const SETTINGS: readonly AnySetting[] = [
     defaultText: `${DEFAULT_MODEL} (downloaded from the Hub on first use; see florence2 models --help)`,
     doc: 'Florence-2 model folder (config.json, onnx/*.onnx, tokenizer.json), or a Hub model: base, base-ft, large, large-ft or owner/name (taken from the Hugging Face hub cache, HF_HUB_CACHE or $HF_HOME/hub, or downloaded into it). Relative paths in the config file resolve against its folder.',
     parse: modelLocation,
+  }),
+  row({
+    key: 'offline',
+    flag: '--offline',
+    env: 'FLORENCE2_OFFLINE',
+    type: 'boolean',
+    valueName: '',
+    default: false,
+    defaultText: 'false (also on with HF_HUB_OFFLINE=1)',
+    doc: 'Never use the network: a Hub model must already be in the cache (florence2 models pull NAME fills it); a model folder is served as is.',
+    parse: offlineSwitch,
   }),
   row({
     key: 'host',

@@ -92,7 +92,7 @@ export interface ModelInfoLabels {
 
 /** Options for {@link Metrics}. */
 export interface MetricsOptions {
-  /** Also export prom-client's Node process metrics (`florence2_process_*`, `florence2_nodejs_*`); default true. */
+  /** Also export prom-client's Node process metrics under their standard names (`process_*`, `nodejs_*`); default true. */
   processMetrics?: boolean;
 }
 
@@ -306,7 +306,9 @@ export class Metrics {
       },
     });
 
-    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: p });
+    // Under their standard names (process_cpu_seconds_total, nodejs_heap_size_used_bytes): stock
+    // Node.js dashboards and alerts query those, so they carry no florence2_ prefix.
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
   /** Counts a call or Stream request refused before validation. */

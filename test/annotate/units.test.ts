@@ -8,6 +8,7 @@ import {
   assignSplits,
   buildCoco,
   dataYamlText,
+  yamlFolders,
   detectionPrompts,
   globToRegExp,
   parseDetections,
@@ -293,7 +294,7 @@ describe('annotate: formats', () => {
 
   it('data.yaml for Ultralytics: path, train, val, names as index → name', () => {
     assert.equal(
-      dataYamlText('/data/out', ['car', 'traffic light', 'yes', '3d', 'a: b'], false),
+      dataYamlText('/data/out', ['car', 'traffic light', 'yes', '3d', 'a: b'], yamlFolders([], false)),
       [
         '# Ultralytics dataset written by `florence2 annotate` (Florence-2 auto-annotation).',
         'path: /data/out',
@@ -309,7 +310,12 @@ describe('annotate: formats', () => {
         '',
       ].join('\n'),
     );
-    assert.match(dataYamlText('/d', [], true), /train: images\/train\nval: images\/val\nnc: 0\nnames: \{\}\n$/);
+    const both = yamlFolders([{ split: 'train' }, { split: 'val' }], true);
+    assert.match(dataYamlText('/d', [], both), /train: images\/train\nval: images\/val\nnc: 0\nnames: \{\}\n$/);
+    // A subset without images is never named: the other stands in for it.
+    assert.deepEqual(yamlFolders([{ split: 'train' }], true), { train: 'images/train', val: 'images/train' });
+    assert.deepEqual(yamlFolders([{ split: 'val' }], true), { train: 'images/val', val: 'images/val' });
+    assert.deepEqual(yamlFolders([], true), { train: 'images/train', val: 'images/train' });
     assert.equal(yamlScalar('C:\\data'), '"C:\\\\data"');
   });
 

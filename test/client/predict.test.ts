@@ -108,6 +108,27 @@ describe('florence2 predict', function () {
     assert.match(r.stderr, /\[3\/3\]/);
   });
 
+  it('--json: timings rounded to 3 significant digits, every other number as short; rawText only with --raw-text', async () => {
+    const r = await run(['--server', s.address, '--task', 'od', '--json', '--no-progress', a]);
+    assert.equal(r.code, 0, r.stderr);
+    const [x] = (JSON.parse(r.stdout) as { results: PredictSuccess[] }).results;
+    const timings = Object.entries(x.meta.timings);
+    assert.ok(timings.length >= 7);
+    for (const [name, v] of timings) {
+      assert.equal(typeof v, 'number', name);
+      assert.equal(v, Number(v.toPrecision(3)), `${name} ${v} has at most 3 significant digits`);
+    }
+    assert.ok(x.meta.timings.totalMs > 0, 'rounding keeps a value');
+    // No number in the document is written with more digits than it means (no 0.06043900000076974).
+    for (const m of r.stdout.matchAll(/-?\d+\.(\d+)/g)) assert.ok(m[1].length <= 4, `${m[0]} in the JSON`);
+    assert.equal('rawText' in x.meta, false, 'rawText was not asked for');
+
+    const raw = await run(['--server', s.address, '--task', 'od', '--json', '--raw-text', '--no-progress', a]);
+    assert.equal(raw.code, 0, raw.stderr);
+    const [y] = (JSON.parse(raw.stdout) as { results: PredictSuccess[] }).results;
+    assert.match(y.meta.rawText ?? '', /car<loc_53><loc_333><loc_933><loc_774>/);
+  });
+
   it('readable output by default; exit 0 when every image succeeds; no progress for one image', async () => {
     const r = await run(['--server', s.address, '--task', '<OD>', a]);
     assert.equal(r.code, 0, r.stderr);
@@ -209,6 +230,9 @@ describe('florence2 predict', function () {
     const r = await run(['--server', `127.0.0.1:${await closedPort()}`, '--task', 'od', a]);
     assert.equal(r.code, 3);
     assert.match(r.stderr, /cannot use the server at 127\.0\.0\.1:\d+: UNAVAILABLE/);
+    // grpc-js ends this text with an empty "Resolution note: ": the message ends with the cause instead.
+    assert.match(r.stderr, /ECONNREFUSED 127\.0\.0\.1:\d+\n$/);
+    assert.doesNotMatch(r.stderr, /Resolution note|Error: connect/);
     assert.equal(r.stdout, '');
   });
 

@@ -137,14 +137,16 @@ describe('metrics', () => {
         florence2_worker_restarts_total: 'counter',
         florence2_workers: 'gauge',
         florence2_model_info: 'gauge',
-        // prom-client's Node process metrics
-        florence2_process_cpu_user_seconds_total: 'counter',
-        florence2_process_resident_memory_bytes: 'gauge',
-        florence2_nodejs_heap_size_used_bytes: 'gauge',
-        florence2_nodejs_eventloop_lag_seconds: 'gauge',
+        // prom-client's Node process metrics, under their standard names
+        process_cpu_seconds_total: 'counter',
+        process_cpu_user_seconds_total: 'counter',
+        process_resident_memory_bytes: 'gauge',
+        nodejs_heap_size_used_bytes: 'gauge',
+        nodejs_eventloop_lag_seconds: 'gauge',
       };
       for (const [name, type] of Object.entries(want)) assert.equal(types[name], type, name);
-      for (const name of Object.keys(types)) assert.ok(name.startsWith('florence2_'), name);
+      for (const name of Object.keys(types)) assert.match(name, /^(florence2_|process_|nodejs_)/, name);
+      for (const name of Object.keys(types)) assert.doesNotMatch(name, /^florence2_(process|nodejs)_/, name);
     });
 
     it('records requests by task and code, and their latency by task', async () => {
@@ -265,7 +267,7 @@ describe('metrics', () => {
       a.recordRequest('<OD>', 'OK', 1);
       assert.match(await a.metricsText(), /florence2_requests_total\{task="od",code="OK"\} 1/);
       assert.doesNotMatch(await b.metricsText(), /florence2_requests_total\{/);
-      assert.doesNotMatch(await b.metricsText(), /florence2_process_/);
+      assert.doesNotMatch(await b.metricsText(), /^(process|nodejs)_/m);
     });
   });
 });

@@ -366,7 +366,7 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
       'florence2_queued_requests',
       'florence2_worker_busy_ratio',
       'florence2_model_info',
-      'florence2_process_cpu_user_seconds_total',
+      'process_cpu_user_seconds_total',
     ]) {
       assert.notEqual(sample(text, family), null, `${family} missing`);
     }

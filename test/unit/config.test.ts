@@ -50,6 +50,7 @@ describe('config/load', () => {
       const c = load();
       assert.deepEqual(c, {
         model,
+        offline: false,
         host: '0.0.0.0',
         port: 50051,
         metricsPort: 9464,
@@ -186,6 +187,17 @@ describe('config/load', () => {
         () => load([], { FLORENCE2_ALLOW_CPU_FALLBACK: 'yes' }),
         /^FLORENCE2_ALLOW_CPU_FALLBACK: must be true or false \(or 1 or 0\), got 'yes'$/,
       );
+      // offline also takes the words the Hub code reads FLORENCE2_OFFLINE with.
+      for (const [v, want] of [
+        ['yes', true],
+        ['On', true],
+        ['no', false],
+        ['off', false],
+        ['1', true],
+      ] as const)
+        assert.equal(load([], { FLORENCE2_OFFLINE: v }).offline, want, v);
+      assert.equal(load(['--offline']).offline, true);
+      oneProblem(() => load([], { FLORENCE2_OFFLINE: 'maybe' }), /^FLORENCE2_OFFLINE: must be true or false .*got 'maybe'$/);
       oneProblem(() => load(['--no-allow-cpu-fallback=1']), /^--no-allow-cpu-fallback: takes no value/);
       // A boolean flag does not swallow the next argument.
       oneProblem(() => load(['--allow-cpu-fallback', 'false']), /^unexpected argument 'false'/);
@@ -468,7 +480,7 @@ describe('config/load', () => {
     it('help lists every non-hidden flag with its env var, default and doc; hidden ones are left out', () => {
       const help = helpText();
       const flat = help.replace(/\s+/g, ' '); // wrapping may split a phrase across lines
-      assert.match(help, /^Usage: florence2 serve --model PATH \[options\]/);
+      assert.match(help, /^Usage: florence2 serve \[--model PATH\|NAME\] \[options\]/);
       for (const s of SETTINGS) {
         if (s.hidden) {
           assert.ok(!help.includes(s.flag), s.flag);

@@ -50,7 +50,7 @@ export class Florence2Error extends Error {
    */
   static fromStatus(err: StatusLike | Florence2Error, attempts = 1): Florence2Error {
     if (err instanceof Florence2Error) return err;
-    const details = err.details ?? stripCodePrefix(err.message ?? '');
+    const details = tidyConnectionText(err.details ?? stripCodePrefix(err.message ?? ''));
     const options = { metadata: err.metadata, attempts, cause: err instanceof Error ? err : undefined };
     switch (err.code as grpc.status) {
       case grpc.status.INVALID_ARGUMENT:
@@ -72,6 +72,19 @@ export class Florence2Error extends Error {
 }
 
 type SubclassOptions = { metadata?: grpc.Metadata; attempts?: number; cause?: unknown };
+
+/**
+ * grpc-js's text for a failed connection ends with "Resolution note: " even when the resolver has
+ * nothing to add, and nests the socket error's "Error: " after "Last error:"; drop both, so the
+ * message ends with its cause ("... Last error: connect ECONNREFUSED 127.0.0.1:1"). A note with
+ * content is kept.
+ */
+function tidyConnectionText(details: string): string {
+  return details
+    .replace(/\.?\s*Resolution note:\s*$/, '')
+    .replace(/Last error: Error: /, 'Last error: ')
+    .trimEnd();
+}
 
 /** grpc-js messages read "3 INVALID_ARGUMENT: text"; keep only the text when no details came separately. */
 function stripCodePrefix(message: string): string {
