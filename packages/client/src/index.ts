@@ -1,5 +1,5 @@
 /**
- * florence2-server/client: a thin typed client for the florence2.v1 gRPC API.
+ * florence2-client: a thin typed client for the florence2.v1 gRPC API.
  *
  * ```ts
  * const client = new Florence2Client({ address: 'localhost:50051' });
