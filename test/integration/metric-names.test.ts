@@ -1,9 +1,11 @@
 /**
  * The default process and Node.js metrics of a running server carry their standard names
  * (`process_*`, `nodejs_*`), the ones stock Node.js dashboards query; only our own are `florence2_*`.
+ * A request refused by validation is counted under the task it asked for.
  */
 import assert from 'node:assert/strict';
-import { scrapeMetrics, startServerProcess, type ServerProcess } from '../helpers/server-process';
+import * as grpc from '@grpc/grpc-js';
+import { call, metricSample, scrapeMetrics, startServerProcess, type ServerProcess } from '../helpers/server-process';
 import { carTiny } from '../helpers/synth-models';
 
 describe('metric names (server process)', function () {
@@ -32,5 +34,26 @@ describe('metric names (server process)', function () {
       assert.doesNotMatch(name, /^florence2_(process|nodejs)_/);
       assert.match(name, /^(florence2|process|nodejs)_/, `${name}: ours are florence2_*, the defaults process_* / nodejs_*`);
     }
+  });
+
+  it('a request that fails validation is counted under the task it asked for, not "unknown"', async () => {
+    const count = (text: string, task: string) => metricSample(text, 'florence2_requests_total', { task, code: 'INVALID_ARGUMENT' }) ?? 0;
+    const before = await scrapeMetrics(s);
+    const refused = async (rpc: string, request: object) => {
+      const err = await call(s.client, rpc, request).then(
+        () => assert.fail(`${rpc} succeeded`),
+        (e: grpc.ServiceError) => e,
+      );
+      assert.equal(err.code, grpc.status.INVALID_ARGUMENT, err.details);
+    };
+    // No image: validation fails before anything else is known of the request but its task.
+    await refused('Detect', { kind: 'DETECT_KIND_DENSE_REGION_CAPTIONS' });
+    await refused('DescribeRegion', { task: 'REGION_TASK_OCR' });
+    await refused('Run', { ocr: { with_regions: true } });
+    await refused('Caption', {});
+    const after = await scrapeMetrics(s);
+    for (const task of ['dense_region_caption', 'region_to_ocr', 'ocr_with_region', 'caption'])
+      assert.equal(count(after, task) - count(before, task), 1, task);
+    assert.equal(count(after, 'unknown'), count(before, 'unknown'), 'nothing counted as unknown');
   });
 });
