@@ -23,7 +23,8 @@ npm run -s florence2 -- annotate examples/images \
 
 echo
 echo "wrote $out:"
-(cd "$out" && find . -type f | sort)
+# .annotate/ holds what a later run resumes from; the dataset is the rest.
+(cd "$out" && find . -path ./.annotate -prune -o -type f -print | sort)
 echo
 echo "data.yaml:"
 cat "$out/data.yaml"

@@ -30,7 +30,13 @@ async function main(): Promise<number> {
       const path = join(folder, name);
       // The two calls of one image go out together; the server's scheduler may batch them.
       const [caption, detection] = await Promise.all([client.caption(path), client.detect(path)]);
-      const boxes = detection.boxes.map(({ label, x1, y1, x2, y2 }) => ({ label, x1: Math.round(x1), y1: Math.round(y1), x2: Math.round(x2), y2: Math.round(y2) }));
+      const boxes = detection.boxes.map(({ label, x1, y1, x2, y2 }) => ({
+        label,
+        x1: Math.round(x1),
+        y1: Math.round(y1),
+        x2: Math.round(x2),
+        y2: Math.round(y2),
+      }));
       process.stdout.write(JSON.stringify({ image: path, caption: caption.text, boxes }) + '\n');
     }
     return 0;
