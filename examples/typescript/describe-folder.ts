@@ -49,4 +49,7 @@ async function main(): Promise<number> {
   }
 }
 
+// A reader that stops early (`| head -1`) is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
+
 void main().then((code) => process.exit(code));
