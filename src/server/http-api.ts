@@ -168,18 +168,22 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-/** What a refused body may still send, unread, while its answer goes out. */
-const DISCARD_BYTES = 1 << 20;
+/** How much of a refused body is still read and dropped, and for how long, while its answer goes out. */
+const DISCARD_BYTES = 16 << 20;
 const DISCARD_MS = 2000;
 
 /**
- * After a 413, the rest of the body is read and dropped for a moment, up to {@link DISCARD_BYTES}:
- * closing a socket with unread data resets it, and a client still sending would then lose the
- * answer. Past the bound (or the time), the connection is destroyed.
+ * After a 413, a lingering close: the answer goes out, the write side is shut (FIN), and the rest
+ * of the body is read and dropped for a moment, up to {@link DISCARD_BYTES} or {@link DISCARD_MS}.
+ * Closing a socket that still has unread data resets it, and the client, still sending, would then
+ * lose the answer sitting in its receive buffer. Node's server would close at once for a
+ * `connection: close` answer (`socket.destroySoon()` when the response finishes, else `end()`), so
+ * this socket is given no `destroySoon` and gets the half-close instead.
  */
 function discardRest(req: http.IncomingMessage, res: http.ServerResponse): void {
   let dropped = 0;
   const socket = req.socket;
+  Object.defineProperty(socket, 'destroySoon', { value: undefined, configurable: true, writable: true });
   req.removeAllListeners('data');
   req.on('data', (chunk: Buffer) => {
     dropped += chunk.length;

@@ -64,6 +64,9 @@ describe('config/load', () => {
         resample: 'pil',
         maxImagePixels: 50_000_000,
         maxMessageBytes: 52_428_800,
+        httpPort: -1,
+        // a base64 JSON body of the largest message, and room for the rest of the JSON
+        httpMaxBodyBytes: Math.ceil(52_428_800 / 3) * 4 + 64 * 1024,
         requestMemoryBytes: 536_870_912,
         maxInflightPerClient: 64,
         rateLimitPerClient: 0,
