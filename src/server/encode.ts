@@ -45,17 +45,19 @@ function meta(v: ValidRequest, c: Completed): ResponseMeta {
   };
 }
 
-const score = (v: ValidRequest, scores: number[] | undefined, i: number) => (v.includeScores ? (scores?.[i] ?? 0) : 0);
+/** A score only when asked for: the proto field has presence, so one not asked for is absent, not 0. */
+const score = (v: ValidRequest, scores: number[] | undefined, i: number): { score?: number } =>
+  v.includeScores ? { score: scores?.[i] ?? 0 } : {};
 
 function boxes(v: ValidRequest, bboxes: number[][], labels: string[], scores: number[], labelOverride?: string): Box[] {
-  return bboxes.map(([x1, y1, x2, y2], i) => ({ x1, y1, x2, y2, label: labelOverride ?? labels[i], score: score(v, scores, i) }));
+  return bboxes.map(([x1, y1, x2, y2], i) => ({ x1, y1, x2, y2, label: labelOverride ?? labels[i], ...score(v, scores, i) }));
 }
 
 function instances(v: ValidRequest, polygons: number[][][], labels: string[], scores: number[], labelOverride?: string): SegmentInstance[] {
   return polygons.map((polys, i) => ({
     polygons: polys.map((coords) => ({ coords })),
     label: labelOverride ?? labels[i],
-    score: score(v, scores, i),
+    ...score(v, scores, i),
   }));
 }
 
@@ -87,7 +89,7 @@ export function encodeResponse(v: ValidRequest, c: Completed): RunResponse {
       return {
         ocr: {
           text: r.labels.join('\n'),
-          lines: r.quad_boxes.map((points, i) => ({ points, text: r.labels[i], score: score(v, r.scores, i) })),
+          lines: r.quad_boxes.map((points, i) => ({ points, text: r.labels[i], ...score(v, r.scores, i) })),
           meta: m,
         },
       };

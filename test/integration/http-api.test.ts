@@ -85,6 +85,7 @@ function comparable(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
+    if (k.startsWith('_')) continue; // grpc-js's discriminator of a proto3 optional field (`_score`)
     const key = camel(k);
     // Per call: timings, ids, the batch it ran in, and grpc-js's oneof discriminator.
     if (['timings', 'requestId', 'batch', 'device', 'result', 'task'].includes(key) && typeof v !== 'number') continue;
@@ -192,7 +193,7 @@ describe('HTTP/JSON API (scripted model)', function () {
     );
   });
 
-  it('writes proto3 JSON: lowerCamelCase, defaults included, 64-bit integers as strings', async () => {
+  it('writes proto3 JSON: lowerCamelCase, defaults included, a score only when asked, 64-bit integers as strings', async () => {
     const r = await request(port, '/v1/Detect', { body: { image: { data: b64 } } });
     const box = r.json.boxes[0];
     assert.equal(box.label, 'car');
@@ -200,8 +201,11 @@ describe('HTTP/JSON API (scripted model)', function () {
       [box.x1, box.y1, box.x2, box.y2].map((v: number) => Math.round(v * 100) / 100),
       [34.24, 160.08, 597.44, 371.76],
     );
-    assert.equal(box.score, 0, 'a score not asked for is 0, as the proto says');
+    assert.equal('score' in box, false, 'a score not asked for is absent (the field has presence), not 0');
     assert.equal(r.json.meta.imageWidth, 640);
+    const scored = await request(port, '/v1/Detect', { body: { image: { data: b64 }, options: { includeScores: true } } });
+    const score: unknown = scored.json.boxes[0].score;
+    assert.ok(typeof score === 'number' && score > 0.99 && score <= 1, `asked for, the score is there: ${String(score)}`);
     const info = (await request(port, '/v1/GetModelInfo', { body: '' })).json;
     assert.equal(typeof info.limits.maxImagePixels, 'string');
     assert.equal(info.limits.maxImagePixels, '4000000');

@@ -108,7 +108,8 @@ describe('gRPC server (scripted model, two CPU pools)', function () {
     assert.equal(r.boxes.length, 1);
     near([r.boxes[0].x1, r.boxes[0].y1, r.boxes[0].x2, r.boxes[0].y2], CAR_BOX_640x480);
     assert.equal(r.boxes[0].label, 'car');
-    assert.ok(r.boxes[0].score > 0.99 && r.boxes[0].score <= 1);
+    const score = r.boxes[0].score;
+    assert.ok(score !== undefined && score > 0.99 && score <= 1, `score ${score}`);
     assert.equal(r.meta!.raw_text, '</s><s>car<loc_53><loc_333><loc_933><loc_774></s>');
     assert.equal(r.meta!.generated_tokens, 7);
     assert.equal(r.meta!.prompt_tokens, 13);

@@ -1,13 +1,14 @@
 /**
  * Polyglot check: a Python client built only from our .proto files calls the real server.
  *
- * Stubs are generated with Debian's python3-grpc-tools (`/usr/bin/python3 -m grpc_tools.protoc`)
- * into a temporary folder, for florence2/v1/florence2.proto and for grpc.health.v1 (the health.proto
+ * Stubs are generated with Debian's protoc and grpc_python_plugin (protobuf-compiler,
+ * protobuf-compiler-grpc) into a temporary folder, for florence2/v1/florence2.proto and for grpc.health.v1 (the health.proto
  * that grpc-health-check ships, since python3-grpcio has no grpc_health module), and
  * test/polyglot/python_client.py calls the server with python3-grpcio. test/polyglot/python_reflection.py
  * knows no proto: it builds a descriptor pool from what server reflection serves (its stubs come from
- * @grpc/reflection's reflection.proto). `.ci/run` installs both Debian packages; where /usr/bin/python3
- * cannot import them the suite is skipped with the reason.
+ * @grpc/reflection's reflection.proto). Not python3-grpc-tools: its protoc 3.5.1 predates proto3
+ * `optional` (3.15), which the proto uses for scores. `.ci/run` installs the Debian packages; where
+ * /usr/bin/python3 cannot import grpc the suite is skipped with the reason.
  */
 import { strict as assert } from 'node:assert';
 import { near } from '../helpers/assertions';
@@ -49,21 +50,29 @@ function runPython(args: string[], timeoutMs = 60_000): { status: number | null;
   return { status: r.error ? null : r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? (r.error ? String(r.error) : '') };
 }
 
-/** Why the Python side cannot run here, or null when /usr/bin/python3 imports grpc and grpc_tools. */
+/** Why the Python side cannot run here, or null when /usr/bin/python3 imports grpc. */
 function pythonMissing(): string | null {
-  const r = runPython(['-c', 'import grpc, grpc_tools.protoc, google.protobuf'], 30_000);
+  const r = runPython(['-c', 'import grpc, google.protobuf'], 30_000);
   if (r.status === 0) return null;
   if (r.status === null) return `${PYTHON} is not available (${r.stderr.trim() || 'cannot run'})`;
   const last = r.stderr.trim().split('\n').pop();
-  return `${PYTHON} cannot import grpc/grpc_tools (${last}); install the Debian packages python3-grpcio and python3-grpc-tools (.ci/run does)`;
+  return `${PYTHON} cannot import grpc (${last}); install the Debian package python3-grpcio (.ci/run does)`;
 }
 
 function protoc(includeDir: string, file: string, outDir: string): void {
-  const r = runPython(['-m', 'grpc_tools.protoc', '-I', includeDir, `--python_out=${outDir}`, `--grpc_python_out=${outDir}`, file]);
-  assert.equal(r.status, 0, `grpc_tools.protoc ${file} failed:\n${r.stdout}${r.stderr}`);
+  const plugin = spawnSync('sh', ['-c', 'command -v grpc_python_plugin'], { encoding: 'utf8' }).stdout.trim();
+  assert.ok(plugin, 'grpc_python_plugin is needed: the Debian package protobuf-compiler-grpc (.ci/run installs it)');
+  const r = spawnSync(
+    'protoc',
+    [`--plugin=protoc-gen-grpc_python=${plugin}`, '-I', includeDir, `--python_out=${outDir}`, `--grpc_python_out=${outDir}`, file],
+    {
+      encoding: 'utf8',
+    },
+  );
+  assert.equal(r.status, 0, `protoc ${file} failed:\n${r.error?.message ?? ''}${r.stdout}${r.stderr}`);
 }
 
-describe('polyglot: Python client (python3-grpcio, stubs from python3-grpc-tools)', function () {
+describe('polyglot: Python client (python3-grpcio, stubs from Debian protoc)', function () {
   let work: string;
   let stubs: string;
   let carImage: string;

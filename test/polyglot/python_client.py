@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """A small Python client for florence2-server, built only on stubs generated from our .proto files.
 
-Used by test/polyglot/python.test.ts with Debian's python3-grpcio and python3-grpc-tools:
+Used by test/polyglot/python.test.ts with Debian's python3-grpcio, and stubs from Debian's protoc
+and grpc_python_plugin (PLUGIN: --plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin):
 
-    /usr/bin/python3 -m grpc_tools.protoc -I proto --python_out=STUBS --grpc_python_out=STUBS florence2/v1/florence2.proto
-    /usr/bin/python3 -m grpc_tools.protoc -I <grpc-health-check>/proto --python_out=STUBS --grpc_python_out=STUBS health/v1/health.proto
+    protoc PLUGIN -I proto --python_out=STUBS --grpc_python_out=STUBS florence2/v1/florence2.proto
+    protoc PLUGIN -I <grpc-health-check>/proto --python_out=STUBS --grpc_python_out=STUBS health/v1/health.proto
     /usr/bin/python3 test/polyglot/python_client.py --stubs STUBS --address 127.0.0.1:PORT --image car.png detect health
 
 Each action's result goes into one JSON object printed on stdout, keyed by the action:

@@ -159,16 +159,21 @@ def from_meta(m: pb.ResponseMeta) -> ResponseMeta:
     )
 
 
+def _score(m: Any) -> Optional[float]:
+    """The score when the server sent one (it does only when asked), else None: never a made-up 0."""
+    return m.score if m.HasField("score") else None
+
+
 def _box(b: pb.Box) -> Box:
-    return Box(x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2, label=b.label, score=b.score)
+    return Box(x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2, label=b.label, score=_score(b))
 
 
 def _quad(q: pb.QuadBox) -> QuadBox:
-    return QuadBox(points=list(q.points), text=q.text, score=q.score)
+    return QuadBox(points=list(q.points), text=q.text, score=_score(q))
 
 
 def _instance(i: pb.SegmentInstance) -> SegmentInstance:
-    return SegmentInstance(polygons=[list(p.coords) for p in i.polygons], label=i.label, score=i.score)
+    return SegmentInstance(polygons=[list(p.coords) for p in i.polygons], label=i.label, score=_score(i))
 
 
 def from_caption(r: pb.CaptionResponse) -> CaptionResult:

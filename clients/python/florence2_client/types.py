@@ -47,7 +47,7 @@ class GenerationOptions:
     max_new_tokens: Optional[int] = None
     #: Return the model's decoded output in ``meta.raw_text``.
     include_raw_text: Optional[bool] = None
-    #: Return confidence scores; otherwise scores are 0.
+    #: Return confidence scores; otherwise every ``score`` is None.
     include_scores: Optional[bool] = None
 
 
@@ -127,14 +127,14 @@ TaskRequest = Union[
 
 @dataclass(frozen=True)
 class Box:
-    """A detected box. ``label`` is empty for region proposals; ``score`` is 0 unless asked for."""
+    """A detected box. ``label`` is empty for region proposals; ``score`` is None unless asked for."""
 
     x1: float
     y1: float
     x2: float
     y2: float
     label: str
-    score: float
+    score: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class QuadBox:
 
     points: List[float]
     text: str
-    score: float
+    score: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class SegmentInstance:
 
     polygons: List[List[float]]
     label: str
-    score: float
+    score: Optional[float] = None
 
 
 @dataclass(frozen=True)

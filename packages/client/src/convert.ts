@@ -122,12 +122,10 @@ export async function toRunRequest(req: TaskRequest): Promise<RunRequest> {
 
 /** What a request asked for beyond its result; what it did not ask for stays absent from the answer. */
 export interface Extras {
-  scores: boolean;
   rawText: boolean;
 }
 
 export const extrasOf = (o: GenerationOptions | undefined): Extras => ({
-  scores: o?.includeScores === true,
   rawText: o?.includeRawText === true,
 });
 
@@ -156,15 +154,15 @@ export function fromMeta(m: ResponseMeta__Output | null | undefined, extras: Ext
   };
 }
 
-// The proto sends 0 for a score nobody asked for; the client leaves it out instead.
-const scoreOf = (score: number, extras: Extras): { score?: number } => (extras.scores ? { score } : {});
+// A score is on the wire only when it was asked for; absent stays absent (not 0).
+const scoreOf = (score: number | undefined): { score?: number } => (score === undefined ? {} : { score });
 
-const fromBox = (b: Box__Output, x: Extras): Box => ({ x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2, label: b.label, ...scoreOf(b.score, x) });
-const fromQuad = (q: QuadBox__Output, x: Extras): QuadBox => ({ points: [...q.points], text: q.text, ...scoreOf(q.score, x) });
+const fromBox = (b: Box__Output, x: Extras): Box => ({ x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2, label: b.label, ...scoreOf(b.score) });
+const fromQuad = (q: QuadBox__Output, x: Extras): QuadBox => ({ points: [...q.points], text: q.text, ...scoreOf(q.score) });
 const fromInstance = (i: SegmentInstance__Output, x: Extras): SegmentInstance => ({
   polygons: i.polygons.map((p) => [...p.coords]),
   label: i.label,
-  ...scoreOf(i.score, x),
+  ...scoreOf(i.score),
 });
 
 export const fromCaption = (r: CaptionResponse__Output, x: Extras): CaptionResult => ({

@@ -83,7 +83,7 @@ export async function* runStream(
 
   call.on('data', (msg: StreamResponse__Output) => {
     const id = msg.request_id;
-    const extras = inFlight.get(id) ?? { scores: false, rawText: false };
+    const extras = inFlight.get(id) ?? { rawText: false };
     inFlight.delete(id);
     if (msg.outcome === 'result' && msg.result) {
       try {

@@ -14,9 +14,10 @@ export interface Box {
    */
   'label'?: (string);
   /**
-   * Confidence in (0, 1] from the tokens' log-probabilities (when include_scores).
+   * Confidence in (0, 1] from the tokens' log-probabilities; present only when include_scores.
    */
   'score'?: (number | string);
+  '_score'?: "score";
 }
 
 /**
@@ -32,7 +33,8 @@ export interface Box__Output {
    */
   'label': (string);
   /**
-   * Confidence in (0, 1] from the tokens' log-probabilities (when include_scores).
+   * Confidence in (0, 1] from the tokens' log-probabilities; present only when include_scores.
    */
-  'score': (number);
+  'score'?: (number);
+  '_score'?: "score";
 }

@@ -18,7 +18,7 @@ export interface Options {
    */
   'include_raw_text'?: (boolean);
   /**
-   * Return confidence scores (boxes, quadrilaterals, polygons); otherwise score fields are 0.
+   * Return confidence scores (boxes, quadrilaterals, polygons); otherwise score fields are absent.
    */
   'include_scores'?: (boolean);
 }
@@ -40,7 +40,7 @@ export interface Options__Output {
    */
   'include_raw_text': (boolean);
   /**
-   * Return confidence scores (boxes, quadrilaterals, polygons); otherwise score fields are 0.
+   * Return confidence scores (boxes, quadrilaterals, polygons); otherwise score fields are absent.
    */
   'include_scores': (boolean);
 }

@@ -10,7 +10,11 @@ export interface QuadBox {
    */
   'points'?: (number | string)[];
   'text'?: (string);
+  /**
+   * As Box.score: present only when include_scores.
+   */
   'score'?: (number | string);
+  '_score'?: "score";
 }
 
 /**
@@ -22,5 +26,9 @@ export interface QuadBox__Output {
    */
   'points': (number)[];
   'text': (string);
-  'score': (number);
+  /**
+   * As Box.score: present only when include_scores.
+   */
+  'score'?: (number);
+  '_score'?: "score";
 }

@@ -8,7 +8,11 @@ import type { Polygon as _florence2_v1_Polygon, Polygon__Output as _florence2_v1
 export interface SegmentInstance {
   'polygons'?: (_florence2_v1_Polygon)[];
   'label'?: (string);
+  /**
+   * As Box.score: present only when include_scores.
+   */
   'score'?: (number | string);
+  '_score'?: "score";
 }
 
 /**
@@ -17,5 +21,9 @@ export interface SegmentInstance {
 export interface SegmentInstance__Output {
   'polygons': (_florence2_v1_Polygon__Output)[];
   'label': (string);
-  'score': (number);
+  /**
+   * As Box.score: present only when include_scores.
+   */
+  'score'?: (number);
+  '_score'?: "score";
 }
