@@ -157,9 +157,9 @@ export function fromMeta(m: ResponseMeta__Output | null | undefined, extras: Ext
 // A score is on the wire only when it was asked for; absent stays absent (not 0).
 const scoreOf = (score: number | undefined): { score?: number } => (score === undefined ? {} : { score });
 
-const fromBox = (b: Box__Output, x: Extras): Box => ({ x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2, label: b.label, ...scoreOf(b.score) });
-const fromQuad = (q: QuadBox__Output, x: Extras): QuadBox => ({ points: [...q.points], text: q.text, ...scoreOf(q.score) });
-const fromInstance = (i: SegmentInstance__Output, x: Extras): SegmentInstance => ({
+const fromBox = (b: Box__Output): Box => ({ x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2, label: b.label, ...scoreOf(b.score) });
+const fromQuad = (q: QuadBox__Output): QuadBox => ({ points: [...q.points], text: q.text, ...scoreOf(q.score) });
+const fromInstance = (i: SegmentInstance__Output): SegmentInstance => ({
   polygons: i.polygons.map((p) => [...p.coords]),
   label: i.label,
   ...scoreOf(i.score),
@@ -172,29 +172,29 @@ export const fromCaption = (r: CaptionResponse__Output, x: Extras): CaptionResul
 });
 export const fromDetect = (r: DetectResponse__Output, x: Extras): DetectResult => ({
   family: 'detect',
-  boxes: r.boxes.map((b) => fromBox(b, x)),
+  boxes: r.boxes.map(fromBox),
   meta: fromMeta(r.meta, x),
 });
 export const fromOpenVocabulary = (r: OpenVocabularyResponse__Output, x: Extras): OpenVocabularyResult => ({
   family: 'open_vocabulary',
-  boxes: r.boxes.map((b) => fromBox(b, x)),
-  instances: r.instances.map((i) => fromInstance(i, x)),
+  boxes: r.boxes.map(fromBox),
+  instances: r.instances.map(fromInstance),
   meta: fromMeta(r.meta, x),
 });
 export const fromPhraseGrounding = (r: DetectResponse__Output, x: Extras): PhraseGroundingResult => ({
   family: 'phrase_grounding',
-  boxes: r.boxes.map((b) => fromBox(b, x)),
+  boxes: r.boxes.map(fromBox),
   meta: fromMeta(r.meta, x),
 });
 export const fromSegment = (r: SegmentResponse__Output, x: Extras): SegmentResult => ({
   family: 'segment',
-  instances: r.instances.map((i) => fromInstance(i, x)),
+  instances: r.instances.map(fromInstance),
   meta: fromMeta(r.meta, x),
 });
 export const fromOcr = (r: OcrResponse__Output, x: Extras): OcrResult => ({
   family: 'ocr',
   text: r.text,
-  lines: r.lines.map((q) => fromQuad(q, x)),
+  lines: r.lines.map(fromQuad),
   meta: fromMeta(r.meta, x),
 });
 export const fromRegion = (r: RegionResponse__Output, x: Extras): RegionResult => ({
