@@ -54,8 +54,10 @@ export interface ModelBackend {
   embed(ids: BigInt64Array, batch: number, length: number): Promise<Float32Array>;
   /** [image features ; prompt embeddings] with mask → encoder states. */
   encode(embeds: Float32Array, mask: BigInt64Array, batch: number, length: number): Promise<Float32Array>;
-  /** One decoder step for every row. */
+  /** One decoder step for every row. `input.cache` is consumed (also when the step fails): use the returned one. */
   decode(input: DecoderStepInput): Promise<DecoderStepOutput>;
-  /** Cache rows picked (and repeated) by `rows`: beam reordering and dropping finished rows. */
-  selectRows(cache: KvCache, rows: number[], rowItems: number[]): KvCache;
+  /** Cache rows picked (and repeated) by `rows`: beam reordering and dropping finished rows. Consumes `cache`. */
+  selectRows(cache: KvCache, rows: number[], rowItems: number[]): KvCache | Promise<KvCache>;
+  /** Frees a cache no step will continue (a generation's last, or one left by a stop). */
+  releaseCache?(cache: KvCache): void;
 }

@@ -104,21 +104,26 @@ function itemLimits(p: GenerationParams, options: GenerateOptions, batch: number
 /**
  * The decoder cache and, for each live row, the cache row it continues. Reordering, finished rows
  * and stopped items only update `rows`; the cache is gathered once, right before the next step.
+ * It owns the cache between steps: `take` hands it to the step (which consumes it), `release`
+ * frees what a generation leaves, however it ends.
  */
 class RowCache {
   private cache: KvCache | null = null;
   private rows: number[] = [];
+  private stepped = false;
 
   constructor(private readonly backend: ModelBackend) {}
 
+  /** No step has run yet. */
   get empty(): boolean {
-    return this.cache === null;
+    return !this.stepped;
   }
 
   /** After a step: the new cache and the rows of it that go on (in their new order). */
   set(cache: KvCache, rows: number[]): void {
     this.cache = cache;
     this.rows = rows;
+    this.stepped = true;
   }
 
   /** Keeps only the live rows at positions `kept`. */
@@ -126,12 +131,18 @@ class RowCache {
     this.rows = kept.map((r) => this.rows[r]);
   }
 
-  /** The cache laid out for the live rows, each reading encoder item `rowItems[r]`. */
-  take(rowItems: number[]): KvCache | null {
+  /** The cache laid out for the live rows, each reading encoder item `rowItems[r]`; it leaves this holder. */
+  async take(rowItems: number[]): Promise<KvCache | null> {
     const c = this.cache;
     if (c === null) return null;
+    this.cache = null;
     const identity = this.rows.length === c.rows && this.rows.every((r, i) => r === i);
-    return identity ? c : this.backend.selectRows(c, this.rows, rowItems);
+    return identity ? c : await this.backend.selectRows(c, this.rows, rowItems);
+  }
+
+  release(): void {
+    if (this.cache !== null) this.backend.releaseCache?.(this.cache);
+    this.cache = null;
   }
 }
 
@@ -194,38 +205,43 @@ async function greedy(
   let live = seqs.map((_, b) => b);
   const cache = new RowCache(backend);
   let steps = 0;
-  while (live.length > 0) {
-    if (options.shouldStop?.()) throw new GenerationStopped(steps);
-    const kept = unstopped(live, options, results);
-    if (kept) {
-      live = kept.map((q) => live[q]);
-      cache.keep(kept);
-      if (live.length === 0) break;
+  try {
+    while (live.length > 0) {
+      if (options.shouldStop?.()) throw new GenerationStopped(steps);
+      const kept = unstopped(live, options, results);
+      if (kept) {
+        live = kept.map((q) => live[q]);
+        cache.keep(kept);
+        if (live.length === 0) break;
+      }
+      const out: DecoderStepOutput = await backend.decode({
+        tokens: lastTokens(live.map((b) => seqs[b].ids)),
+        rowItems: live,
+        encoder,
+        cache: await cache.take(live),
+      });
+      cache.set(out.cache, []); // held from here, so a failure below still releases it
+      steps += 1;
+      const keep: number[] = [];
+      const finished: number[] = [];
+      live.forEach((b, r) => {
+        const seq = seqs[b];
+        results.itemSteps[b] += 1;
+        const scores = out.logits.subarray(r * V, (r + 1) * V);
+        processScores(scores, seq.ids, limits.proc[b]);
+        const next = argmax(scores);
+        seq.ids.push(next);
+        seq.logprobs.push(scores[next] - logSumExp(scores));
+        if (next !== p.eosTokenId && seq.ids.length < limits.maxLength[b]) keep.push(r);
+        else finished.push(b);
+      });
+      // Finished rows leave the batch (HF would keep padding them; the outputs are the same).
+      live = keep.map((r) => live[r]);
+      cache.set(out.cache, keep);
+      for (const b of finished) results.finish(b, seqs[b]);
     }
-    const out: DecoderStepOutput = await backend.decode({
-      tokens: lastTokens(live.map((b) => seqs[b].ids)),
-      rowItems: live,
-      encoder,
-      cache: cache.take(live),
-    });
-    steps += 1;
-    const keep: number[] = [];
-    const finished: number[] = [];
-    live.forEach((b, r) => {
-      const seq = seqs[b];
-      results.itemSteps[b] += 1;
-      const scores = out.logits.subarray(r * V, (r + 1) * V);
-      processScores(scores, seq.ids, limits.proc[b]);
-      const next = argmax(scores);
-      seq.ids.push(next);
-      seq.logprobs.push(scores[next] - logSumExp(scores));
-      if (next !== p.eosTokenId && seq.ids.length < limits.maxLength[b]) keep.push(r);
-      else finished.push(b);
-    });
-    // Finished rows leave the batch (HF would keep padding them; the outputs are the same).
-    live = keep.map((r) => live[r]);
-    cache.set(out.cache, keep);
-    for (const b of finished) results.finish(b, seqs[b]);
+  } finally {
+    cache.release();
   }
   return { sequences: results.sequences, itemSteps: results.itemSteps, steps };
 }
@@ -375,75 +391,80 @@ async function beamSearch(
     return { ids: best.ids, logprobs: best.logprobs.slice(0, best.ids.length - 1) };
   };
 
-  while (live.length > 0) {
-    if (options.shouldStop?.()) throw new GenerationStopped(steps);
-    const kept = unstopped(live, options, results);
-    if (kept) {
-      const keptRows = kept.flatMap((q) => Array.from({ length: K }, (_, j) => q * K + j));
-      live = kept.map((q) => live[q]);
-      rows = {
-        ids: keptRows.map((r) => rows.ids[r]),
-        logprobs: keptRows.map((r) => rows.logprobs[r]),
-        scores: keptRows.map((r) => rows.scores[r]),
-      };
-      // Before the first step there is no cache; after it, it has K rows per item (see below).
-      if (!cache.empty) cache.keep(keptRows);
-      if (live.length === 0) break;
-    }
-    const rowItems = beamRows(live);
-    const first = cache.empty;
-    const curLength = rows.ids[0].length;
-    const out = first
-      ? await firstBeamStep(backend, encoder, live, p.decoderStartTokenId, K)
-      : await backend.decode({ tokens: lastTokens(rows.ids), rowItems, encoder, cache: cache.take(rowItems) });
-    steps += 1;
-    const scores = rows.ids.map((rowIds, r) => {
-      const s = out.logits.subarray(r * V, (r + 1) * V);
-      logSoftmaxInPlace(s);
-      processScores(s, rowIds, limits.proc[rowItems[r]]);
-      return s;
-    });
+  try {
+    while (live.length > 0) {
+      if (options.shouldStop?.()) throw new GenerationStopped(steps);
+      const kept = unstopped(live, options, results);
+      if (kept) {
+        const keptRows = kept.flatMap((q) => Array.from({ length: K }, (_, j) => q * K + j));
+        live = kept.map((q) => live[q]);
+        rows = {
+          ids: keptRows.map((r) => rows.ids[r]),
+          logprobs: keptRows.map((r) => rows.logprobs[r]),
+          scores: keptRows.map((r) => rows.scores[r]),
+        };
+        // Before the first step there is no cache; after it, it has K rows per item (see below).
+        if (!cache.empty) cache.keep(keptRows);
+        if (live.length === 0) break;
+      }
+      const rowItems = beamRows(live);
+      const first = cache.empty;
+      const curLength = rows.ids[0].length;
+      const out = first
+        ? await firstBeamStep(backend, encoder, live, p.decoderStartTokenId, K)
+        : await backend.decode({ tokens: lastTokens(rows.ids), rowItems, encoder, cache: await cache.take(rowItems) });
+      cache.set(out.cache, []); // held from here, so a failure below still releases it
+      steps += 1;
+      const scores = rows.ids.map((rowIds, r) => {
+        const s = out.logits.subarray(r * V, (r + 1) * V);
+        logSoftmaxInPlace(s);
+        processScores(s, rowIds, limits.proc[rowItems[r]]);
+        return s;
+      });
 
-    const next: BeamRows = { ids: [], logprobs: [], scores: [] };
-    /** Rows of `out.cache` the next beams continue (after the first step it has one row per item). */
-    const sources: number[] = [];
-    const nextLive: number[] = [];
-    const finished: [number, GeneratedSequence][] = [];
-    live.forEach((b, q) => {
-      results.itemSteps[b] += 1;
-      const base = q * K;
-      const candidates = topCandidates(scores.slice(base, base + K), rows.scores.slice(base, base + K), 2 * K, V);
-      const beams: BeamRows = { ids: [], logprobs: [], scores: [] };
-      const beamSources: number[] = [];
-      for (const [rank, c] of candidates.entries()) {
-        const src = base + Math.floor(c.index / V);
-        const token = c.index % V;
-        if (token === p.eosTokenId) {
-          // An EOS outside the top K cannot finish a hypothesis (HF).
-          if (rank >= K) continue;
-          hyps[b].add(rows.ids[src], [...rows.logprobs[src], c.logprob], c.score, curLength + 1 - promptLength);
-        } else {
-          beams.ids.push([...rows.ids[src], token]);
-          beams.logprobs.push([...rows.logprobs[src], c.logprob]);
-          beams.scores.push(c.score);
-          beamSources.push(first ? q : src);
+      const next: BeamRows = { ids: [], logprobs: [], scores: [] };
+      /** Rows of `out.cache` the next beams continue (after the first step it has one row per item). */
+      const sources: number[] = [];
+      const nextLive: number[] = [];
+      const finished: [number, GeneratedSequence][] = [];
+      live.forEach((b, q) => {
+        results.itemSteps[b] += 1;
+        const base = q * K;
+        const candidates = topCandidates(scores.slice(base, base + K), rows.scores.slice(base, base + K), 2 * K, V);
+        const beams: BeamRows = { ids: [], logprobs: [], scores: [] };
+        const beamSources: number[] = [];
+        for (const [rank, c] of candidates.entries()) {
+          const src = base + Math.floor(c.index / V);
+          const token = c.index % V;
+          if (token === p.eosTokenId) {
+            // An EOS outside the top K cannot finish a hypothesis (HF).
+            if (rank >= K) continue;
+            hyps[b].add(rows.ids[src], [...rows.logprobs[src], c.logprob], c.score, curLength + 1 - promptLength);
+          } else {
+            beams.ids.push([...rows.ids[src], token]);
+            beams.logprobs.push([...rows.logprobs[src], c.logprob]);
+            beams.scores.push(c.score);
+            beamSources.push(first ? q : src);
+          }
+          if (beams.ids.length === K) break;
         }
-        if (beams.ids.length === K) break;
-      }
-      if (hyps[b].isDone(candidates[0].score, curLength + 1, promptLength)) finished.push([b, finalize(b, null)]);
-      else if (curLength + 1 >= limits.maxLength[b]) finished.push([b, finalize(b, beams)]);
-      else {
-        nextLive.push(b);
-        next.ids.push(...beams.ids);
-        next.logprobs.push(...beams.logprobs);
-        next.scores.push(...beams.scores);
-        sources.push(...beamSources);
-      }
-    });
-    live = nextLive;
-    rows = next;
-    cache.set(out.cache, sources);
-    for (const [b, seq] of finished) results.finish(b, seq);
+        if (hyps[b].isDone(candidates[0].score, curLength + 1, promptLength)) finished.push([b, finalize(b, null)]);
+        else if (curLength + 1 >= limits.maxLength[b]) finished.push([b, finalize(b, beams)]);
+        else {
+          nextLive.push(b);
+          next.ids.push(...beams.ids);
+          next.logprobs.push(...beams.logprobs);
+          next.scores.push(...beams.scores);
+          sources.push(...beamSources);
+        }
+      });
+      live = nextLive;
+      rows = next;
+      cache.set(out.cache, sources);
+      for (const [b, seq] of finished) results.finish(b, seq);
+    }
+  } finally {
+    cache.release();
   }
   return { sequences: results.sequences, itemSteps: results.itemSteps, steps };
 }
