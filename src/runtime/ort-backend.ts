@@ -437,7 +437,11 @@ export class OrtBackend implements ModelBackend {
       const d0 = performance.now();
       let out: Record<string, ort.Tensor>;
       try {
-        out = await this.run('decoder', this.sessions.decoder_model_merged, feeds, cache ? this.stepFetches : undefined);
+        // Host state fetches only what a step needs. Device state fetches every output: with outputs
+        // bound to GPU buffers, onnxruntime-node 1.30 fails a run that leaves some out (the If node's
+        // "output OrtValue provided ... has shape" error), so the unused ones are disposed below.
+        const fetches = cache && this.decoderState === 'host' ? this.stepFetches : undefined;
+        out = await this.run('decoder', this.sessions.decoder_model_merged, feeds, fetches);
       } finally {
         this.drop(embeds);
       }
@@ -447,7 +451,9 @@ export class OrtBackend implements ModelBackend {
       for (let l = 0; l < L; l++) {
         self.push(this.adopt(out[`present.${l}.decoder.key`]), this.adopt(out[`present.${l}.decoder.value`]));
         // With a cache the merged export returns empty constants here (not fetched): keep the first step's tensors.
-        if (!cache) cross.push(this.adopt(out[`present.${l}.encoder.key`]), this.adopt(out[`present.${l}.encoder.value`]));
+        const crossOut = [out[`present.${l}.encoder.key`], out[`present.${l}.encoder.value`]];
+        if (!cache) cross.push(...crossOut.map((t) => this.adopt(t)));
+        else for (const t of crossOut) t?.dispose();
       }
       if (cache) for (const t of cache.self) this.drop(t);
       this.transfers.endStep(R, cache === null);
