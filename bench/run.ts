@@ -1,8 +1,10 @@
 /**
- * `npm run bench [-- --sizes tiny,base] [--runs N] [--max-new-tokens N]`
+ * `npm run bench [-- --sizes tiny,base] [--runs N] [--max-new-tokens N] [--transfers]`
  *
  * Ours (Florence2.load/run) against transformers.js on random synthetic models, CPU, same folder,
- * same two images, same task (<OD>), same generated length. Progress goes to stderr, the report
+ * same two images, same task (<OD>), same generated length; then the host↔device bytes per decoder
+ * step of each decoder-state path and the cost of host row gathers (bench/transfers.ts; alone with
+ * `--transfers`). Progress goes to stderr, the report
  * (machine, one markdown table per model, ratios, how each column was measured) to stdout.
  */
 import { cpus, totalmem } from 'node:os';
@@ -20,6 +22,8 @@ import { loadTjs } from './tjs';
 import { dtypeBench } from './dtypes';
 import { DTYPE_SUFFIX, isDtype, type Dtype } from '../src/runtime/model-files';
 import { dtypesFrom } from '../src/hub/dtypes';
+import { readModelConfig } from '../src/florence/model-config';
+import { rowOpsReport, transferReport } from './transfers';
 
 const THREADS = 2;
 const SEED = 1;
@@ -53,7 +57,7 @@ function packageVersion(name: string): string {
 class UsageError extends Error {}
 
 const USAGE =
-  'npm run bench -- [--sizes tiny,base] [--runs N] [--max-new-tokens N]\n' +
+  'npm run bench -- [--sizes tiny,base] [--runs N] [--max-new-tokens N] [--transfers]\n' +
   '       npm run bench -- --dtypes [--variants fp32,fp16,q8,int8,uint8,q4,q4f16,bnb4] [--sizes base] [--runs N] [--max-new-tokens N]';
 
 function parseOptions() {
@@ -63,6 +67,7 @@ function parseOptions() {
       runs: { type: 'string' },
       'max-new-tokens': { type: 'string' },
       dtypes: { type: 'boolean', default: false },
+      transfers: { type: 'boolean', default: false },
       variants: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -92,6 +97,7 @@ function parseOptions() {
   if (values.variants !== undefined && !values.dtypes) throw new UsageError('--variants goes with --dtypes');
   return {
     dtypes: values.dtypes,
+    transfersOnly: values.transfers,
     variants: variants as Dtype[],
     sizesGiven: values.sizes !== undefined,
     sizes: sizes as ('tiny' | 'base')[],
@@ -316,6 +322,18 @@ async function main() {
     return;
   }
 
+  const transfers: string[] = ['## Decoder state: host↔device bytes per step, and host row gathers', ''];
+  for (const size of opts.sizes) {
+    const dir = await benchModel(size, SEED, log);
+    transfers.push(await transferReport(dir, size, log));
+    transfers.push(await rowOpsReport(readModelConfig(dir).dims, size, log));
+  }
+  if (opts.transfersOnly) {
+    process.stdout.write([machine, '', ...transfers].join('\n'));
+    log(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    return;
+  }
+
   const reports: ModelReport[] = [];
   for (const size of opts.sizes) reports.push(await benchSize(size, images, opts));
 
@@ -328,6 +346,7 @@ async function main() {
     ...reports.map((r) => report(r, images)),
     HOW_MEASURED,
     '',
+    ...transfers,
     `Whole run: ${elapsed.toFixed(0)} s (${reports.map((r) => `${r.size} ${r.seconds.toFixed(0)} s`).join(', ')}, model builds and loads included).`,
     '',
   ];
