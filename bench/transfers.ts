@@ -177,7 +177,7 @@ export async function rowOpsReport(dims: ModelDims, name: string, log: (line: st
   ];
   let copyWins = 0;
   for (const [what, ts] of cases) {
-    const time = async (f: () => Promise<unknown> | unknown) => {
+    const time = async (f: () => unknown) => {
       await f();
       const ms: number[] = [];
       for (let i = 0; i < runs; i++) {

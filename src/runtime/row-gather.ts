@@ -94,9 +94,9 @@ export class RowGatherer {
   }
 
   async release(): Promise<void> {
-    const sessions = await Promise.allSettled(this.sessions.values());
+    const sessions = await Promise.allSettled([...this.sessions.values()]);
     this.sessions.clear();
-    await Promise.all(sessions.map((s) => (s.status === 'fulfilled' ? s.value.release() : undefined)));
+    await Promise.all(sessions.flatMap((s) => (s.status === 'fulfilled' ? [s.value.release()] : [])));
   }
 }
 
@@ -108,5 +108,5 @@ export function copyRows(t: ort.Tensor, rows: readonly number[]): ort.Tensor {
   const Ctor = src.constructor as new (n: number) => typeof src;
   const out = new Ctor(rows.length * rowSize);
   rows.forEach((r, i) => out.set(src.subarray(r * rowSize, (r + 1) * rowSize) as never, i * rowSize));
-  return new ort.Tensor(t.type as RowTensorType, out as never, [rows.length, ...rest]);
+  return new ort.Tensor(t.type, out as never, [rows.length, ...rest]);
 }
