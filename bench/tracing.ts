@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Metadata } from '@grpc/grpc-js';
-import { DiagLogLevel, diag } from '@opentelemetry/api';
+import { DiagLogLevel, ROOT_CONTEXT, diag } from '@opentelemetry/api';
 import {
   type BatchFacts,
   type RequestTrace,
@@ -42,7 +42,7 @@ interface Calls {
 
 const REAL: Calls = { startRequestTrace, withRequestTrace, inSpan, recordQueue, recordInference, endRequestTrace };
 
-const NO_TRACE: RequestTrace = { span: null, ctx: undefined as never, traceId: undefined };
+const NO_TRACE: RequestTrace = { span: null, ctx: ROOT_CONTEXT, traceId: undefined };
 const NOOP: Calls = {
   startRequestTrace: () => NO_TRACE,
   withRequestTrace: (_t, fn) => fn(),
