@@ -2,10 +2,10 @@
  * `npm run bench [-- --sizes tiny,base] [--runs N] [--max-new-tokens N] [--transfers]`
  *
  * Ours (Florence2.load/run) against transformers.js on random synthetic models, CPU, same folder,
- * same two images, same task (<OD>), same generated length; then the host↔device bytes per decoder
- * step of each decoder-state path and the cost of host row gathers (bench/transfers.ts; alone with
- * `--transfers`). Progress goes to stderr, the report
- * (machine, one markdown table per model, ratios, how each column was measured) to stdout.
+ * same two images, same task (<OD>), same generated length; what tracing costs a server request
+ * (bench/tracing.ts); then the host↔device bytes per decoder step of each decoder-state path and the
+ * cost of host row gathers (bench/transfers.ts; alone with `--transfers`). Progress goes to stderr,
+ * the report (machine, one markdown table per model, ratios, how each column was measured) to stdout.
  */
 import { cpus, totalmem } from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
@@ -17,13 +17,14 @@ import type { ResampleMode } from '../src/florence/preprocess';
 import type { SizeName } from '../tools/synth/sizes';
 import { benchModel } from './models';
 import { type BenchImage, benchImages } from './images';
-import { type Row, type Sample, markdownTable, summarize, unstableTokens } from './stats';
+import { type Row, type Sample, markdownTable, median, summarize, unstableTokens } from './stats';
 import { loadTjs } from './tjs';
 import { dtypeBench } from './dtypes';
 import { DTYPE_SUFFIX, isDtype, type Dtype } from '../src/runtime/model-files';
 import { dtypesFrom } from '../src/hub/dtypes';
 import { readModelConfig } from '../src/florence/model-config';
 import { rowOpsReport, transferReport } from './transfers';
+import { tracingCost, tracingReport } from './tracing';
 
 const THREADS = 2;
 const SEED = 1;
@@ -185,6 +186,19 @@ interface ModelReport {
   rows: Row[];
   notes: string[];
   seconds: number;
+  /** Run-to-run spread of "ours greedy" total: per image the median absolute deviation over the median, then the median over images, in %. */
+  greedySpreadPct: number;
+}
+
+/** The spread of one configuration's totals, as {@link ModelReport.greedySpreadPct} describes it. */
+function spreadPct(samples: Sample[][]): number {
+  return median(
+    samples.map((runs) => {
+      const totals = runs.map((s) => s.total);
+      const m = median(totals);
+      return (median(totals.map((t) => Math.abs(t - m))) / m) * 100;
+    }),
+  );
 }
 
 async function benchSize(
@@ -261,7 +275,7 @@ async function benchSize(
 
   const seconds = (performance.now() - s0) / 1000;
   log(`== ${size}: done in ${seconds.toFixed(1)} s`);
-  return { size, runs, maxNewTokens, rows, notes, seconds };
+  return { size, runs, maxNewTokens, rows, notes, seconds, greedySpreadPct: spreadPct(samples[0]) };
 }
 
 function ratio(a: number, b: number): string {
@@ -336,6 +350,11 @@ async function main() {
 
   const reports: ModelReport[] = [];
   for (const size of opts.sizes) reports.push(await benchSize(size, images, opts));
+  log('== tracing: its calls per request, no-op / off / on');
+  const tracing = tracingReport(
+    await tracingCost(log),
+    reports.map((r) => ({ size: r.size, ms: r.rows[0].total, spreadPct: r.greedySpreadPct })),
+  );
 
   const elapsed = (performance.now() - started) / 1000;
   const out = [
@@ -346,6 +365,7 @@ async function main() {
     ...reports.map((r) => report(r, images)),
     HOW_MEASURED,
     '',
+    tracing,
     ...transfers,
     `Whole run: ${elapsed.toFixed(0)} s (${reports.map((r) => `${r.size} ${r.seconds.toFixed(0)} s`).join(', ')}, model builds and loads included).`,
     '',

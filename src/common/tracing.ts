@@ -251,16 +251,26 @@ function batchAttributes(b: BatchFacts): Attributes {
   };
 }
 
-/** The queue wait as it was measured (performance.now() clock): `queue`, and its last part `batch_wait`. */
+/**
+ * The queue wait as it was measured (performance.now() clock): `queue`, and its last part `batch_wait`.
+ * The times are given to the SDK as epoch ms (timeOrigin + t), as the worker's are: a performance.now()
+ * number it corrects per span by a Date.now() offset of 1 ms resolution, so a child given the same end
+ * as its parent could end up to a millisecond after it.
+ */
 export function recordQueue(t: RequestTrace, queued: { from: number; to: number; batchWaitMs: number }, batch: BatchFacts): void {
   if (!tracer || !t.span) return;
   const attributes = batchAttributes(batch);
-  const queue = tracer.startSpan('queue', { startTime: queued.from, attributes }, t.ctx);
+  const epoch = (ms: number) => performance.timeOrigin + ms;
+  const queue = tracer.startSpan('queue', { startTime: epoch(queued.from), attributes }, t.ctx);
   if (queued.batchWaitMs > 0) {
-    const wait = tracer.startSpan('batch_wait', { startTime: queued.to - queued.batchWaitMs, attributes }, trace.setSpan(t.ctx, queue));
-    wait.end(queued.to);
+    const wait = tracer.startSpan(
+      'batch_wait',
+      { startTime: epoch(queued.to - queued.batchWaitMs), attributes },
+      trace.setSpan(t.ctx, queue),
+    );
+    wait.end(epoch(queued.to));
   }
-  queue.end(queued.to);
+  queue.end(epoch(queued.to));
 }
 
 /**

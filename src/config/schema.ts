@@ -504,7 +504,7 @@ export const SETTINGS: readonly AnySetting[] = [
     type: 'integer',
     valueName: 'N',
     default: 0,
-    defaultText: '0 (--max-message-bytes in base64, plus 64 KiB)',
+    defaultText: '0 (auto: --max-message-bytes in base64, plus 64 KiB)',
     range: `0..${2 * GIB - 1}`,
     doc: 'Largest HTTP/JSON request body; a larger one is refused with 413 before it is read.',
     parse: integer(0, 2 * GIB - 1),

@@ -101,7 +101,8 @@ describe('observability: OTLP traces and request logs (server process)', functio
   }
 
   it('exports the RPC span, child of the caller, with its stages and their batch; logs carry requestId and traceId, the worker too', async () => {
-    const p = await start([], {});
+    // The batch gathers for up to 5 ms, so even a request alone has a batch_wait span (set here, not left to the CPU default).
+    const p = await start(['--max-queue-delay-ms', '5'], {});
     const from = p.logs.length;
     const r = await call<object, DetectResponse__Output>(
       p.client,
@@ -110,7 +111,7 @@ describe('observability: OTLP traces and request logs (server process)', functio
       { metadata: { traceparent: TRACEPARENT } },
     );
     const requestId = r.meta!.request_id;
-    const names = ['validate', 'queue', 'inference', 'preprocess', 'vision', 'encoder', 'decode', 'postprocess'];
+    const names = ['validate', 'queue', 'batch_wait', 'inference', 'preprocess', 'vision', 'encoder', 'decode', 'postprocess'];
     const spans = await waitFor(
       () => {
         const mine = receiver.spans.filter((x) => x.traceId === TRACE_ID);
@@ -137,8 +138,19 @@ describe('observability: OTLP traces and request logs (server process)', functio
     for (const n of ['validate', 'queue', 'inference']) assert.equal(byName(n).parentSpanId, rpc.spanId, `${n} is a child of the RPC span`);
     for (const n of ['preprocess', 'vision', 'encoder', 'decode', 'postprocess'])
       assert.equal(byName(n).parentSpanId, inference.spanId, `${n} is a child of inference`);
+    // batch_wait is the last part of the queue wait: under queue, ending with it, as long as meta says.
+    const queue = byName('queue');
+    const batchWait = byName('batch_wait');
+    assert.equal(batchWait.parentSpanId, queue.spanId, 'batch_wait is a child of queue');
+    assert.equal(batchWait.endTimeUnixNano, queue.endTimeUnixNano);
+    const waitedMs = Number(BigInt(batchWait.endTimeUnixNano) - BigInt(batchWait.startTimeUnixNano)) / 1e6;
+    assert.ok(
+      Math.abs(waitedMs - r.meta!.timings!.batch_wait_ms) < 0.01,
+      `batch_wait ${waitedMs} ms, meta ${r.meta!.timings!.batch_wait_ms} ms`,
+    );
+    assert.ok(waitedMs > 0, 'a request alone waited for others to join its batch');
     // The batch the request ran in, on the inference span and on every stage of it.
-    for (const n of ['queue', 'inference', 'preprocess', 'vision', 'encoder', 'decode', 'postprocess']) {
+    for (const n of ['queue', 'batch_wait', 'inference', 'preprocess', 'vision', 'encoder', 'decode', 'postprocess']) {
       const sp = byName(n);
       assert.ok(Number.isInteger(attr(sp, BATCH_ATTRIBUTES.id)) && (attr(sp, BATCH_ATTRIBUTES.id) as number) >= 1, `${n}: batch id`);
       assert.equal(attr(sp, BATCH_ATTRIBUTES.requests), r.meta!.batch!.requests, `${n}: batch size`);
