@@ -18,13 +18,13 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { Florence2 } from '../src/index';
 import { executionProvidersFor } from '../src/runtime/ort-backend';
-import { rowGatherModel } from '../src/runtime/row-gather';
+import { rowGatherModel, webgpuUnavailable } from '../src/runtime/row-gather';
 import { startServerProcess } from '../test/helpers/server-process';
 import type { SizeName } from '../tools/synth/sizes';
 import { benchModel } from './models';
 import { runLevel, SCRIPT, SCRIPTED_BOXES } from './levels';
 import { median } from './stats';
-import { transferReport, webgpuUnavailable } from './transfers';
+import { transferReport } from './transfers';
 
 const started = performance.now();
 const log = (line: string) => process.stderr.write(`[gpu ${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${line}\n`);

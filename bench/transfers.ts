@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import type { DecoderStepOutput, KvCache, ModelDims } from '../src/florence/generation/backend';
 import { OrtBackend, type OrtBackendOptions } from '../src/runtime/ort-backend';
-import { copyRows, RowGatherer, rowGatherModel } from '../src/runtime/row-gather';
+import { copyRows, RowGatherer, webgpuUnavailable } from '../src/runtime/row-gather';
 import type { StepTransfer } from '../src/runtime/transfers';
 import { readModelConfig } from '../src/florence/model-config';
 import { median } from './stats';
@@ -71,18 +71,6 @@ export async function decodeSteps(backend: OrtBackend, S: number, rows: number, 
     if (cache) backend.releaseCache(cache);
   }
   return backend.transfers.steps.slice(before);
-}
-
-/** Why WebGPU cannot run here, or null when onnxruntime finds an adapter. */
-export async function webgpuUnavailable(): Promise<string | null> {
-  try {
-    const s = await ort.InferenceSession.create(rowGatherModel(['float32']), { executionProviders: ['webgpu'] });
-    await s.release();
-    return null;
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    return (message.split('\n').find((l) => /adapter/i.test(l)) ?? message).replace(/^.*?(Failed to get)/, '$1').trim();
-  }
 }
 
 const mb = (bytes: number) =>

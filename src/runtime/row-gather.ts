@@ -110,3 +110,18 @@ export function copyRows(t: ort.Tensor, rows: readonly number[]): ort.Tensor {
   rows.forEach((r, i) => out.set(src.subarray(r * rowSize, (r + 1) * rowSize) as never, i * rowSize));
   return new ort.Tensor(t.type, out as never, [rows.length, ...rest]);
 }
+
+/**
+ * Why onnxruntime cannot run the WebGPU provider here (no Vulkan loader, no adapter), or null when
+ * it can: a one-node graph is opened on it.
+ */
+export async function webgpuUnavailable(): Promise<string | null> {
+  try {
+    const s = await ort.InferenceSession.create(rowGatherModel(['float32']), { executionProviders: ['webgpu'] });
+    await s.release();
+    return null;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    return (message.split('\n').find((l) => /adapter/i.test(l)) ?? message).replace(/^.*?(Failed to get)/, '$1').trim();
+  }
+}

@@ -2,7 +2,8 @@
  * Decoder state in the onnxruntime backend: row operations (beam reordering, finished rows leaving,
  * encoder states laid out per row) as Gather graphs against JavaScript copies, caches released
  * however a generation ends, and the bytes that cross `session.run` per decoder step. The WebGPU
- * part runs where onnxruntime finds a WebGPU adapter (a GPU, or Mesa's lavapipe as .ci/run installs).
+ * part (the backend, and a server on --devices webgpu) runs where onnxruntime finds a WebGPU adapter (a
+ * GPU, or Mesa's lavapipe as .ci/run installs).
  */
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
@@ -15,8 +16,10 @@ import { FlorenceTokenizer } from '../../src/florence/tokenizer';
 import { readModelConfig } from '../../src/florence/model-config';
 import type { DecoderStepOutput, KvCache } from '../../src/florence/generation/backend';
 import { OrtBackend, type OrtBackendOptions } from '../../src/runtime/ort-backend';
-import { rowGatherModel } from '../../src/runtime/row-gather';
-import { randomTiny } from '../helpers/synth-models';
+import { rowGatherModel, webgpuUnavailable } from '../../src/runtime/row-gather';
+import { carTiny, randomTiny } from '../helpers/synth-models';
+import { call, startServerProcess } from '../helpers/server-process';
+import type { DetectResponse__Output } from 'florence2-client/generated/florence2/v1/DetectResponse';
 
 async function partsFor(dir: string, options: OrtBackendOptions): Promise<{ parts: PipelineParts; backend: OrtBackend }> {
   const config = readModelConfig(dir);
@@ -203,17 +206,6 @@ async function decodeSteps(backend: OrtBackend, S: number, rows: number, n: numb
   return backend.transfers.steps.slice(before);
 }
 
-/** Why WebGPU cannot run here, or null when onnxruntime finds an adapter. */
-async function webgpuUnavailable(): Promise<string | null> {
-  try {
-    const s = await ort.InferenceSession.create(rowGatherModel(['float32']), { executionProviders: ['webgpu'] });
-    await s.release();
-    return null;
-  } catch (err) {
-    return err instanceof Error ? (err.message.split('\n').find((l) => /adapter/i.test(l)) ?? err.message) : String(err);
-  }
-}
-
 describe('decoder state on a WebGPU device', function () {
   this.timeout(300_000);
   let dir: string;
@@ -266,6 +258,35 @@ describe('decoder state on a WebGPU device', function () {
       assert.deepEqual(after[1], after[0], 'independent of the encoder length');
     } finally {
       await backend.release();
+    }
+  });
+
+  it('florence2 serve --devices webgpu answers concurrent requests on the WebGPU device (decoder state there by default)', async () => {
+    const server = await startServerProcess(['--model', await carTiny(), '--devices', 'webgpu']);
+    try {
+      await server.serving;
+      const images = await Promise.all([640, 320, 480].map((w) => png(w, 480, w)));
+      const answers = await Promise.all(
+        images.map((image) =>
+          call<object, DetectResponse__Output>(server.client, 'Detect', { image: { data: image } }, { deadlineMs: 240_000 }),
+        ),
+      );
+      answers.forEach((r, i) => {
+        assert.equal(r.meta?.device, 'webgpu:0');
+        assert.deepEqual(
+          r.boxes.map((b) => b.label),
+          ['car'],
+          `image ${i}`,
+        );
+      });
+      // The scripted box, scaled to each image: 640x480 as in the CPU tests.
+      const b = answers[0].boxes[0];
+      assert.deepEqual(
+        [b.x1, b.y1, b.x2, b.y2].map((v) => Math.round(v * 100) / 100),
+        [34.24, 160.08, 597.44, 371.76],
+      );
+    } finally {
+      await server.stop();
     }
   });
 
