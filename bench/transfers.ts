@@ -13,10 +13,11 @@
  */
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
-import type { DecoderStepOutput, KvCache, ModelDims } from '../src/florence/generation/backend';
+import type { ModelDims } from '../src/florence/generation/backend';
 import { OrtBackend, type OrtBackendOptions } from '../src/runtime/ort-backend';
 import { copyRows, RowGatherer, webgpuUnavailable } from '../src/runtime/row-gather';
 import type { StepTransfer } from '../src/runtime/transfers';
+import { decodeSteps } from '../test/helpers/decode-steps';
 import { readModelConfig } from '../src/florence/model-config';
 import { median } from './stats';
 
@@ -46,31 +47,6 @@ export function analyticStep(
     hostToDevice: R * 8 + R * D * 4 + R * S * D * 4 + R * S * 8 + 1 + kv(T) + (first ? 0 : cross),
     deviceToHost: R * D * 4 + R * V * 4 + kv(T + 1) + (first ? cross : 0),
   };
-}
-
-/** `n` steps over random encoder states of length `S` for `rows` rows, reversed between steps when `reorder`. */
-export async function decodeSteps(backend: OrtBackend, S: number, rows: number, n: number, reorder: boolean): Promise<StepTransfer[]> {
-  const D = backend.dims.dModel;
-  const states = Float32Array.from({ length: rows * S * D }, (_, i) => Math.sin(i) * 0.5);
-  const encoder = { states, mask: new BigInt64Array(rows * S).fill(1n), batch: rows, length: S };
-  const items = [...Array(rows).keys()];
-  const before = backend.transfers.steps.length;
-  let cache: KvCache | null = null;
-  try {
-    for (let t = 0; t < n; t++) {
-      if (cache && reorder) cache = await backend.selectRows(cache, [...items].reverse(), items);
-      const out: DecoderStepOutput = await backend.decode({
-        tokens: new BigInt64Array(rows).fill(BigInt(2 + t)),
-        rowItems: items,
-        encoder,
-        cache,
-      });
-      cache = out.cache;
-    }
-  } finally {
-    if (cache) backend.releaseCache(cache);
-  }
-  return backend.transfers.steps.slice(before);
 }
 
 const mb = (bytes: number) =>

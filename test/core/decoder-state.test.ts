@@ -14,10 +14,10 @@ import { type PipelineParts, type RunOutcome, type RunRequest, runBatchSettled }
 import { preprocessOptionsFromConfig, readPreprocessorConfig } from '../../src/florence/preprocess';
 import { FlorenceTokenizer } from '../../src/florence/tokenizer';
 import { readModelConfig } from '../../src/florence/model-config';
-import type { DecoderStepOutput, KvCache } from '../../src/florence/generation/backend';
 import { OrtBackend, type OrtBackendOptions } from '../../src/runtime/ort-backend';
 import { rowGatherModel, webgpuUnavailable } from '../../src/runtime/row-gather';
 import { carTiny, randomTiny } from '../helpers/synth-models';
+import { decodeSteps } from '../helpers/decode-steps';
 import { call, startServerProcess } from '../helpers/server-process';
 import type { DetectResponse__Output } from 'florence2-client/generated/florence2/v1/DetectResponse';
 
@@ -160,7 +160,7 @@ describe('decoder state: Gather-graph row operations, cache release, bytes per s
       const { dModel: D, decoderLayers: L, decoderHeads: H, headDim: Dh, vocabSize: V } = backend.dims;
       const R = 2;
       for (const S of [5, 11]) {
-        const steps = await decodeSteps(backend, S, R, 4);
+        const steps = await decodeSteps(backend, S, R, 4, false);
         assert.equal(backend.liveTensors, 0);
         steps.forEach((step, t) => {
           const kv = (len: number) => 2 * L * R * H * len * Dh * 4;
@@ -177,34 +177,6 @@ describe('decoder state: Gather-graph row operations, cache release, bytes per s
     }
   });
 });
-
-/**
- * `n` greedy-shaped steps on random encoder states of length `S` for `rows` items, the rows swapped
- * between steps (a row gather); returns the steps' transfer records.
- */
-async function decodeSteps(backend: OrtBackend, S: number, rows: number, n: number, reorder = false) {
-  const D = backend.dims.dModel;
-  const states = Float32Array.from({ length: rows * S * D }, (_, i) => Math.sin(i));
-  const encoder = { states, mask: new BigInt64Array(rows * S).fill(1n), batch: rows, length: S };
-  const items = [...Array(rows).keys()];
-  const before = backend.transfers.steps.length;
-  let cache: KvCache | null = null;
-  try {
-    for (let t = 0; t < n; t++) {
-      if (cache && reorder) cache = await backend.selectRows(cache, [...items].reverse(), items);
-      const out: DecoderStepOutput = await backend.decode({
-        tokens: new BigInt64Array(rows).fill(BigInt(2 + t)),
-        rowItems: items,
-        encoder,
-        cache,
-      });
-      cache = out.cache;
-    }
-  } finally {
-    if (cache) backend.releaseCache(cache);
-  }
-  return backend.transfers.steps.slice(before);
-}
 
 describe('decoder state on a WebGPU device', function () {
   this.timeout(300_000);

@@ -5,7 +5,7 @@
  * FLORENCE2_ADDRESS and FLORENCE2_HTTP_URL.
  */
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
+import { type BashRun, runBash } from '../helpers/run-bash';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { type ServerProcess, startServerProcess } from '../helpers/server-process';
@@ -23,30 +23,16 @@ function readmeExamples(): Map<string, string> {
   return examples;
 }
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs a README command with bash in the repository root (asynchronously: the server is a child of this process too). */
-function runCommand(command: string, env: NodeJS.ProcessEnv): Promise<Run> {
+function runCommand(command: string, env: NodeJS.ProcessEnv): Promise<BashRun> {
   const base: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', GRPC_VERBOSITY: 'ERROR' };
   // Debian's python3 and grpcio, with nothing from a virtualenv leaking in; /usr/bin first so `python3` is Debian's.
   for (const k of ['PYTHONPATH', 'PYTHONHOME', 'VIRTUAL_ENV', 'PYENV_VERSION', 'NODE_OPTIONS']) delete base[k];
   base.PATH = `/usr/bin:${base.PATH ?? ''}`;
-  return new Promise((res, rej) => {
-    const child = spawn('bash', ['-c', command], { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.once('error', rej);
-    child.once('close', (code) => res({ code, stdout, stderr }));
-  });
+  return runBash(command, ROOT, { ...base, ...env });
 }
 
-function assertOk(r: Run, what: string): void {
+function assertOk(r: BashRun, what: string): void {
   assert.equal(r.code, 0, `${what} exited with ${r.code}:\n${r.stdout}\n${r.stderr}`);
 }
 

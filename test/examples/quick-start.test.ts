@@ -5,7 +5,7 @@
  * on a free port, not the demo's 50051.
  */
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
+import { runBash } from '../helpers/run-bash';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type ServerProcess, startServerProcess } from '../helpers/server-process';
@@ -35,17 +35,7 @@ function quickStart(): Step[] {
   return steps;
 }
 
-function run(command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const child = spawn('bash', ['-c', command], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.once('error', rej);
-    child.once('close', (code) => res({ code, stdout, stderr }));
-  });
-}
+const run = (command: string) => runBash(command, ROOT);
 
 describe("README quick start: the transcript's commands print what it shows", function () {
   this.timeout(120_000);
