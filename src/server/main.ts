@@ -196,6 +196,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const server = new grpc.Server({
     'grpc.max_receive_message_length': config.maxMessageBytes,
     'grpc.max_send_message_length': config.maxMessageBytes,
+    // Aged connections get GOAWAY, so balancing clients reconnect and resolve again (new replicas get load).
+    ...(config.maxConnectionAgeMs > 0 ? { 'grpc.max_connection_age_ms': config.maxConnectionAgeMs } : {}),
+    ...(config.maxConnectionAgeGraceMs > 0 ? { 'grpc.max_connection_age_grace_ms': config.maxConnectionAgeGraceMs } : {}),
     interceptors: [
       guardInterceptor({
         budget,
@@ -326,6 +329,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     tls: tls ? (tls.mutual ? 'mtls' : 'tls') : 'off',
     auth: auth ? 'tokens' : 'off',
     reflection,
+    maxConnectionAgeMs: config.maxConnectionAgeMs > 0 ? config.maxConnectionAgeMs : null,
   });
 
   let shuttingDown: Promise<void> | null = null;
