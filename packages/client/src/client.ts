@@ -161,7 +161,7 @@ export class Florence2Client {
   private readonly retry: RetryPolicy;
   private readonly defaultDeadlineMs: number | undefined;
   private readonly token: string | undefined;
-  /** The load-balancing policy in use (given, or the default for the address). */
+  /** The load-balancing policy asked for, or the address's default (a `grpc.service_config` in `channelOptions` overrides both). */
   readonly loadBalancing: LoadBalancing;
 
   constructor(options: Florence2ClientOptions) {
