@@ -46,7 +46,11 @@ export interface AutoAnnotatorOptions {
    * default `$FLORENCE2_MODEL`. Loaded in process on first use.
    */
   model?: string;
-  /** A florence2 server `HOST:PORT` to run on instead of a local model. */
+  /**
+   * A florence2 server `HOST:PORT` to run on instead of a local model, or a fleet of them:
+   * `dns:///NAME:PORT` (every address the name resolves to) or `ipv4:ADDR:PORT,ADDR:PORT`, over
+   * which requests spread round-robin (see the client's `loadBalancing`).
+   */
   server?: string;
   /** Bearer token for `server`, when it has `--auth-tokens-file`. */
   token?: string;
@@ -94,9 +98,9 @@ export interface AnnotateOptions {
   minBoxSize?: number;
   /** Redo everything (empties the output's annotate files first) instead of resuming. */
   overwrite?: boolean;
-  /** Backend calls in flight (default the backend's preference, 2). */
+  /** Backend calls in flight (default the backend's preference: 2 in process, 8 on a server). */
   concurrency?: number;
-  /** Requests per backend call (default the backend's preference, 4). */
+  /** Requests per backend call (default the backend's preference: 4 in process, 1 on a server, so `concurrency` counts requests). */
   batchSize?: number;
   /** Aborting stops the run after the image being committed; the summary says `interrupted`. */
   signal?: AbortSignal;

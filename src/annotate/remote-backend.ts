@@ -25,6 +25,9 @@ const polygonsResult = (instances: SegmentInstance[]) => ({
 
 export class RemoteBackend implements AnnotationBackend {
   readonly preferredConcurrency: number;
+  // Each request is its own call and the server batches what arrives, so a backend call of one
+  // request lets `concurrency` count requests in flight, and no slot waits for the slowest of a group.
+  readonly preferredBatchSize = 1;
 
   constructor(
     private readonly client: Florence2Client,

@@ -29,7 +29,10 @@ Model (default: in process, on --model, else $FLORENCE2_MODEL, else the Hub's ba
   --model DIR|NAME          Florence-2 folder (onnx-community layout), or a Hub model (base, base-ft,
                             large, large-ft, owner/name; florence-2-base also works), taken from
                             the Hugging Face hub cache ($HF_HUB_CACHE) or downloaded into it
-  --server HOST:PORT        run on a florence2 server instead
+  --server TARGET           run on a florence2 server instead: HOST:PORT, or a fleet of them,
+                            dns:///NAME:PORT (every address NAME resolves to, e.g. a Kubernetes
+                            headless Service) or ipv4:ADDR:PORT,ADDR:PORT,...; requests spread
+                            round-robin, and those a failing server drops are retried on another
   --token TOKEN             with --server: bearer token for a server with --auth-tokens-file
                             (default: $FLORENCE2_TOKEN)
   --num-beams N             beams for generation (default: the model's)
@@ -59,8 +62,9 @@ Output:
 
 Run:
   -r, --recursive           descend into subfolders of folder inputs
-  --concurrency N           backend calls in flight (default 2)
-  --batch-size N            requests per backend call (default 4)
+  --concurrency N           backend calls in flight (default 2; with --server, requests in
+                            flight over the server or fleet, default 8)
+  --batch-size N            requests per backend call (default 4; 1 with --server)
   --json                    print the summary as JSON on stdout
   --no-progress             no progress bar (it is drawn on stderr when that is a terminal)
   -h, --help                this help
@@ -70,6 +74,26 @@ output-folder error; 130 interrupted (Ctrl-C stops after the current image; run 
 `;
 
 class UsageError extends Error {}
+
+const HOST_PORT = /^(?:[^\s:/,[\]]+|\[[0-9a-fA-F:.]+\]):(\d{1,5})$/;
+const IPV4_PORT = /^\d{1,3}(?:\.\d{1,3}){3}:(\d{1,5})$/;
+const IPV6_PORT = /^\[[0-9a-fA-F:.]+\]:(\d{1,5})$/;
+
+/**
+ * The gRPC targets --server takes (each with a port in 1..65535): `HOST:PORT`, `[V6]:PORT`,
+ * `dns:[//AUTHORITY/]NAME:PORT`, and the address lists `ipv4:A:P,A:P` and `ipv6:[A]:P,[A]:P`.
+ */
+export function isServerTarget(target: string): boolean {
+  const portOk = (m: RegExpExecArray | null) => m !== null && Number(m[1]) >= 1 && Number(m[1]) <= 65535;
+  const dns = /^dns:(?:\/\/[^\s/]*\/)?(.*)$/i.exec(target);
+  if (dns) return portOk(HOST_PORT.exec(dns[1]));
+  const list = /^(ipv4|ipv6):(.*)$/i.exec(target);
+  if (list) {
+    const one = list[1].toLowerCase() === 'ipv4' ? IPV4_PORT : IPV6_PORT;
+    return list[2].split(',').every((a) => portOk(one.exec(a)));
+  }
+  return portOk(HOST_PORT.exec(target));
+}
 
 interface Parsed {
   data: string[];
@@ -161,8 +185,8 @@ function buildOptions(
   const server = str(flags, '--server');
   const model = str(flags, '--model');
   if (server !== undefined && model !== undefined) throw new UsageError('give --server or --model, not both');
-  if (server !== undefined && !/^[^\s:]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/.test(server))
-    throw new UsageError(`--server must be HOST:PORT, got ${JSON.stringify(server)}`);
+  if (server !== undefined && !isServerTarget(server))
+    throw new UsageError(`--server must be HOST:PORT, dns:///NAME:PORT or ipv4:ADDR:PORT,ADDR:PORT,..., got ${JSON.stringify(server)}`);
   const formats = (str(flags, '--format') ?? 'yolo').split(',').map((s) => s.trim());
   for (const f of formats)
     if (!(OUTPUT_FORMATS as readonly string[]).includes(f))

@@ -34,7 +34,8 @@ Runs one Florence-2 task on each image (a folder means its ${IMAGE_EXTENSIONS.ma
 sorted by name) against a running florence2 server.
 
 Options:
-  --server HOST:PORT       the server (default: $FLORENCE2_SERVER)
+  --server HOST:PORT       the server (default: $FLORENCE2_SERVER); for a fleet, dns:///NAME:PORT
+                           or ipv4:ADDR:PORT,ADDR:PORT spreads the images round-robin
   --task TASK              a task token such as '<OD>', or one of:
                              ${Object.keys(TASK_NAMES).join(', ')}
   --text T                 the caption (phrase-grounding) or expression (referring-segmentation)

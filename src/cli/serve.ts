@@ -4,7 +4,8 @@
  *
  * Signals, from the start of the workers on (Node's default handlers, which end the process at once,
  * never apply then):
- * - the first SIGTERM or SIGINT starts the drain (`--shutdown-grace-ms`); exit 0 once it ends;
+ * - the first SIGTERM or SIGINT starts the drain (`--shutdown-grace-ms`): no new connection, GOAWAY
+ *   on the open ones, in-flight work finishes; exit 0 once it ends;
  * - the second is logged and the drain goes on (a SIGINT right after a SIGINT is one Ctrl-C
  *   delivered twice, see {@link SAME_CTRL_C_MS});
  * - the third forces the stop: what still runs or waits is answered UNAVAILABLE at once, the

@@ -245,6 +245,13 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, opti
     );
   }
 
+  const { maxConnectionAgeMs, maxConnectionAgeGraceMs } = values;
+  if (maxConnectionAgeMs === 0 && typeof maxConnectionAgeGraceMs === 'number' && maxConnectionAgeGraceMs > 0) {
+    problems.push(
+      `${sourceOf.maxConnectionAgeGraceMs}: a grace for aged connections has no effect without a maximum age (--max-connection-age-ms is 0)`,
+    );
+  }
+
   const { maxMessageBytes, requestMemoryBytes, tlsCert, tlsKey, tlsClientCa } = values;
   if (typeof maxMessageBytes === 'number' && typeof requestMemoryBytes === 'number' && requestMemoryBytes < maxMessageBytes) {
     problems.push(

@@ -145,6 +145,14 @@ export interface Config {
   readonly maxTextChars: number;
   /** Most classes in one open-vocabulary detection request. */
   readonly maxClasses: number;
+  /**
+   * Longest a client connection lives, in ms (0 = no limit): then the server asks the client to
+   * reconnect (HTTP/2 GOAWAY), so clients that balance over several servers resolve their names
+   * again and new replicas get load. grpc-js adds up to ±10% jitter.
+   */
+  readonly maxConnectionAgeMs: number;
+  /** How long the calls still running on an aged connection may go on before it is closed, in ms (0 = until they end). */
+  readonly maxConnectionAgeGraceMs: number;
   /** How long SIGTERM waits for in-flight and queued work before closing, in milliseconds. */
   readonly shutdownGraceMs: number;
   /** Minimum level of the JSON log lines written to stderr. */
@@ -241,6 +249,16 @@ function offlineSwitch(raw: unknown): Parsed<boolean> {
   if (s === 'no' || s === 'off') return ok(false);
   const b = boolean(raw);
   return b.ok ? b : fail(`must be true or false (or 1/0, yes/no, on/off), got ${shown(raw)}`);
+}
+
+/** 0 (off), or an integer in [min, max]: for limits where a tiny positive value is never meant. */
+function offOrInteger(min: number, max: number): (raw: unknown) => Parsed<number> {
+  const zero = integer(0, 0);
+  const inRange = integer(min, max);
+  return (raw) => {
+    const r = zero(raw).ok ? zero(raw) : inRange(raw);
+    return r.ok ? r : fail(`must be 0 (off) or an integer in [${min}, ${max}], got ${shown(raw)}`);
+  };
 }
 
 function oneOf<T extends string>(values: readonly T[]): (raw: unknown) => Parsed<T> {
@@ -851,6 +869,32 @@ export const SETTINGS: readonly AnySetting[] = [
     range: 'auto|on|off',
     doc: 'gRPC server reflection.',
     parse: oneOf(['auto', 'on', 'off'] as const),
+  }),
+  row({
+    key: 'maxConnectionAgeMs',
+    flag: '--max-connection-age-ms',
+    env: 'FLORENCE2_MAX_CONNECTION_AGE_MS',
+    type: 'integer',
+    valueName: 'MS',
+    default: 0,
+    defaultText: '0 (no limit)',
+    // Under a second would make clients reconnect all the time; a day keeps grpc-js's timer (with its
+    // 10% jitter) far below the 2^31 ms setTimeout limit.
+    range: '0, or 1000..86400000',
+    doc: 'Longest a client connection lives; then the server sends GOAWAY and the client reconnects (calls in flight go on), so clients balancing over replicas (dns:/// with round_robin) resolve again and new replicas get load. Give it minutes when several replicas serve.',
+    parse: offOrInteger(1000, 86_400_000),
+  }),
+  row({
+    key: 'maxConnectionAgeGraceMs',
+    flag: '--max-connection-age-grace-ms',
+    env: 'FLORENCE2_MAX_CONNECTION_AGE_GRACE_MS',
+    type: 'integer',
+    valueName: 'MS',
+    default: 0,
+    defaultText: '0 (calls run to their end)',
+    range: '0..86400000; needs --max-connection-age-ms',
+    doc: 'After a connection reached its maximum age, how long the calls still on it may go on before it is closed (they then fail UNAVAILABLE). Longer than --max-request-ms cuts no unary call, only Streams held open.',
+    parse: integer(0, 86_400_000),
   }),
   row({
     key: 'shutdownGraceMs',

@@ -1,7 +1,8 @@
 /**
  * Composition root: config → metrics → device pools → gRPC server (health NOT_SERVING) → warm-up →
- * SERVING. Shutdown reverses it: NOT_SERVING, refuse new work, drain in-flight work within the
- * grace period, close the transport, the pools and the metrics endpoint.
+ * SERVING. Shutdown reverses it: NOT_SERVING, no new connection (GOAWAY on the open ones), refuse
+ * new work, drain in-flight work within the grace period, close the transport once its calls end,
+ * the pools and the metrics endpoint.
  */
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
@@ -196,6 +197,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const server = new grpc.Server({
     'grpc.max_receive_message_length': config.maxMessageBytes,
     'grpc.max_send_message_length': config.maxMessageBytes,
+    // Aged connections get GOAWAY, so balancing clients reconnect and resolve again (new replicas get load).
+    ...(config.maxConnectionAgeMs > 0 ? { 'grpc.max_connection_age_ms': config.maxConnectionAgeMs } : {}),
+    ...(config.maxConnectionAgeGraceMs > 0 ? { 'grpc.max_connection_age_grace_ms': config.maxConnectionAgeGraceMs } : {}),
     interceptors: [
       guardInterceptor({
         budget,
@@ -326,6 +330,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     tls: tls ? (tls.mutual ? 'mtls' : 'tls') : 'off',
     auth: auth ? 'tokens' : 'off',
     reflection,
+    maxConnectionAgeMs: config.maxConnectionAgeMs > 0 ? config.maxConnectionAgeMs : null,
   });
 
   let shuttingDown: Promise<void> | null = null;
@@ -341,6 +346,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       serving = false;
       setHealth('NOT_SERVING');
       stopping.abort();
+      // Take no new connection and send GOAWAY on the open ones now, not after the drain: a client
+      // balancing over replicas (round_robin) sends calls only to connected servers, so its next
+      // calls go to the others at once instead of each being refused here and retried. The calls on
+      // a connection run on, and their answers go out (the close is graceful); health watchers
+      // already connected see NOT_SERVING.
+      const transportClosed = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       // New work gets UNAVAILABLE; queued and running work finishes within the grace period, and what
       // is left then is answered UNAVAILABLE (clients retry it elsewhere), running requests stopped
       // through their cancel slots. Ends early on a forced stop.
@@ -352,7 +363,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
           running: cut.running,
           queued: cut.queued,
         });
-      // Every request is answered: close the transport gracefully, so those answers still go out.
+      // Every request is answered: the transport closes once the calls still on it end.
       await new Promise<void>((resolve) => {
         const since = Date.now();
         let done = false;
@@ -369,7 +380,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         };
         const timer = setTimeout(() => finish('forced'), TRANSPORT_CLOSE_MS);
         closeTransportNow = () => finish('forced');
-        server.tryShutdown(() => finish('graceful'));
+        void transportClosed.then(() => finish('graceful'));
       });
       await httpApi?.close(TRANSPORT_CLOSE_MS);
       // The pools wait for their running batches: stopped ones end at their next decoder step.

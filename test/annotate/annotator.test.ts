@@ -19,7 +19,7 @@ import {
   type AnnotationSummary,
   type ImageRecord,
 } from '../../src/annotate';
-import { annotate as annotateCli } from '../../src/cli/annotate';
+import { isServerTarget } from '../../src/cli/annotate';
 import { tinyModel } from '../helpers/synth-models';
 import {
   CAR_LINE,
@@ -29,6 +29,7 @@ import {
   TWO_CLASS_SCRIPT,
   assertSameSnapshot,
   checkCocoRules,
+  runCli,
   snapshot,
   writeImage,
 } from './helpers';
@@ -39,23 +40,6 @@ const triangleModel = () => tinyModel({ name: 'annotate-triangle', script: TRIAN
 const readText = (p: string) => fs.readFile(p, 'utf8');
 const readJson = async (p: string) => JSON.parse(await readText(p));
 const list = async (dir: string) => [...(await snapshot(dir)).keys()];
-
-/** Runs the CLI in process, capturing stdout and stderr. */
-async function runCli(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = process.stdout.write.bind(process.stdout);
-  const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = (chunk: string | Uint8Array) => ((stdout += String(chunk)), true);
-  process.stderr.write = (chunk: string | Uint8Array) => ((stderr += String(chunk)), true);
-  try {
-    const code = await annotateCli(argv, env);
-    return { code, stdout, stderr };
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-  }
-}
 
 describe('annotate: end to end on synthetic models', function () {
   let root: string;
@@ -504,6 +488,23 @@ describe('annotate: open-set class ids, batching and inputs (fake backend)', () 
 });
 
 describe('annotate: CLI', () => {
+  it('--server takes HOST:PORT, dns: names and address lists; anything else is a usage error naming the flag', async () => {
+    for (const t of [
+      'h:1',
+      '127.0.0.1:50051',
+      '[::1]:50051',
+      'dns:///florence2-server-headless.ml.svc:50051',
+      'dns://10.96.0.10/f.ml.svc:50051',
+    ])
+      assert.ok(isServerTarget(t), t);
+    for (const t of ['ipv4:127.0.0.1:50051,127.0.0.1:50052', 'ipv6:[::1]:50051,[::1]:50052']) assert.ok(isServerTarget(t), t);
+    for (const t of ['h', 'h:0', 'h:65536', 'dns:///h', 'ipv4:127.0.0.1', 'ipv4:127.0.0.1:1,', 'ipv4:h:1', 'http://h:1', 'a b:1'])
+      assert.ok(!isServerTarget(t), t);
+    const r = await runCli(['x', '-o', 'y', '--server', 'http://h:1']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--server must be HOST:PORT, dns:\/\/\/NAME:PORT or ipv4:ADDR:PORT,ADDR:PORT,\.\.\., got "http:\/\/h:1"/);
+  });
+
   it('help, usage errors, and an unreachable server', async () => {
     const help = await runCli(['--help']);
     assert.equal(help.code, 0);

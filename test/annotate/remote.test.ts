@@ -4,9 +4,12 @@ import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFile
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AutoAnnotator } from '../../src/annotate';
+import { RemoteBackend } from '../../src/annotate/remote-backend';
+import { Florence2Client } from 'florence2-client';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process';
 import { tinyModel } from '../helpers/synth-models';
 import { writeImage } from './helpers';
+import { type FakeServer, oneBox, startFakeServer } from '../client/fake-server';
 
 /** Every file under `dir` (relative path → content), skipping run state and timing-bearing files. */
 function tree(dir: string, rel = ''): Record<string, string> {
@@ -112,4 +115,59 @@ describe('annotate: remote backend with token auth', function () {
     assert.equal(refused.failed, 1);
     assert.match(refused.failures[0].error, /^UNAUTHENTICATED: /);
   });
+});
+
+describe('annotate: requests in flight on a server (concurrency)', function () {
+  let fake: FakeServer;
+  let work: string;
+  let received = 0;
+  let limit = 0;
+  let held: Array<() => void> = [];
+  const IMAGES = 10;
+
+  before(async () => {
+    // Holds each Detect until `limit` are held (or every image has asked), then answers them all, so
+    // a client that keeps `limit` in flight gets there, and one that starts more is seen starting them.
+    fake = await startFakeServer({
+      Detect(_call, cb) {
+        received++;
+        held.push(() => cb(null, oneBox('car')));
+        if (held.length === limit || received === IMAGES) {
+          const now = held;
+          held = [];
+          for (const answer of now) answer();
+        }
+      },
+    });
+    work = mkdtempSync(path.join(tmpdir(), 'annotate-concurrency-'));
+    for (let i = 0; i < IMAGES; i++) await writeImage(path.join(work, 'in', `i${i}.png`), 32, 24);
+  });
+  after(async () => {
+    await fake?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  for (const n of [1, 3]) {
+    it(`concurrency ${n} keeps ${n} request${n === 1 ? '' : 's'} in flight: one request per backend call`, async () => {
+      [received, limit] = [0, n];
+      const client = new Florence2Client({ address: fake.address });
+      // Counted where calls start and end, in the client: what the server sees is bounded by its own release rule.
+      let inFlight = 0;
+      let maxInFlight = 0;
+      const detect = client.detect.bind(client);
+      client.detect = (...args) => {
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        return detect(...args).finally(() => inFlight--);
+      };
+      const annotator = new AutoAnnotator({ backend: new RemoteBackend(client) });
+      try {
+        const r = await annotator.annotate({ data: path.join(work, 'in'), outputDir: path.join(work, `out-${n}`), concurrency: n });
+        assert.equal(r.annotated, IMAGES);
+      } finally {
+        client.close();
+      }
+      assert.equal(received, IMAGES);
+      assert.equal(maxInFlight, n);
+    });
+  }
 });

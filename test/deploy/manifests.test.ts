@@ -392,6 +392,17 @@ describe('deploy/ manifests', function () {
     }
   });
 
+  it('connections age out, so balancing clients find new pods, and the grace after the age cuts no unary call', () => {
+    for (const [dir, objects] of workloads()) {
+      const config = loadConfig([], serverEnv(objects, serverOf(objects).server));
+      assert.ok(config.maxConnectionAgeMs > 0, `${dir}: a maximum connection age (FLORENCE2_MAX_CONNECTION_AGE_MS)`);
+      // 0 leaves the calls on an aged connection to their end; otherwise no unary call may outlive it.
+      const grace = config.maxConnectionAgeGraceMs === 0 ? Infinity : config.maxConnectionAgeGraceMs;
+      const longestCall = config.maxRequestMs === 0 ? Infinity : config.maxRequestMs;
+      assert.ok(grace >= longestCall, `${dir}: the grace (${grace} ms) covers the longest request (${longestCall} ms)`);
+    }
+  });
+
   it('Services, the ServiceMonitor, the NetworkPolicy, the PDB, the autoscalers and the route select the server and its ports', () => {
     for (const [dir, objects] of workloads()) {
       const { spec, pod, server, labels } = serverOf(objects);

@@ -483,21 +483,31 @@ describe('gRPC server (random model: long generations, one pool, small queue)', 
     assert.equal(outcomes.filter((o) => o === 'RESOURCE_EXHAUSTED').length, 3, outcomes.join(','));
   });
 
-  it('SIGTERM: NOT_SERVING, new work refused, in-flight work completes, exit 0', async () => {
+  it('SIGTERM: NOT_SERVING to health watchers, GOAWAY and no new connection, so no new call reaches it; in-flight work completes, exit 0', async () => {
     // About 1.5 s of work unloaded, some 30 times what the checks between SIGTERM and its end take.
     const inflight = call<object, DetectResponse__Output>(s.client, 'Detect', {
       image: { data: image },
       options: { max_new_tokens: 300, num_beams: 3 },
     });
     await inFlight(1, 'the request to run on the worker before SIGTERM');
+    const statuses: string[] = [];
+    const watch = s.health.Watch({ service: '' }) as grpc.ClientReadableStream<{ status: string }>;
+    watch.on('data', (m: { status: string }) => statuses.push(m.status));
+    watch.on('error', () => {}); // its cancel below
+    await waitFor(() => statuses.includes('SERVING'), { what: 'the health watcher to see SERVING' });
     const from = s.logs.length;
     s.child.kill('SIGTERM');
-    // Logged in the same turn as health turns NOT_SERVING and new work starts being refused.
-    await waitForLog(s, { msg: 'shutting down', reason: 'SIGTERM' }, { from });
-    assert.equal(await healthStatus(s), 'NOT_SERVING');
+    // A watcher (such as a client-side health check) hears of the drain on its open call.
+    await waitFor(() => statuses.includes('NOT_SERVING'), { what: 'the health watcher to see NOT_SERVING' });
+    watch.cancel();
+    // The client's connection got GOAWAY and the port takes no new one: a balancing client sends its
+    // next calls to other servers at once instead of having them refused here one by one.
     await rejectsWith(call(s.client, 'Detect', { image: { data: image } }), grpc.status.UNAVAILABLE);
+    await rejectsWith(healthStatus(s), grpc.status.UNAVAILABLE);
     const r = await inflight;
     assert.equal(r.meta!.generated_tokens, 300);
     assert.equal(await s.exited, 0);
+    assert.deepEqual(findLogs(s, { msg: 'request failed' }, from), [], 'no call reached the draining server');
+    assert.deepEqual(findLogs(s, { msg: 'transport closed forcibly' }, from), [], 'the in-flight call ended, then the transport closed');
   });
 });

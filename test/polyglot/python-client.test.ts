@@ -111,7 +111,7 @@ describe('polyglot: the Python client package (clients/python)', function () {
         FLORENCE2_TOKEN: 'py-token',
       });
       // The suite's size, so that a test lost from it shows here.
-      assert.match(out, /^Ran 15 tests/m, out);
+      assert.match(out, /^Ran 16 tests/m, out);
     });
 
     it("the README's usage example runs as written (against this server and image)", () => {

@@ -87,6 +87,8 @@ describe('config/load', () => {
         tlsClientCa: null,
         authTokensFile: null,
         reflection: 'auto',
+        maxConnectionAgeMs: 0,
+        maxConnectionAgeGraceMs: 0,
         shutdownGraceMs: 30_000,
         logLevel: 'info',
         logFormat: 'auto',
@@ -303,6 +305,27 @@ describe('config/load', () => {
         /^--port and --metrics-port \(default\): the gRPC port and the metrics port must differ, both are 9464$/,
       );
       assert.equal(load(['--port', '0', '--metrics-port', '0']).port, 0);
+    });
+
+    it('maximum connection age: 0 (off) or at least a second; its grace needs it', () => {
+      const c = load([], { FLORENCE2_MAX_CONNECTION_AGE_MS: '300000', FLORENCE2_MAX_CONNECTION_AGE_GRACE_MS: '330000' });
+      assert.deepEqual([c.maxConnectionAgeMs, c.maxConnectionAgeGraceMs], [300_000, 330_000]);
+      assert.equal(load(['--max-connection-age-ms', '1000']).maxConnectionAgeMs, 1000);
+      assert.equal(load(['--max-connection-age-ms', '0']).maxConnectionAgeMs, 0);
+      // A few milliseconds would make every client reconnect all the time: a typo, not a setting.
+      oneProblem(
+        () => load(['--max-connection-age-ms', '999']),
+        /^--max-connection-age-ms: must be 0 \(off\) or an integer in \[1000, 86400000\], got '999'$/,
+      );
+      oneProblem(() => load([], { FLORENCE2_MAX_CONNECTION_AGE_MS: '5m' }), /^FLORENCE2_MAX_CONNECTION_AGE_MS: must be 0 \(off\) or/);
+      oneProblem(
+        () => load(['--max-connection-age-ms', '60000', '--max-connection-age-grace-ms', '-1']),
+        /^--max-connection-age-grace-ms: must be an integer in \[0, 86400000\]/,
+      );
+      oneProblem(
+        () => load(['--max-connection-age-grace-ms', '1000']),
+        /^--max-connection-age-grace-ms: a grace for aged connections has no effect without a maximum age \(--max-connection-age-ms is 0\)$/,
+      );
     });
 
     it('config file problems: unreadable, invalid JSON, not an object, configFile inside', () => {

@@ -8,7 +8,15 @@
 
 from types import ModuleType as _ModuleType
 
-from .client import DEFAULT_MAX_MESSAGE_BYTES, CredentialsInput, Florence2Client, MetadataInput, Tls
+from .client import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    LOAD_BALANCING_POLICIES,
+    CredentialsInput,
+    Florence2Client,
+    MetadataInput,
+    Tls,
+    default_load_balancing,
+)
 from .errors import (
     CancelledError,
     DeadlineExceededError,

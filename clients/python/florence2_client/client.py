@@ -5,6 +5,8 @@ over the same channel. The Python spelling of the TypeScript Florence2Client (sr
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union, overload
@@ -56,6 +58,22 @@ _HEALTH_STATUS: Tuple[HealthStatus, ...] = ("UNKNOWN", "SERVING", "NOT_SERVING",
 
 R = TypeVar("R")
 
+#: The load-balancing policies a client may ask for.
+LOAD_BALANCING_POLICIES: Tuple[str, ...] = ("round_robin", "pick_first")
+
+
+def default_load_balancing(target: str) -> str:
+    """The policy a target gets when none is asked for: ``round_robin`` for a ``dns:`` target (a
+    headless Service's name resolves to every ready pod) and for an address list
+    (``ipv4:10.0.0.1:50051,10.0.0.2:50051``), else ``pick_first`` (as the TypeScript client)."""
+    t = target.strip()
+    if re.match(r"dns:", t, re.IGNORECASE):
+        return "round_robin"
+    m = re.match(r"ipv[46]:(.*)$", t, re.IGNORECASE)
+    if m and len(m.group(1).split(",")) > 1:
+        return "round_robin"
+    return "pick_first"
+
 
 @dataclass(frozen=True)
 class Tls:
@@ -100,10 +118,14 @@ class Florence2Client:
         retry_base_delay: float = 0.1,
         retry_max_delay: float = 5.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        load_balancing: Optional[str] = None,
+        keepalive_time: float = 30.0,
+        keepalive_timeout: float = 10.0,
         channel_options: Sequence[Tuple[str, Any]] = (),
     ) -> None:
         """
-        :param address: ``host:port`` (or any gRPC target, e.g. ``dns:///host:port``).
+        :param address: ``host:port``, or any gRPC target: ``dns:///name:port`` (every address the
+            name resolves to, e.g. a Kubernetes headless Service), ``ipv4:a:port,b:port`` (a list).
         :param credentials: "insecure" (default), :class:`Tls`, or grpc.ChannelCredentials.
         :param token: bearer token for a server with ``--auth-tokens-file``: sent as
             ``authorization: Bearer <token>`` on every call (as metadata, so it works on any channel).
@@ -112,14 +134,35 @@ class Florence2Client:
         :param retry_base_delay: backoff cap of the first retry in seconds, doubling per retry.
         :param retry_max_delay: largest backoff in seconds.
         :param max_message_bytes: largest message sent or received.
+        :param load_balancing: ``"round_robin"`` (each call to the next connected server) or
+            ``"pick_first"`` (one server); default round_robin for ``dns:`` targets and address
+            lists, pick_first for a plain ``host:port``.
+        :param keepalive_time: seconds between keepalive pings while calls are in flight (0 = none), so
+            a server that vanished without closing the connection fails them UNAVAILABLE (retried).
+        :param keepalive_timeout: seconds a keepalive ping may go unanswered before the connection is dropped.
         :param channel_options: extra grpcio channel options (override the ones above).
         """
         if not isinstance(address, str) or address == "":
             raise ValueError('Florence2Client needs an address, "host:port"')
+        if load_balancing is not None and load_balancing not in LOAD_BALANCING_POLICIES:
+            raise ValueError(f"load_balancing must be 'round_robin' or 'pick_first', got {load_balancing!r}")
+        if isinstance(keepalive_time, bool) or not isinstance(keepalive_time, (int, float)) or not keepalive_time >= 0:
+            raise ValueError(f"keepalive_time must be seconds >= 0 (0 = no keepalive), got {keepalive_time!r}")
+        if isinstance(keepalive_timeout, bool) or not isinstance(keepalive_timeout, (int, float)) or not keepalive_timeout > 0:
+            raise ValueError(f"keepalive_timeout must be seconds > 0, got {keepalive_timeout!r}")
+        #: The load-balancing policy in use (given, or the default for the address).
+        self.load_balancing: str = load_balancing or default_load_balancing(address)
         options: List[Tuple[str, Any]] = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
+            # The default service config: one a resolver returns (a DNS TXT record) wins.
+            ("grpc.service_config", json.dumps({"loadBalancingConfig": [{self.load_balancing: {}}]})),
         ]
+        if keepalive_time > 0:
+            options += [
+                ("grpc.keepalive_time_ms", int(keepalive_time * 1000)),
+                ("grpc.keepalive_timeout_ms", max(1, int(keepalive_timeout * 1000))),
+            ]
         overridden = {k for k, _ in channel_options}
         options = [o for o in options if o[0] not in overridden] + list(channel_options)
         self.channel: grpc.Channel = _channel(address, credentials, options)

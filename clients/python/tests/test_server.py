@@ -77,6 +77,12 @@ class LiveServerTest(unittest.TestCase):
         self.assertEqual(info.default_num_beams, 3)
         self.assertEqual(info.revision, "local")
 
+    def test_dns_target_gets_round_robin_and_serves(self) -> None:
+        port = CAR.rsplit(":", 1)[1]  # type: ignore[union-attr]
+        with Florence2Client(f"dns:///localhost:{port}", default_timeout=60) as client:
+            self.assertEqual(client.load_balancing, "round_robin")
+            self.assertEqual(client.detect(self.image).boxes[0].label, "car")
+
     def test_detect_from_bytes_and_path(self) -> None:
         r = self.client.detect(self.image, include_scores=True, include_raw_text=True)
         self.assertEqual(r.family, "detect")

@@ -24,8 +24,10 @@ from florence2_client import (
     UnavailableError,
     UnknownStatusError,
     backoff,
+    default_load_balancing,
     is_retryable,
 )
+from florence2_client import Florence2Client
 from florence2_client._convert import to_run_request
 from florence2_client._generated import florence2_pb2 as pb
 from florence2_client.retry import with_retries
@@ -188,6 +190,34 @@ class ConvertTest(unittest.TestCase):
             self.assertEqual(to_run_request(OcrRequest(image=path)).ocr.image.data, b"png bytes")
             with self.assertRaises(FileNotFoundError):
                 to_run_request(OcrRequest(image=os.path.join(d, "missing.png")))
+
+
+class BalancingTest(unittest.TestCase):
+    def test_default_policy_per_target(self) -> None:
+        cases = [
+            ("dns:///florence2-server-headless.ml.svc:50051", "round_robin"),
+            ("dns://10.96.0.10/florence2.ml.svc:50051", "round_robin"),
+            ("ipv4:10.0.0.1:50051,10.0.0.2:50051", "round_robin"),
+            ("ipv6:[::1]:50051,[::2]:50051", "round_robin"),
+            ("ipv4:10.0.0.1:50051", "pick_first"),
+            ("localhost:50051", "pick_first"),
+            ("unix:///run/florence2.sock", "pick_first"),
+        ]
+        for target, policy in cases:
+            self.assertEqual(default_load_balancing(target), policy, target)
+        with Florence2Client("dns:///localhost:1") as c:
+            self.assertEqual(c.load_balancing, "round_robin")
+        with Florence2Client("dns:///localhost:1", load_balancing="pick_first") as c:
+            self.assertEqual(c.load_balancing, "pick_first")
+
+    def test_bad_options_name_the_parameter(self) -> None:
+        with self.assertRaisesRegex(ValueError, r"^load_balancing must be 'round_robin' or 'pick_first', got 'random'$"):
+            Florence2Client("localhost:1", load_balancing="random")
+        with self.assertRaisesRegex(ValueError, r"^keepalive_time must be seconds >= 0 \(0 = no keepalive\), got -1$"):
+            Florence2Client("localhost:1", keepalive_time=-1)
+        with self.assertRaisesRegex(ValueError, r"^keepalive_timeout must be seconds > 0, got 0$"):
+            Florence2Client("localhost:1", keepalive_timeout=0)
+        Florence2Client("localhost:1", keepalive_time=0).close()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import { CancelledError, Florence2Error } from './errors';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetries } from './retry';
 import { runStream, type StreamItem, type StreamOptions, type StreamOutcome } from './stream';
 import { injectTraceContext } from './trace-context';
+import { balancingChannelOptions, type LoadBalancing } from './balancing';
 import {
   captionDetail,
   detectKind,
@@ -61,8 +62,25 @@ export type CredentialsInput = 'insecure' | { rootCerts?: Buffer; privateKey?: B
 
 /** How to reach and talk to a server. */
 export interface Florence2ClientOptions {
-  /** `host:port` (or any grpc-js target, e.g. `dns:///host:port`). */
+  /**
+   * `host:port`, or any grpc-js target: `dns:///name:port` (every address the name resolves to, e.g.
+   * a Kubernetes headless Service), `ipv4:10.0.0.1:50051,10.0.0.2:50051` (a list).
+   */
   address: string;
+  /**
+   * How calls spread over the servers the address resolves to: `round_robin` (each call to the next
+   * connected server) or `pick_first` (one server). Default: `round_robin` for `dns:` targets and
+   * address lists, `pick_first` for a plain `host:port`.
+   */
+  loadBalancing?: LoadBalancing;
+  /**
+   * Keepalive ping interval while calls are in flight, in ms (default 30000; 0 = none): a server
+   * that vanished without closing the connection fails the calls on it as UNAVAILABLE (retried)
+   * within this plus `keepaliveTimeoutMs`, instead of at their deadline.
+   */
+  keepaliveTimeMs?: number;
+  /** How long a keepalive ping may go unanswered before the connection is dropped (default 10000 ms). */
+  keepaliveTimeoutMs?: number;
   /** Default `'insecure'`. TLS: `{ rootCerts }` for a private CA (omit for the system roots), plus `privateKey` and `certChain` for mutual TLS. */
   credentials?: CredentialsInput;
   /** Bearer token for a server with `--auth-tokens-file`: sent as `authorization: Bearer <token>` on every call. */
@@ -77,7 +95,7 @@ export interface Florence2ClientOptions {
   retryMaxBackoffMs?: number;
   /** Largest message sent or received (default 50 MiB, the server's default). */
   maxMessageBytes?: number;
-  /** Extra grpc-js channel options (override the ones above). */
+  /** Extra grpc-js channel options (override the ones above, `grpc.service_config` included). */
   channelOptions?: grpc.ChannelOptions;
 }
 
@@ -143,15 +161,20 @@ export class Florence2Client {
   private readonly retry: RetryPolicy;
   private readonly defaultDeadlineMs: number | undefined;
   private readonly token: string | undefined;
+  /** The load-balancing policy asked for, or the address's default (a `grpc.service_config` in `channelOptions` overrides both). */
+  readonly loadBalancing: LoadBalancing;
 
   constructor(options: Florence2ClientOptions) {
     if (!options || typeof options.address !== 'string' || options.address === '')
       throw new TypeError('Florence2Client needs { address: "host:port" }');
     const { Florence2, Health } = constructors();
     const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    const balancing = balancingChannelOptions(options.address, options);
+    this.loadBalancing = balancing.policy;
     const channelOptions: grpc.ChannelOptions = {
       'grpc.max_receive_message_length': maxBytes,
       'grpc.max_send_message_length': maxBytes,
+      ...balancing.channelOptions,
       ...options.channelOptions,
     };
     this.raw = new Florence2(options.address, toCredentials(options.credentials), channelOptions);

@@ -20,6 +20,8 @@ export {
   UnknownStatusError,
 } from './errors';
 export type { StatusLike } from './errors';
+export { LOAD_BALANCING_POLICIES, DEFAULT_KEEPALIVE_TIME_MS, DEFAULT_KEEPALIVE_TIMEOUT_MS, defaultLoadBalancing } from './balancing';
+export type { LoadBalancing } from './balancing';
 export { DEFAULT_RETRY_POLICY, backoffMs, isRetryable } from './retry';
 export type { RetryPolicy } from './retry';
 export { DEFAULT_MAX_IN_FLIGHT } from './stream';
