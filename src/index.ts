@@ -126,6 +126,12 @@ export class Florence2 {
     return this.backend.decoderRunMs;
   }
 
+  /** Bytes that crossed `session.run` in host memory during decoder steps, since load (README "GPU serving path"). */
+  get decoderBytes(): { hostToDevice: number; deviceToHost: number } {
+    const { hostToDevice, deviceToHost } = this.backend.transfers.totals.decoder;
+    return { hostToDevice, deviceToHost };
+  }
+
   /** The ONNX files in use, per module. */
   get files(): Readonly<Record<string, string>> {
     return this.backend.files;

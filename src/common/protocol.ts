@@ -166,6 +166,8 @@ export interface BatchStats extends BatchShape {
   decodeMs: number;
   /** The part of `decodeMs` inside `session.run` (token embedding and decoder); the rest is our per-step work. */
   decoderRunMs: number;
+  /** Bytes that crossed `session.run` in host memory during the decoder steps (src/runtime/transfers.ts). */
+  decoderBytes: { hostToDevice: number; deviceToHost: number };
   /** The stages every request of the batch shared, in milliseconds. */
   shared: Pick<StageTimings, 'preprocess' | 'vision' | 'encoder'>;
 }

@@ -127,6 +127,7 @@ export class Metrics {
   private readonly rowsPerStep: Histogram<'device'>;
   private readonly decoderLoop: Counter<'device'>;
   private readonly decoderRun: Counter<'device'>;
+  private readonly decoderTransfer: Counter<'device' | 'direction'>;
   private readonly modelInfo: Gauge<'model' | 'dtype' | 'server_version'>;
   private deviceSource: () => readonly DeviceGauges[] = () => [];
 
@@ -205,6 +206,12 @@ export class Metrics {
       name: `${p}decoder_run_seconds_total`,
       help: 'The part of decoder_loop_seconds_total inside onnxruntime session.run; the rest is per-step logits, beam and cache work.',
       labelNames: ['device'],
+      registers,
+    });
+    this.decoderTransfer = new Counter({
+      name: `${p}decoder_transfer_bytes_total`,
+      help: 'Bytes that crossed onnxruntime session.run in host memory during decoder steps, by direction: on a GPU the host-device traffic (decoder state kept on a WebGPU device leaves token ids in and logits out); on CPU what a device would be sent.',
+      labelNames: ['device', 'direction'],
       registers,
     });
     this.generatedTokens = new Counter({
@@ -399,6 +406,14 @@ export class Metrics {
     if (ms !== null) this.decoderStep.observe({ device }, ms / 1000);
     const rows = nonNegative(rowSteps / steps);
     if (rows !== null) this.rowsPerStep.observe({ device }, rows);
+  }
+
+  /** Adds a batch's decoder transfer bytes. */
+  recordDecoderTransfers(device: string, bytes: { hostToDevice: number; deviceToHost: number }): void {
+    const h2d = nonNegative(bytes.hostToDevice);
+    const d2h = nonNegative(bytes.deviceToHost);
+    if (h2d !== null) this.decoderTransfer.inc({ device, direction: 'host_to_device' }, h2d);
+    if (d2h !== null) this.decoderTransfer.inc({ device, direction: 'device_to_host' }, d2h);
   }
 
   /** Counts a worker of `device` that died and was replaced. */

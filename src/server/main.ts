@@ -159,6 +159,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     onBatchEnd: (device, stats) => {
       metrics.recordStages(stats.shared);
       metrics.recordDecoderSteps(device, stats.steps, stats.rowSteps, stats.decodeMs, stats.decoderRunMs);
+      metrics.recordDecoderTransfers(device, stats.decoderBytes);
     },
     onStoppedInBatch: (requestId, device, message) => logger.info('running request stopped in its batch', { requestId, device, message }),
   });

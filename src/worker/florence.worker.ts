@@ -163,6 +163,7 @@ async function runTask(init: WorkerInit, model: Florence2, flags: Int32Array, ta
   const t0 = performance.now();
   const startedAt = performance.timeOrigin + t0;
   const run0 = model.decoderRunMs;
+  const bytes0 = model.decoderBytes;
   const settled = await model.runBatchSettled(prompts, {
     generation: { numBeams: task.numBeams },
     items: prompts.map((_, p) => {
@@ -183,6 +184,8 @@ async function runTask(init: WorkerInit, model: Florence2, flags: Int32Array, ta
   });
   const decodeMs = performance.now() - t0;
   const decoderRunMs = model.decoderRunMs - run0;
+  const bytes1 = model.decoderBytes;
+  const decoderBytes = { hostToDevice: bytes1.hostToDevice - bytes0.hostToDevice, deviceToHost: bytes1.deviceToHost - bytes0.deviceToHost };
   // Every item is final once the call returns; outcomes the callbacks missed come from its result.
   settled.forEach((outcome, p) => {
     const i = itemOf[p];
@@ -206,6 +209,7 @@ async function runTask(init: WorkerInit, model: Florence2, flags: Int32Array, ta
       rowSteps: ran.reduce((s, r) => s + r.batch.steps * beams, 0),
       decodeMs: Math.max(0, ...ran.map((r) => r.timings.decoder)) || decodeMs,
       decoderRunMs,
+      decoderBytes,
       shared: { preprocess: shared.preprocess, vision: shared.vision, encoder: shared.encoder },
     },
     device: init.device,

@@ -18,7 +18,7 @@ import { OrtBackend, type OrtBackendOptions } from '../../src/runtime/ort-backen
 import { rowGatherModel, webgpuUnavailable } from '../../src/runtime/row-gather';
 import { carTiny, randomTiny } from '../helpers/synth-models';
 import { decodeSteps } from '../helpers/decode-steps';
-import { call, startServerProcess } from '../helpers/server-process';
+import { call, metricSample, scrapeMetrics, type ServerProcess, startServerProcess } from '../helpers/server-process';
 import type { DetectResponse__Output } from 'florence2-client/generated/florence2/v1/DetectResponse';
 
 async function partsFor(dir: string, options: OrtBackendOptions): Promise<{ parts: PipelineParts; backend: OrtBackend }> {
@@ -154,6 +154,25 @@ describe('decoder state: Gather-graph row operations, cache release, bytes per s
     }
   });
 
+  it('the server counts decoder transfer bytes per device: host state sends the cache back every step', async () => {
+    const server = await startServerProcess(['--model', await carTiny(), '--devices', 'cpu']);
+    try {
+      await server.serving;
+      const before = await transferBytes(server, 'cpu:0');
+      await call<object, DetectResponse__Output>(server.client, 'Detect', { image: { data: await png(640, 480, 9) } });
+      const after = await transferBytes(server, 'cpu:0');
+      const rowLogits = readModelConfig(await carTiny()).dims.vocabSize * 4;
+      const sent = after.hostToDevice - before.hostToDevice;
+      const received = after.deviceToHost - before.deviceToHost;
+      // Present K/V come back beside the logits, and the past K/V and encoder states go in at every step:
+      // far from the device path's "next to nothing in" (its test: under 1% of what comes out).
+      assert.ok(received > rowLogits && received % rowLogits !== 0, `${received} bytes out`);
+      assert.ok(sent > received / 10, `${sent} bytes in, ${received} out`);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('host state: the bytes counted per step are every tensor that crosses session.run (they grow with the cache and the encoder)', async () => {
     const { backend } = await partsFor(dir, {});
     try {
@@ -177,6 +196,13 @@ describe('decoder state: Gather-graph row operations, cache release, bytes per s
     }
   });
 });
+
+/** The server's decoder transfer counters for `device`. */
+async function transferBytes(server: ServerProcess, device: string): Promise<{ hostToDevice: number; deviceToHost: number }> {
+  const text = await scrapeMetrics(server);
+  const of = (direction: string) => metricSample(text, 'florence2_decoder_transfer_bytes_total', { device, direction }) ?? 0;
+  return { hostToDevice: of('host_to_device'), deviceToHost: of('device_to_host') };
+}
 
 describe('decoder state on a WebGPU device', function () {
   this.timeout(300_000);
@@ -257,6 +283,13 @@ describe('decoder state on a WebGPU device', function () {
         [b.x1, b.y1, b.x2, b.y2].map((v) => Math.round(v * 100) / 100),
         [34.24, 160.08, 597.44, 371.76],
       );
+      // Only logits came back from the decoder steps (whole rows of them). What went in is the encoder
+      // batch, once per generation, then token ids: a few percent of what came out (host state on CPU
+      // sends more than it receives).
+      const bytes = await transferBytes(server, 'webgpu:0');
+      const rowLogits = readModelConfig(await carTiny()).dims.vocabSize * 4;
+      assert.ok(bytes.deviceToHost > 0 && bytes.deviceToHost % rowLogits === 0, `${bytes.deviceToHost} bytes out`);
+      assert.ok(bytes.hostToDevice < bytes.deviceToHost / 20, `${bytes.hostToDevice} bytes in, ${bytes.deviceToHost} out`);
     } finally {
       await server.stop();
     }

@@ -130,6 +130,7 @@ describe('metrics', () => {
         florence2_queue_wait_seconds: 'histogram',
         florence2_stage_duration_seconds: 'histogram',
         florence2_generated_tokens_total: 'counter',
+        florence2_decoder_transfer_bytes_total: 'counter',
         florence2_prompt_tokens_total: 'counter',
         florence2_inflight_requests: 'gauge',
         florence2_queued_requests: 'gauge',

@@ -84,6 +84,7 @@ const OK = (device: string, task: WorkerTask): WorkerResult => ({
     rowSteps: 7 * task.items.length,
     decodeMs: 4,
     decoderRunMs: 3,
+    decoderBytes: { hostToDevice: 10, deviceToHost: 20 },
     shared: { preprocess: 1, vision: 2, encoder: 3 },
   },
   device,
