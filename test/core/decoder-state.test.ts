@@ -18,6 +18,7 @@ import { OrtBackend, type OrtBackendOptions } from '../../src/runtime/ort-backen
 import { rowGatherModel, webgpuUnavailable } from '../../src/runtime/row-gather';
 import { carTiny, randomTiny } from '../helpers/synth-models';
 import { decodeSteps } from '../helpers/decode-steps';
+import { waitFor } from '../helpers/wait';
 import { call, metricSample, scrapeMetrics, type ServerProcess, startServerProcess } from '../helpers/server-process';
 import type { DetectResponse__Output } from 'florence2-client/generated/florence2/v1/DetectResponse';
 
@@ -197,11 +198,22 @@ describe('decoder state: Gather-graph row operations, cache release, bytes per s
   });
 });
 
-/** The server's decoder transfer counters for `device`. */
+/**
+ * The server's decoder transfer counters for `device`, once every batch begun there has ended: a
+ * request is answered as soon as it is final, and its batch's counters are added when the batch ends.
+ */
 async function transferBytes(server: ServerProcess, device: string): Promise<{ hostToDevice: number; deviceToHost: number }> {
-  const text = await scrapeMetrics(server);
-  const of = (direction: string) => metricSample(text, 'florence2_decoder_transfer_bytes_total', { device, direction }) ?? 0;
-  return { hostToDevice: of('host_to_device'), deviceToHost: of('device_to_host') };
+  return waitFor(
+    async () => {
+      const text = await scrapeMetrics(server);
+      const begun = metricSample(text, 'florence2_batch_size_requests_count', { device }) ?? 0;
+      const ended = metricSample(text, 'florence2_decoder_step_seconds_count', { device }) ?? 0;
+      if (begun !== ended) return null;
+      const of = (direction: string) => metricSample(text, 'florence2_decoder_transfer_bytes_total', { device, direction }) ?? 0;
+      return { hostToDevice: of('host_to_device'), deviceToHost: of('device_to_host') };
+    },
+    { what: `every batch on ${device} to end` },
+  );
 }
 
 describe('decoder state on a WebGPU device', function () {
