@@ -40,7 +40,7 @@ export interface OrtBackendOptions {
    * to the host) feeds host tensors at every step.
    */
   decoderState?: DecoderStateLocation;
-  /** Row gathers of host state: `copy` (default, measured faster on CPU) or `graph`. Device state always uses graphs. */
+  /** Row gathers of host state: `copy` (default, faster on CPU's large gathers) or `graph`. Device state always uses graphs. */
   rowOps?: RowOps;
   /** Keep per-step transfer counts in `transfers.steps` (benchmarks, tests). */
   recordTransfers?: boolean;
@@ -156,8 +156,9 @@ export type DecoderStateLocation = 'host' | 'device';
 export type RowOps = 'copy' | 'graph';
 
 /**
- * Row gathers of host tensors: JavaScript copies measured faster than the Gather graph on the CPU
- * provider (`npm run bench -- --row-ops`, README "GPU serving path"), so they are the default.
+ * Row gathers of host tensors: JavaScript copies were faster than the Gather graph on the CPU
+ * provider for the large gathers (a long cache, the cross K/V) and 10% slower on the smallest
+ * (`npm run bench -- --transfers`, README "GPU serving path"), so they are the default.
  */
 export const DEFAULT_HOST_ROW_OPS: RowOps = 'copy';
 
