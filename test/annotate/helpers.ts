@@ -6,6 +6,7 @@ import sharp from 'sharp';
 import type { AnnotationBackend, BackendRequest, BackendResult, BackendRunOptions } from '../../src/annotate';
 import { polygonArea } from '../../src/annotate/geometry';
 import { annotate as annotateCli } from '../../src/cli/annotate';
+import { captureOutput } from '../helpers/capture-output';
 
 /** Two classes: car [100,100,400,400] and person [500,200,700,900] (bins), for grounding and `<OD>`. */
 export const TWO_CLASS_SCRIPT = 'car<loc_100><loc_100><loc_400><loc_400>person<loc_500><loc_200><loc_700><loc_900>';
@@ -158,18 +159,6 @@ export class FakeBackend implements AnnotationBackend {
 }
 
 /** Runs the CLI in process, capturing stdout and stderr. */
-export async function runCli(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = process.stdout.write.bind(process.stdout);
-  const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = (chunk: string | Uint8Array) => ((stdout += String(chunk)), true);
-  process.stderr.write = (chunk: string | Uint8Array) => ((stderr += String(chunk)), true);
-  try {
-    const code = await annotateCli(argv, env);
-    return { code, stdout, stderr };
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-  }
+export function runCli(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return captureOutput(() => annotateCli(argv, env));
 }

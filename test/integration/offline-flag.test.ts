@@ -12,22 +12,7 @@ import { serve } from '../../src/cli/serve';
 import { annotate } from '../../src/cli/annotate';
 import { helpText } from '../../src/config/load';
 import { writeImage } from '../annotate/helpers';
-
-/** Runs a CLI entry point in process, capturing what it writes. */
-async function capture(run: () => Promise<number>): Promise<{ code: number; stderr: string; stdout: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = process.stdout.write.bind(process.stdout);
-  const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = (chunk: string | Uint8Array) => ((stdout += String(chunk)), true);
-  process.stderr.write = (chunk: string | Uint8Array) => ((stderr += String(chunk)), true);
-  try {
-    return { code: await run(), stdout, stderr };
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-  }
-}
+import { captureOutput } from '../helpers/capture-output';
 
 describe('--offline on the commands that resolve models', () => {
   let tmp: string;
@@ -53,7 +38,7 @@ describe('--offline on the commands that resolve models', () => {
   beforeEach(() => (connections = 0));
 
   it('serve --offline: an uncached Hub model exits 3 with the offline message, without a connection', async () => {
-    const r = await capture(() => serve(['--offline', '--model', 'base-ft', '--metrics-port', '-1'], env));
+    const r = await captureOutput(() => serve(['--offline', '--model', 'base-ft', '--metrics-port', '-1'], env));
     assert.doesNotMatch(r.stderr, /unknown flag/);
     assert.equal(r.code, 3, r.stderr);
     assert.match(r.stderr, /offline mode is on \(--offline, FLORENCE2_OFFLINE or HF_HUB_OFFLINE\)/);
@@ -63,7 +48,7 @@ describe('--offline on the commands that resolve models', () => {
 
   it('serve: FLORENCE2_OFFLINE takes the values the Hub code reads (yes/on as well as 1/true)', async () => {
     for (const value of ['1', 'true', 'yes', 'on']) {
-      const r = await capture(() => serve(['--metrics-port', '-1'], { ...env, FLORENCE2_OFFLINE: value }));
+      const r = await captureOutput(() => serve(['--metrics-port', '-1'], { ...env, FLORENCE2_OFFLINE: value }));
       assert.equal(r.code, 3, `${value}: ${r.stderr}`);
       assert.match(r.stderr, /offline mode is on/);
     }
@@ -79,11 +64,11 @@ describe('--offline on the commands that resolve models', () => {
   it('annotate --offline: no model without the network, reported with what to do', async () => {
     const data = join(tmp, 'data');
     await writeImage(join(data, 'a.png'), 32, 24);
-    const r = await capture(() => annotate([data, '-o', join(tmp, 'out'), '--offline'], env));
+    const r = await captureOutput(() => annotate([data, '-o', join(tmp, 'out'), '--offline'], env));
     assert.doesNotMatch(r.stderr, /unknown option/);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /no model: .*offline mode is on/s);
     assert.equal(connections, 0);
-    assert.match((await capture(() => annotate(['--help'], env))).stdout, /--offline/);
+    assert.match((await captureOutput(() => annotate(['--help'], env))).stdout, /--offline/);
   });
 });
